@@ -1,0 +1,165 @@
+//! The table of label sets (series) and their current values.
+//!
+//! Label values are interned once; a series is a fixed array of symbols.
+//! Contributions refer to series by [`SeriesId`] and hold a reference, so a
+//! series lives exactly as long as some report (committed or in a pending
+//! relist) mentions it, and its slot is reused afterwards.
+
+use std::collections::HashMap;
+
+use string_interner::{DefaultStringInterner, DefaultSymbol};
+
+/// Number of label slots in a series key.
+pub const SLOTS: usize = 8;
+
+/// A series: one interned symbol per label slot.
+pub type SeriesKey = [DefaultSymbol; SLOTS];
+
+/// Index of a series in the table.
+pub type SeriesId = u32;
+
+#[derive(Debug)]
+struct Slot {
+    key: SeriesKey,
+    value: u64,
+    refs: u32,
+}
+
+/// Interned label values and the series built from them.
+#[derive(Debug)]
+pub struct SeriesTable {
+    strings: DefaultStringInterner,
+    index: HashMap<SeriesKey, SeriesId>,
+    slots: Vec<Slot>,
+    free: Vec<SeriesId>,
+}
+
+impl Default for SeriesTable {
+    fn default() -> Self {
+        Self {
+            strings: DefaultStringInterner::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl SeriesTable {
+    /// Find or create the series for these label values and take a reference.
+    pub fn acquire(&mut self, labels: &[&str; SLOTS]) -> SeriesId {
+        let key: SeriesKey = labels.map(|s| self.strings.get_or_intern(s));
+        if let Some(&id) = self.index.get(&key) {
+            self.slots[id as usize].refs += 1;
+            return id;
+        }
+        let slot = Slot {
+            key,
+            value: 0,
+            refs: 1,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as SeriesId
+            }
+        };
+        self.index.insert(key, id);
+        id
+    }
+
+    /// Drop a reference taken by [`acquire`](Self::acquire).
+    pub fn release(&mut self, id: SeriesId) {
+        let slot = &mut self.slots[id as usize];
+        slot.refs -= 1;
+        if slot.refs == 0 {
+            debug_assert_eq!(slot.value, 0, "released series still has a value");
+            self.index.remove(&slot.key);
+            self.free.push(id);
+        }
+    }
+
+    /// Add to a series' value.
+    pub fn add(&mut self, id: SeriesId, n: u32) {
+        self.slots[id as usize].value += u64::from(n);
+    }
+
+    /// Subtract from a series' value.
+    pub fn sub(&mut self, id: SeriesId, n: u32) {
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.value >= u64::from(n), "series value underflow");
+        slot.value = slot.value.saturating_sub(u64::from(n));
+    }
+
+    /// Visit every series with a non-zero value.
+    pub fn for_each<'s>(&'s self, mut f: impl FnMut([&'s str; SLOTS], u64)) {
+        for slot in &self.slots {
+            // Freed slots have refs == 0; pending-only series have value 0.
+            if slot.value == 0 || slot.refs == 0 {
+                continue;
+            }
+            f(
+                slot.key.map(|s| self.strings.resolve(s).unwrap_or("")),
+                slot.value,
+            );
+        }
+    }
+
+    /// Number of live series (including those only held by a pending relist).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the table holds no series.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Number of distinct label strings ever interned.
+    pub fn strings(&self) -> usize {
+        self.strings.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [&str; SLOTS] = ["ns", "p", "", "", "", "pass", "", ""];
+    const B: [&str; SLOTS] = ["ns", "p", "", "", "", "fail", "", ""];
+
+    fn values(t: &SeriesTable) -> Vec<(String, u64)> {
+        let mut v = Vec::new();
+        t.for_each(|k, n| v.push((k.join("|"), n)));
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn acquire_release_reuses_slots() {
+        let mut t = SeriesTable::default();
+        let a = t.acquire(&A);
+        assert_eq!(t.acquire(&A), a);
+        t.add(a, 3);
+        let b = t.acquire(&B);
+        t.add(b, 1);
+        assert_eq!(
+            values(&t),
+            vec![("ns|p||||fail||".into(), 1), ("ns|p||||pass||".into(), 3)]
+        );
+        t.sub(b, 1);
+        t.release(b);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.acquire(&B), b, "freed slot is reused");
+        t.sub(a, 3);
+        assert!(values(&t).is_empty(), "zero-valued series are not visited");
+        t.release(a);
+        t.release(a);
+        t.release(b);
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,114 @@
+//! Wiring of the `serve` command: sources → aggregator → snapshots → HTTP.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::aggregate::{self, Aggregate, LabelOptions};
+use crate::cli::{ExtraLabel, ServeArgs};
+use crate::metrics::Snapshot;
+use crate::server;
+use crate::source::files::{self, FilesSource};
+use crate::source::kube::{self as kube_source, KubeSourceError};
+
+/// Capacity of the source → aggregator channel; a full channel makes
+/// sources wait, so memory stays bounded when input outruns the aggregator.
+const CHANNEL: usize = 1024;
+/// Under load, snapshots are re-rendered at most this often.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Errors that stop `serve`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The Kubernetes source could not start.
+    #[error(transparent)]
+    Kube(#[from] KubeSourceError),
+    /// API discovery failed.
+    #[error("API discovery failed: {0}")]
+    Discovery(kube::Error),
+    /// The listen address could not be bound, or serving failed.
+    #[error("serving HTTP on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The files source thread could not start.
+    #[error("starting the files source: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The label options selected by `--extra-labels`.
+pub fn label_options(extra: &[ExtraLabel]) -> LabelOptions {
+    LabelOptions {
+        rule: extra.contains(&ExtraLabel::Rule),
+        kind: extra.contains(&ExtraLabel::Kind),
+    }
+}
+
+/// Run the exporter until `shutdown` completes.
+pub async fn serve(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let labels = label_options(&args.extra_labels);
+    let mut aggregate = Aggregate::new(labels);
+    let (tx, rx) = mpsc::channel(CHANNEL);
+
+    if args.files.is_empty() {
+        let client = kube_source::client(args.context.as_deref()).await?;
+        let kinds = kube_source::discover(&client)
+            .await
+            .map_err(ServeError::Discovery)?;
+        let watched: Vec<&str> = kinds.iter().map(|k| k.resource()).collect();
+        info!(resources = ?watched, labels = ?labels.names(), "watching the cluster");
+        if kinds.is_empty() {
+            tracing::warn!("the cluster serves no report kinds; is Kyverno installed?");
+        }
+        for kind in kinds {
+            aggregate.expect_sync(kind.resource());
+            tokio::spawn(kube_source::watch(
+                client.clone(),
+                kind,
+                args.page_size,
+                tx.clone(),
+            ));
+        }
+    } else {
+        info!(paths = ?args.files, labels = ?labels.names(), "watching report files");
+        aggregate.expect_sync(files::SYNC_TARGET);
+        FilesSource::new(args.files.clone(), tx.clone())
+            .spawn()
+            .map_err(ServeError::Thread)?;
+    }
+    drop(tx);
+
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
+    tokio::spawn(aggregate::run(
+        aggregate,
+        rx,
+        PUBLISH_INTERVAL,
+        move |agg| {
+            snapshot_tx.send_replace(Arc::new(Snapshot::render(agg)));
+        },
+    ));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Http {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    info!(address = %addr, "listening");
+    axum::serve(listener, server::router(snapshot_rx))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Http { addr, source })?;
+    info!("stopped");
+    Ok(())
+}

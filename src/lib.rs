@@ -1,0 +1,14 @@
+//! policyreport-exporter: a Prometheus exporter for Kyverno's PolicyReports.
+//!
+//! Data flows one way: [`source`]s emit apply, delete and resync events; the
+//! [`aggregate`] owns the state; [`metrics`] renders it; [`server`] serves
+//! the rendering. [`app`] wires them together for the `serve` command.
+
+pub mod aggregate;
+pub mod app;
+pub mod cli;
+pub mod logging;
+pub mod metrics;
+pub mod report;
+pub mod server;
+pub mod source;

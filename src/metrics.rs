@@ -1,0 +1,253 @@
+//! The metrics encoder: renders the aggregated state in the Prometheus text
+//! format 0.0.4 and in OpenMetrics 1.0, once per change of the state, into a
+//! [`Snapshot`] that HTTP handlers serve without further work.
+//!
+//! The exposition is written directly rather than through
+//! `prometheus-client`, whose encoder only speaks OpenMetrics: both formats
+//! are produced in one pass, and the series come straight from the
+//! aggregate's table without building per-scrape metric objects.
+
+use std::fmt::Write;
+
+use bytes::Bytes;
+
+use crate::aggregate::Aggregate;
+
+/// `Content-Type` of the Prometheus text format.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `Content-Type` of OpenMetrics text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What readers see: both renderings and the readiness at one generation.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The aggregate generation this was rendered from.
+    pub generation: u64,
+    /// Prometheus text 0.0.4.
+    pub prometheus: Bytes,
+    /// OpenMetrics text.
+    pub openmetrics: Bytes,
+    /// Sync targets still waiting for their initial list.
+    pub pending: Vec<String>,
+}
+
+impl Snapshot {
+    /// Render the aggregate.
+    pub fn render(aggregate: &Aggregate) -> Self {
+        let mut out = Exposition::default();
+        let names = aggregate.labels().names();
+        out.family(
+            "policyreport_results",
+            "Number of policy report results currently present, per subject.",
+            Type::Gauge,
+            |buf| {
+                aggregate.for_each_result(|values, n| {
+                    sample(
+                        buf,
+                        "policyreport_results",
+                        names.iter().copied().zip(values.iter().copied()),
+                        n,
+                    )
+                })
+            },
+        );
+        let stats = aggregate.stats();
+        let per_resource =
+            |buf: &mut String, name: &str, map: &std::collections::BTreeMap<&str, u64>| {
+                for (resource, n) in map {
+                    sample(buf, name, [("resource", *resource)], *n);
+                }
+            };
+        out.family(
+            "policyreport_exporter_objects",
+            "Objects currently held, per watched resource.",
+            Type::Gauge,
+            |buf| per_resource(buf, "policyreport_exporter_objects", &stats.objects),
+        );
+        out.family(
+            "policyreport_exporter_invalid_objects",
+            "Objects or files skipped because they could not be decoded.",
+            Type::Counter,
+            |buf| {
+                per_resource(
+                    buf,
+                    "policyreport_exporter_invalid_objects_total",
+                    &stats.invalid,
+                )
+            },
+        );
+        out.family(
+            "policyreport_exporter_watch_errors",
+            "Failed list or watch requests against the API server.",
+            Type::Counter,
+            |buf| {
+                per_resource(
+                    buf,
+                    "policyreport_exporter_watch_errors_total",
+                    &stats.watch_errors,
+                )
+            },
+        );
+        out.family(
+            "policyreport_exporter_synced",
+            "1 once the initial list of a source is complete.",
+            Type::Gauge,
+            |buf| {
+                for (target, synced) in aggregate.sync_state() {
+                    sample(
+                        buf,
+                        "policyreport_exporter_synced",
+                        [("resource", target.as_str())],
+                        u64::from(*synced),
+                    );
+                }
+            },
+        );
+        out.family(
+            "policyreport_exporter_series",
+            "Number of policyreport_results series.",
+            Type::Gauge,
+            |buf| {
+                sample(
+                    buf,
+                    "policyreport_exporter_series",
+                    [],
+                    aggregate.series_count() as u64,
+                )
+            },
+        );
+        out.family(
+            "policyreport_exporter_build_info",
+            "Build information; always 1.",
+            Type::Gauge,
+            |buf| {
+                sample(
+                    buf,
+                    "policyreport_exporter_build_info",
+                    [("version", env!("CARGO_PKG_VERSION"))],
+                    1,
+                )
+            },
+        );
+        let (prometheus, openmetrics) = out.finish();
+        Snapshot {
+            generation: aggregate.generation(),
+            prometheus,
+            openmetrics,
+            pending: aggregate
+                .pending_targets()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Gauge,
+    Counter,
+}
+
+/// Both renderings under construction. Samples are written once and copied.
+#[derive(Default)]
+struct Exposition {
+    prometheus: String,
+    openmetrics: String,
+}
+
+impl Exposition {
+    /// Write a family. For counters, `name` is given without `_total`; the
+    /// sample writer must use `<name>_total`.
+    fn family(&mut self, name: &str, help: &str, kind: Type, samples: impl FnOnce(&mut String)) {
+        let (prom_name, type_name) = match kind {
+            Type::Gauge => (name.to_owned(), "gauge"),
+            Type::Counter => (format!("{name}_total"), "counter"),
+        };
+        let _ = write!(
+            self.prometheus,
+            "# HELP {prom_name} {help}\n# TYPE {prom_name} {type_name}\n"
+        );
+        let _ = write!(
+            self.openmetrics,
+            "# HELP {name} {help}\n# TYPE {name} {type_name}\n"
+        );
+        let start = self.prometheus.len();
+        samples(&mut self.prometheus);
+        self.openmetrics.push_str(&self.prometheus[start..]);
+    }
+
+    fn finish(mut self) -> (Bytes, Bytes) {
+        self.openmetrics.push_str("# EOF\n");
+        (Bytes::from(self.prometheus), Bytes::from(self.openmetrics))
+    }
+}
+
+fn sample<'a>(
+    buf: &mut String,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    value: u64,
+) {
+    buf.push_str(name);
+    let mut first = true;
+    for (k, v) in labels {
+        buf.push(if first { '{' } else { ',' });
+        first = false;
+        buf.push_str(k);
+        buf.push_str("=\"");
+        escape_label_value(buf, v);
+        buf.push('"');
+    }
+    if !first {
+        buf.push('}');
+    }
+    let _ = writeln!(buf, " {value}");
+}
+
+/// Escape a label value as both text formats require.
+fn escape_label_value(buf: &mut String, v: &str) {
+    if !v.contains(['\\', '"', '\n']) {
+        buf.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '"' => buf.push_str("\\\""),
+            '\n' => buf.push_str("\\n"),
+            c => buf.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_label_values() {
+        let mut s = String::new();
+        sample(&mut s, "m", [("a", "x\"y\\z\nw"), ("b", "")], 3);
+        assert_eq!(s, "m{a=\"x\\\"y\\\\z\\nw\",b=\"\"} 3\n");
+        s.clear();
+        sample(&mut s, "m", [], 0);
+        assert_eq!(s, "m 0\n");
+    }
+
+    #[test]
+    fn counters_differ_only_in_headers() {
+        let mut e = Exposition::default();
+        e.family("x", "Help.", Type::Counter, |b| sample(b, "x_total", [], 2));
+        let (p, o) = e.finish();
+        assert_eq!(
+            &p[..],
+            b"# HELP x_total Help.\n# TYPE x_total counter\nx_total 2\n"
+        );
+        assert_eq!(
+            &o[..],
+            b"# HELP x Help.\n# TYPE x counter\nx_total 2\n# EOF\n"
+        );
+    }
+}

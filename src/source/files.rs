@@ -1,0 +1,442 @@
+//! The files source: reads reports from YAML and JSON files (single objects,
+//! multi-document YAML, and `List` wrappers as kubectl writes them), then
+//! watches the paths and re-reads what changed.
+//!
+//! Each file is its own [`Origin`]: a changed file is re-sent as a relist of
+//! that file, and a removed file as an empty relist. Change detection
+//! compares size, mtime and inode, so a missed notification is caught by the
+//! next scan; a periodic scan runs as a fallback.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, SystemTime};
+
+use notify::RecursiveMode;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::{Origin, SourceEvent, SourceObject};
+use crate::aggregate::FILE_RESOURCE;
+use crate::report::{RawReport, ReportKind};
+
+/// The sync target name of the files source.
+pub const SYNC_TARGET: &str = "files";
+
+/// How long file events are debounced before a rescan.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// A full rescan runs at least this often, in case notifications were lost.
+const RESCAN: Duration = Duration::from_secs(30);
+
+/// Why a file could not be read as objects.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("reading: {0}")]
+    Io(#[from] std::io::Error),
+    /// The JSON is malformed.
+    #[error("parsing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The YAML is malformed.
+    #[error("parsing YAML: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+}
+
+/// One object of a file that is a report but whose metadata is unusable.
+#[derive(Debug)]
+pub struct BadObject {
+    /// Its kind.
+    pub kind: ReportKind,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// The report objects found in one file.
+#[derive(Debug, Default)]
+pub struct FileContents {
+    /// Reports, in file order.
+    pub objects: Vec<SourceObject>,
+    /// Reports that could not be taken apart.
+    pub bad: Vec<BadObject>,
+}
+
+/// Parse a file's bytes. JSON when `json` is set, else YAML (one or more
+/// documents). Objects that are not reports are ignored.
+pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
+    let mut out = FileContents::default();
+    if json {
+        collect(serde_json::from_slice::<Value>(bytes)?, &mut out, true);
+    } else {
+        for doc in serde_yaml_ng::Deserializer::from_slice(bytes) {
+            collect(Value::deserialize(doc)?, &mut out, true);
+        }
+    }
+    Ok(out)
+}
+
+/// Gather reports from a document: an object, or a `List` of objects.
+fn collect(value: Value, out: &mut FileContents, top: bool) {
+    let Value::Object(mut obj) = value else {
+        return;
+    };
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    if let Some(kind) = ReportKind::from_type(api_version, kind) {
+        match raw_report(obj) {
+            Ok(report) => out.objects.push(SourceObject { kind, report }),
+            Err(e) => out.bad.push(BadObject {
+                kind,
+                reason: e.to_string(),
+            }),
+        }
+    } else if top && kind.ends_with("List") {
+        if let Some(Value::Array(items)) = obj.remove("items") {
+            for item in items {
+                collect(item, out, false);
+            }
+        }
+    }
+}
+
+/// Take a decoded object apart into the raw form the watch source produces.
+fn raw_report(mut obj: Map<String, Value>) -> Result<RawReport, serde_json::Error> {
+    let mut raw = |field: &str| {
+        obj.remove(field)
+            .filter(|v| !v.is_null())
+            .map(|v| serde_json::value::to_raw_value(&v))
+            .transpose()
+    };
+    let scope = raw("scope")?;
+    let source = raw("source")?;
+    let results = raw("results")?;
+    let metadata = match obj.remove("metadata") {
+        Some(m) => {
+            serde_json::from_value::<RawReport>(Value::Object(Map::from_iter([(
+                "metadata".to_owned(),
+                m,
+            )])))?
+            .metadata
+        }
+        None => Default::default(),
+    };
+    Ok(RawReport {
+        metadata,
+        scope,
+        source,
+        results,
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+struct Known {
+    fingerprint: Fingerprint,
+    origin: Origin,
+}
+
+/// Reads the configured paths and sends their reports to the aggregator.
+pub struct FilesSource {
+    roots: Vec<PathBuf>,
+    known: HashMap<PathBuf, Known>,
+    reported: HashSet<String>,
+    tx: mpsc::Sender<SourceEvent>,
+}
+
+impl FilesSource {
+    /// A source over these files and folders.
+    pub fn new(roots: Vec<PathBuf>, tx: mpsc::Sender<SourceEvent>) -> Self {
+        Self {
+            roots,
+            known: HashMap::new(),
+            reported: HashSet::new(),
+            tx,
+        }
+    }
+
+    /// Start on a thread of its own: scan, report synced, then follow
+    /// changes until the aggregator goes away.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("files-source".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(mut self) {
+        let (signal_tx, signal_rx) = std_mpsc::channel::<()>();
+        // Start watching before the first scan so no change is missed.
+        let _debouncer = Self::watch(&self.roots, signal_tx);
+        let files = self.scan();
+        info!(files, "read report files");
+        if self
+            .send(SourceEvent::Synced {
+                target: SYNC_TARGET.into(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            match signal_rx.recv_timeout(RESCAN) {
+                Ok(()) => while signal_rx.try_recv().is_ok() {},
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(RESCAN);
+                }
+            }
+            if self.tx.is_closed() {
+                return;
+            }
+            self.scan();
+        }
+    }
+
+    fn watch(roots: &[PathBuf], signal: std_mpsc::Sender<()>) -> Option<impl Drop + use<>> {
+        let debouncer = notify_debouncer_full::new_debouncer(DEBOUNCE, None, move |res| {
+            if let Err(errors) = &res {
+                debug!(?errors, "file watch error");
+            }
+            let _ = signal.send(());
+        });
+        let mut debouncer = match debouncer {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "cannot watch files for changes; rescanning every {}s", RESCAN.as_secs());
+                return None;
+            }
+        };
+        for root in roots {
+            // Watch a file's folder, so editors that replace the file are seen.
+            let (target, mode) = if root.is_dir() {
+                (root.clone(), RecursiveMode::Recursive)
+            } else {
+                let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
+                (
+                    parent.unwrap_or(Path::new(".")).to_path_buf(),
+                    RecursiveMode::NonRecursive,
+                )
+            };
+            if let Err(e) = debouncer.watch(&target, mode) {
+                warn!(path = %target.display(), error = %e, "cannot watch path for changes");
+            }
+        }
+        Some(debouncer)
+    }
+
+    /// Compare the files on disk with what was sent; send what changed.
+    /// Returns the number of files found.
+    fn scan(&mut self) -> usize {
+        let mut seen: HashMap<PathBuf, Fingerprint> = HashMap::new();
+        let roots = std::mem::take(&mut self.roots);
+        for root in &roots {
+            let explicit_file = root.is_file();
+            for entry in walkdir::WalkDir::new(root).follow_links(true) {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let location = e.path().unwrap_or(root).display().to_string();
+                        self.report_once(location, e.to_string());
+                        continue;
+                    }
+                };
+                if !entry.file_type().is_file()
+                    || !(explicit_file || has_report_extension(entry.path()))
+                {
+                    continue;
+                }
+                match entry.metadata() {
+                    Ok(m) => {
+                        seen.insert(
+                            entry.path().to_path_buf(),
+                            Fingerprint {
+                                len: m.len(),
+                                modified: m.modified().ok(),
+                                inode: m.ino(),
+                            },
+                        );
+                    }
+                    Err(e) => self.report_once(entry.path().display().to_string(), e.to_string()),
+                }
+            }
+        }
+        self.roots = roots;
+        let gone: Vec<PathBuf> = self
+            .known
+            .keys()
+            .filter(|p| !seen.contains_key(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(known) = self.known.remove(&path) {
+                debug!(path = %path.display(), "file removed");
+                let _ = self.relist(known.origin, Vec::new());
+            }
+        }
+        let count = seen.len();
+        let mut changed: Vec<(PathBuf, Fingerprint)> = seen
+            .into_iter()
+            .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
+            .collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, fingerprint) in changed {
+            let origin = match self.known.get(&path) {
+                Some(k) => k.origin.clone(),
+                None => Origin::File(Arc::from(path.as_path())),
+            };
+            let objects = self.load(&path);
+            self.known.insert(
+                path,
+                Known {
+                    fingerprint,
+                    origin: origin.clone(),
+                },
+            );
+            if self.relist(origin, objects).is_err() {
+                break;
+            }
+        }
+        count
+    }
+
+    /// Read one file; problems are reported and yield no objects.
+    fn load(&mut self, path: &Path) -> Vec<SourceObject> {
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let contents = std::fs::read(path)
+            .map_err(FileError::from)
+            .and_then(|b| parse(&b, json));
+        match contents {
+            Ok(contents) => {
+                for bad in contents.bad {
+                    let _ = self.send(SourceEvent::Invalid {
+                        resource: bad.kind.resource(),
+                        location: path.display().to_string(),
+                        reason: bad.reason,
+                    });
+                }
+                contents.objects
+            }
+            Err(e) => {
+                let _ = self.send(SourceEvent::Invalid {
+                    resource: FILE_RESOURCE,
+                    location: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    fn relist(&self, origin: Origin, objects: Vec<SourceObject>) -> Result<(), Closed> {
+        self.send(SourceEvent::ResyncStart {
+            origin: origin.clone(),
+        })?;
+        for object in objects {
+            self.send(SourceEvent::ResyncApply {
+                origin: origin.clone(),
+                object,
+            })?;
+        }
+        self.send(SourceEvent::ResyncEnd { origin })
+    }
+
+    /// Report a path problem the first time it is seen.
+    fn report_once(&mut self, location: String, reason: String) {
+        if self.reported.insert(format!("{location}: {reason}")) {
+            let _ = self.send(SourceEvent::Invalid {
+                resource: FILE_RESOURCE,
+                location,
+                reason,
+            });
+        }
+    }
+
+    fn send(&self, event: SourceEvent) -> Result<(), Closed> {
+        self.tx.blocking_send(event).map_err(|_| Closed)
+    }
+}
+
+/// The aggregator has stopped.
+struct Closed;
+
+fn has_report_extension(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["yaml", "yml", "json"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lists_and_documents_and_ignores_other_kinds() {
+        let yaml = br#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: wgpolicyk8s.io/v1alpha2
+  kind: PolicyReport
+  metadata: {name: a, namespace: x}
+  results: [{policy: p, result: pass}]
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c}
+---
+apiVersion: openreports.io/v1alpha1
+kind: ClusterReport
+metadata: {name: b}
+source: kyverno
+---
+"#;
+        let c = parse(yaml, false).expect("valid YAML");
+        let kinds: Vec<_> = c.objects.iter().map(|o| (o.kind, o.id())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ReportKind::PolicyReport, ("x", "a")),
+                (ReportKind::ClusterReport, ("", "b"))
+            ]
+        );
+        assert_eq!(
+            c.objects[1].report.source.as_ref().map(|r| r.get()),
+            Some("\"kyverno\"")
+        );
+        assert!(c.bad.is_empty());
+    }
+
+    #[test]
+    fn parses_json_lists() {
+        let json = br#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"ClusterPolicyReport","metadata":{"name":"n"},"results":null}]}"#;
+        let c = parse(json, true).expect("valid JSON");
+        assert_eq!(c.objects.len(), 1);
+        assert!(c.objects[0].report.results.is_none());
+    }
+
+    #[test]
+    fn bad_metadata_is_reported_per_object() {
+        let yaml =
+            b"apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: [1]}\n";
+        let c = parse(yaml, false).expect("valid YAML");
+        assert!(c.objects.is_empty());
+        assert_eq!(c.bad.len(), 1);
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error() {
+        assert!(parse(b"a: [1, 2\n", false).is_err());
+        assert!(parse(b"{", true).is_err());
+    }
+}
