@@ -412,7 +412,7 @@ fn decode_part<'a, T: Deserialize<'a>>(
                 Ok(_) => (String::new(), first.to_string()),
             };
             let field = match path.as_str() {
-                "" | "?" => field.to_owned(),
+                "" | "?" | "." => field.to_owned(),
                 p if p.starts_with('[') => format!("{field}{p}"),
                 p => format!("{field}.{p}"),
             };
