@@ -1,0 +1,412 @@
+//! `serve --files` end to end: the real binary, real HTTP, real files.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Exporter, Metrics, copy_tree, render_family, repo};
+
+const READY: Duration = Duration::from_secs(20);
+const FOLLOW: Duration = Duration::from_secs(2);
+
+fn fixtures() -> String {
+    repo()
+        .join("tests/crosscheck/fixtures")
+        .display()
+        .to_string()
+}
+
+fn examples() -> String {
+    repo().join("examples/reports").display().to_string()
+}
+
+fn expected(file: &str) -> String {
+    let text =
+        std::fs::read_to_string(repo().join("tests/crosscheck").join(file)).expect("expected file");
+    render_family(
+        "policyreport_results",
+        &Metrics::parse(&text).family("policyreport_results"),
+    )
+}
+
+fn results(labels: [&str; 6]) -> [(&'static str, &str); 6] {
+    let names = [
+        "namespace",
+        "policy",
+        "category",
+        "severity",
+        "source",
+        "result",
+    ];
+    std::array::from_fn(|i| (names[i], labels[i]))
+}
+
+#[test]
+fn fixtures_give_exact_values() {
+    let e = Exporter::serve(&["--files", &fixtures()], &[]);
+    e.wait_ready(READY);
+    let m = e.metrics();
+    assert_eq!(m.render_results(), expected("expected-fixtures.txt"));
+    let bp = "Best Practices, EKS Best Practices";
+    let pins = [
+        // 1 per-resource result + a policy-wide result listing 3 pods.
+        (
+            [
+                "team-a",
+                "require-requests-limits",
+                bp,
+                "medium",
+                "kyverno",
+                "fail",
+            ],
+            4.0,
+        ),
+        // ClusterPolicyReport + openreports ClusterReport, namespace empty.
+        (["", "require-ns-labels", "", "", "kyverno", "pass"], 2.0),
+        // A result's own source overrides the report's top-level source.
+        (
+            [
+                "team-b",
+                "check-restart-policy",
+                "",
+                "",
+                "KyvernoValidatingPolicy",
+                "fail",
+            ],
+            1.0,
+        ),
+        // The same object in two files counts in both.
+        (
+            [
+                "team-c",
+                "require-requests-limits",
+                bp,
+                "medium",
+                "kyverno",
+                "pass",
+            ],
+            3.0,
+        ),
+        // The broken report next to this one in a List is skipped whole.
+        (
+            [
+                "team-d",
+                "require-requests-limits",
+                bp,
+                "medium",
+                "kyverno",
+                "pass",
+            ],
+            1.0,
+        ),
+    ];
+    for (labels, value) in pins {
+        assert_eq!(
+            m.value("policyreport_results", &results(labels)),
+            Some(value),
+            "{labels:?}"
+        );
+    }
+    assert_eq!(
+        m.value(
+            "policyreport_results",
+            &results([
+                "team-d",
+                "require-requests-limits",
+                bp,
+                "medium",
+                "kyverno",
+                "fail"
+            ])
+        ),
+        None
+    );
+    for ns in ["team-e", "team-h", "team-i", "team-ignored"] {
+        assert!(
+            m.family("policyreport_results")
+                .keys()
+                .all(|l| !l.contains(&("namespace".into(), ns.into()))),
+            "no series for {ns}"
+        );
+    }
+    assert_eq!(m.sum("policyreport_results"), 28.0);
+    let invalid = |r: &str| {
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", r)],
+        )
+    };
+    assert_eq!(
+        invalid("policyreports.wgpolicyk8s.io"),
+        Some(6.0),
+        "broken, missing policy, 4 wrong types"
+    );
+    assert_eq!(
+        invalid("files"),
+        Some(2.0),
+        "malformed.yaml and truncated.json"
+    );
+    assert_eq!(
+        m.value("policyreport_exporter_synced", &[("resource", "files")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "policyreport_exporter_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    let logs = e.log_lines().join("\n");
+    assert!(
+        logs.contains("results[1].result") || logs.contains("unknown variant `maybe`"),
+        "invalid report logged with reason"
+    );
+}
+
+#[test]
+fn examples_give_exact_values() {
+    let e = Exporter::serve(&["--files", &examples()], &[]);
+    e.wait_ready(READY);
+    let m = e.metrics();
+    assert_eq!(m.render_results(), expected("expected-examples.txt"));
+    assert_eq!(m.sum("policyreport_results"), 77.0);
+    assert_eq!(m.sum("policyreport_exporter_invalid_objects_total"), 0.0);
+}
+
+/// The independent Python computation agrees with what is served.
+#[test]
+fn independent_crosscheck_agrees() {
+    for path in [
+        examples(),
+        fixtures(),
+        repo().join("examples").display().to_string(),
+    ] {
+        let e = Exporter::serve(&["--files", &path], &[]);
+        e.wait_ready(READY);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("metrics.txt");
+        std::fs::write(&out, e.get("/metrics").1).expect("write metrics");
+        let status = Command::new("python3")
+            .arg(repo().join("tests/crosscheck/crosscheck.py"))
+            .arg("--metrics")
+            .arg(&out)
+            .arg(&path)
+            .status()
+            .expect("python3 runs (PyYAML is installed by .ci/run)");
+        assert!(status.success(), "crosscheck failed for {path}");
+    }
+}
+
+#[test]
+fn follows_file_edits_additions_and_deletions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo().join("examples/reports"), dir.path());
+    let e = Exporter::serve(&["--files", &dir.path().display().to_string()], &[]);
+    e.wait_ready(READY);
+    let before = e.metrics().sum("policyreport_results");
+    assert_eq!(before, 77.0);
+
+    // Add a file with one report of three results.
+    let added = dir.path().join("sub/new.yaml");
+    std::fs::create_dir_all(added.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &added,
+        "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: n1, namespace: added}\n\
+         results:\n- {policy: p, result: fail}\n- {policy: p, result: fail}\n- {policy: q, result: pass}\n",
+    )
+    .expect("write");
+    let fail = [
+        ("namespace", "added"),
+        ("policy", "p"),
+        ("category", ""),
+        ("severity", ""),
+        ("source", ""),
+        ("result", "fail"),
+    ];
+    e.wait_for("added file", FOLLOW, |m| {
+        m.value("policyreport_results", &fail) == Some(2.0)
+    });
+
+    // Edit it: one fail becomes a pass.
+    std::fs::write(
+        &added,
+        "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: n1, namespace: added}\n\
+         results:\n- {policy: p, result: fail}\n- {policy: p, result: pass}\n- {policy: q, result: pass}\n",
+    )
+    .expect("rewrite");
+    e.wait_for("edited file", FOLLOW, |m| {
+        m.value("policyreport_results", &fail) == Some(1.0)
+    });
+
+    // Break it: its contribution goes away and it is counted as invalid.
+    std::fs::write(&added, "apiVersion: [\n").expect("break");
+    let m = e.wait_for("broken file", FOLLOW, |m| {
+        m.value("policyreport_results", &fail).is_none()
+    });
+    assert_eq!(m.sum("policyreport_results"), before);
+    assert_eq!(
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", "files")]
+        ),
+        Some(1.0)
+    );
+
+    // Delete one of the original files.
+    std::fs::remove_file(dir.path().join("staging.yaml")).expect("rm");
+    e.wait_for("deleted file", FOLLOW, |m| {
+        m.family("policyreport_results")
+            .keys()
+            .all(|l| !l.contains(&("namespace".into(), "staging".into())))
+    });
+    std::fs::remove_dir_all(dir.path().join("sub")).expect("rm -r");
+    let m = e.metrics();
+    assert!(m.sum("policyreport_results") < before);
+}
+
+#[test]
+fn flags_can_come_from_the_environment() {
+    let e = Exporter::serve(
+        &[],
+        &[
+            ("POLICYREPORT_EXPORTER_FILES", &fixtures()),
+            ("POLICYREPORT_EXPORTER_EXTRA_LABELS", "rule,kind"),
+        ],
+    );
+    e.wait_ready(READY);
+    let m = e.metrics();
+    let labels: Vec<String> = m
+        .family("policyreport_results")
+        .keys()
+        .next()
+        .expect("a series")
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "category",
+            "kind",
+            "namespace",
+            "policy",
+            "result",
+            "rule",
+            "severity",
+            "source"
+        ]
+    );
+    // Extra labels split series but never change the total.
+    assert_eq!(m.sum("policyreport_results"), 28.0);
+    let autogen = m
+        .family("policyreport_results")
+        .into_iter()
+        .filter(|(l, _)| {
+            l.iter()
+                .any(|(k, v)| k == "rule" && v.starts_with("autogen-"))
+        })
+        .count();
+    assert!(autogen > 0, "autogen rules appear with --extra-labels rule");
+}
+
+#[test]
+fn http_endpoints_and_content_negotiation() {
+    let e = Exporter::serve(&["--files", &fixtures()], &[]);
+    e.wait_ready(READY);
+    let (status, ct, body) = e.get_with("/metrics", &[]).expect("GET");
+    assert_eq!(status, 200);
+    assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(body.contains("# TYPE policyreport_exporter_invalid_objects_total counter"));
+    assert!(!body.contains("# EOF"));
+    let accept =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (status, ct, om) = e.get_with("/metrics", &[("Accept", accept)]).expect("GET");
+    assert_eq!(status, 200);
+    assert_eq!(
+        ct,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE policyreport_exporter_invalid_objects counter"));
+    assert_eq!(
+        Metrics::parse(&om),
+        Metrics::parse(&body),
+        "same samples in both formats"
+    );
+    assert_eq!(e.get("/healthz"), (200, "ok\n".into()));
+    assert_eq!(e.get("/readyz"), (200, "ready\n".into()));
+    assert_eq!(e.get("/").0, 200);
+    assert_eq!(e.get("/metrics/x").0, 404);
+    assert_eq!(e.get("/debug/pprof").0, 404);
+}
+
+#[test]
+fn promtool_accepts_the_output() {
+    for extra in [None, Some("rule,kind")] {
+        let mut args = vec![
+            "--files".to_string(),
+            repo().join("examples").display().to_string(),
+        ];
+        if let Some(x) = extra {
+            args.extend(["--extra-labels".into(), x.into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = Exporter::serve(&args, &[]);
+        e.wait_ready(READY);
+        let body = e.get("/metrics").1;
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool is installed (apt-get install prometheus; .ci/run does this)");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), body.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("promtool output");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.trim().is_empty(),
+            "promtool check metrics: {text}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_the_service() {
+    let e = Exporter::serve(&["--files", &fixtures()], &[]);
+    e.wait_ready(READY);
+    let status = e
+        .terminate(Duration::from_secs(5))
+        .expect("exits within 5 s of SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+}
+
+#[test]
+fn a_missing_path_is_reported_and_the_service_stays_up() {
+    let e = Exporter::serve(
+        &["--files", "/nonexistent/reports", "--files", &fixtures()],
+        &[],
+    );
+    e.wait_ready(READY);
+    let m = e.metrics();
+    assert_eq!(m.sum("policyreport_results"), 28.0);
+    assert_eq!(
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", "files")]
+        ),
+        Some(3.0)
+    );
+    assert!(
+        e.log_lines()
+            .iter()
+            .any(|l| l.contains("/nonexistent/reports"))
+    );
+}
