@@ -7,8 +7,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use crate::aggregate::{self, Aggregate, LabelOptions};
+use crate::aggregate::{self, Aggregate, Config, LabelOptions};
 use crate::cli::{ExtraLabel, ServeArgs};
+use crate::controls::{Controls, ControlsError};
+use crate::kind::Kind;
 use crate::metrics::Snapshot;
 use crate::server;
 use crate::source::files::{self, FilesSource};
@@ -40,6 +42,9 @@ pub enum ServeError {
     /// The files source thread could not start.
     #[error("starting the files source: {0}")]
     Thread(std::io::Error),
+    /// The controls file is unusable.
+    #[error(transparent)]
+    Controls(#[from] ControlsError),
 }
 
 /// The label options selected by `--extra-labels`.
@@ -51,32 +56,41 @@ pub fn label_options(extra: &[ExtraLabel]) -> LabelOptions {
 }
 
 /// Run the exporter until `shutdown` completes.
+/// The controls selected by `--controls`, or the built-in ones.
+pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, ControlsError> {
+    Ok(Arc::new(match path {
+        Some(p) => Controls::load(p)?,
+        None => Controls::defaults(),
+    }))
+}
+
+/// Run the exporter until `shutdown` completes.
 pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let labels = label_options(&args.extra_labels);
-    let mut aggregate = Aggregate::new(labels);
+    let controls = load_controls(args.controls.as_deref())?;
+    let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
+    info!(controls = ?names, "compliance controls");
+    let mut aggregate = Aggregate::new(Config { labels, controls });
     let (tx, rx) = mpsc::channel(CHANNEL);
 
     if args.files.is_empty() {
         let client = kube_source::client(args.context.as_deref()).await?;
-        let kinds = kube_source::discover(&client)
+        let kinds = kube_source::discover(&client, &Kind::ALL)
             .await
             .map_err(ServeError::Discovery)?;
-        let watched: Vec<&str> = kinds.iter().map(|k| k.resource()).collect();
+        let watched: Vec<&str> = kinds.iter().map(|(k, _)| k.resource()).collect();
         info!(resources = ?watched, labels = ?labels.names(), "watching the cluster");
-        if kinds.is_empty() {
+        if !kinds.iter().any(|(k, _)| k.is_report()) {
             tracing::warn!("the cluster serves no report kinds; is Kyverno installed?");
         }
-        for kind in kinds {
+        for (kind, version) in kinds {
             aggregate.expect_sync(kind.resource());
-            tokio::spawn(kube_source::watch(
-                client.clone(),
-                kind,
-                args.page_size,
-                tx.clone(),
-            ));
+            let watch =
+                kube_source::watch(client.clone(), kind, version, args.page_size, tx.clone());
+            tokio::spawn(watch);
         }
     } else {
         info!(paths = ?args.files, labels = ?labels.names(), "watching report files");

@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// Page size of the initial list requests.
     #[arg(long, default_value_t = 500, env = "POLICYREPORT_EXPORTER_PAGE_SIZE")]
     pub page_size: u32,
+    /// YAML file of compliance controls, replacing the built-in ones
+    /// (resource-limits, approved-registries, secure-context). See the
+    /// README for the format.
+    #[arg(long, value_name = "FILE", env = "POLICYREPORT_EXPORTER_CONTROLS")]
+    pub controls: Option<PathBuf>,
 }
 
 /// Optional labels of policyreport_results.

@@ -7,8 +7,14 @@
 pub mod aggregate;
 pub mod app;
 pub mod cli;
+pub mod controls;
+pub mod event;
+pub mod kind;
 pub mod logging;
 pub mod metrics;
+pub mod object;
+pub mod policy;
+pub mod process;
 pub mod report;
 pub mod server;
 pub mod source;

@@ -26,7 +26,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Prometheus text 0.0.4.
     pub prometheus: Bytes,
-    /// OpenMetrics text.
+    /// OpenMetrics text, without the closing `# EOF` so that per-scrape
+    /// families can follow.
     pub openmetrics: Bytes,
     /// Sync targets still waiting for their initial list.
     pub pending: Vec<String>,
@@ -50,6 +51,58 @@ impl Snapshot {
                         n,
                     )
                 })
+            },
+        );
+        out.family(
+            "policyreport_control_resources",
+            "Resources per compliance control: compliant when all matching results pass, noncompliant when any fails, warns or errors.",
+            Type::Gauge,
+            |buf| {
+                aggregate.for_each_control(|control, namespace, kind, compliant, n| {
+                    let status = if compliant { "compliant" } else { "noncompliant" };
+                    let labels = [
+                        ("control", control),
+                        ("namespace", namespace),
+                        ("kind", kind),
+                        ("status", status),
+                    ];
+                    sample(buf, "policyreport_control_resources", labels, n)
+                })
+            },
+        );
+        out.family(
+            "policyreport_admission_blocked",
+            "Admission requests Kyverno blocked, counted from its PolicyViolation Events.",
+            Type::Counter,
+            |buf| {
+                aggregate.for_each_blocked(|namespace, policy, rule, kind, control, n| {
+                    let labels = [
+                        ("namespace", namespace),
+                        ("policy", policy),
+                        ("rule", rule),
+                        ("kind", kind),
+                        ("control", control),
+                    ];
+                    sample(buf, "policyreport_admission_blocked_total", labels, n)
+                })
+            },
+        );
+        out.family(
+            "policyreport_policy_info",
+            "Kyverno policies and their mode (audit, enforce, mixed or none); always 1.",
+            Type::Gauge,
+            |buf| {
+                for p in aggregate.policies() {
+                    let labels = [
+                        ("policy", p.policy.as_str()),
+                        ("mode", p.mode.as_str()),
+                        ("category", p.category.as_str()),
+                        ("severity", p.severity.as_str()),
+                        ("title", p.title.as_str()),
+                        ("background", if p.background { "true" } else { "false" }),
+                    ];
+                    sample(buf, "policyreport_policy_info", labels, 1)
+                }
             },
         );
         let stats = aggregate.stats();
@@ -144,23 +197,34 @@ impl Snapshot {
     }
 }
 
+/// A metric type.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Type {
+pub enum Type {
+    /// A value that goes up and down.
     Gauge,
+    /// A value that only grows; samples are named `<name>_total`.
     Counter,
 }
 
 /// Both renderings under construction. Samples are written once and copied.
 #[derive(Default)]
-struct Exposition {
-    prometheus: String,
-    openmetrics: String,
+pub struct Exposition {
+    /// Prometheus text 0.0.4.
+    pub prometheus: String,
+    /// OpenMetrics text, without `# EOF`.
+    pub openmetrics: String,
 }
 
 impl Exposition {
     /// Write a family. For counters, `name` is given without `_total`; the
     /// sample writer must use `<name>_total`.
-    fn family(&mut self, name: &str, help: &str, kind: Type, samples: impl FnOnce(&mut String)) {
+    pub fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Type,
+        samples: impl FnOnce(&mut String),
+    ) {
         let (prom_name, type_name) = match kind {
             Type::Gauge => (name.to_owned(), "gauge"),
             Type::Counter => (format!("{name}_total"), "counter"),
@@ -178,13 +242,13 @@ impl Exposition {
         self.openmetrics.push_str(&self.prometheus[start..]);
     }
 
-    fn finish(mut self) -> (Bytes, Bytes) {
-        self.openmetrics.push_str("# EOF\n");
+    fn finish(self) -> (Bytes, Bytes) {
         (Bytes::from(self.prometheus), Bytes::from(self.openmetrics))
     }
 }
 
-fn sample<'a>(
+/// Write one sample line. Counters must be given their `_total` name.
+pub fn sample<'a>(
     buf: &mut String,
     name: &str,
     labels: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -245,9 +309,6 @@ mod tests {
             &p[..],
             b"# HELP x_total Help.\n# TYPE x_total counter\nx_total 2\n"
         );
-        assert_eq!(
-            &o[..],
-            b"# HELP x Help.\n# TYPE x counter\nx_total 2\n# EOF\n"
-        );
+        assert_eq!(&o[..], b"# HELP x Help.\n# TYPE x counter\nx_total 2\n");
     }
 }

@@ -1,192 +1,14 @@
-//! The report formats this exporter reads: which kinds exist, the lean raw
-//! object that sources hand over, and the strict decoder of `results`.
-//!
-//! Sources keep `scope`, `source` and `results` as raw JSON so that one bad
-//! report can never break a list page or a file; the aggregator decodes them
-//! with [`decode`], which borrows strings from the raw text where it can.
+//! The report format: the strict decoder of a report's `results`, `scope`
+//! and `source`, which borrows strings from the raw text where it can.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::{ApiResource, DynamicResourceScope};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The four report kinds, from the two API groups Kyverno writes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ReportKind {
-    /// `wgpolicyk8s.io/v1alpha2` PolicyReport (namespaced).
-    PolicyReport,
-    /// `wgpolicyk8s.io/v1alpha2` ClusterPolicyReport (cluster-scoped).
-    ClusterPolicyReport,
-    /// `openreports.io/v1alpha1` Report (namespaced).
-    Report,
-    /// `openreports.io/v1alpha1` ClusterReport (cluster-scoped).
-    ClusterReport,
-}
-
-impl ReportKind {
-    /// Every report kind, in a fixed order.
-    pub const ALL: [ReportKind; 4] = [
-        ReportKind::PolicyReport,
-        ReportKind::ClusterPolicyReport,
-        ReportKind::Report,
-        ReportKind::ClusterReport,
-    ];
-
-    /// API group.
-    pub fn group(self) -> &'static str {
-        match self {
-            Self::PolicyReport | Self::ClusterPolicyReport => "wgpolicyk8s.io",
-            Self::Report | Self::ClusterReport => "openreports.io",
-        }
-    }
-
-    /// API version within the group.
-    pub fn version(self) -> &'static str {
-        match self {
-            Self::PolicyReport | Self::ClusterPolicyReport => "v1alpha2",
-            Self::Report | Self::ClusterReport => "v1alpha1",
-        }
-    }
-
-    /// `group/version`, as written in `apiVersion`.
-    pub fn api_version(self) -> &'static str {
-        match self {
-            Self::PolicyReport | Self::ClusterPolicyReport => "wgpolicyk8s.io/v1alpha2",
-            Self::Report | Self::ClusterReport => "openreports.io/v1alpha1",
-        }
-    }
-
-    /// The `kind` field.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Self::PolicyReport => "PolicyReport",
-            Self::ClusterPolicyReport => "ClusterPolicyReport",
-            Self::Report => "Report",
-            Self::ClusterReport => "ClusterReport",
-        }
-    }
-
-    /// The plural resource name used in URLs.
-    pub fn plural(self) -> &'static str {
-        match self {
-            Self::PolicyReport => "policyreports",
-            Self::ClusterPolicyReport => "clusterpolicyreports",
-            Self::Report => "reports",
-            Self::ClusterReport => "clusterreports",
-        }
-    }
-
-    /// Whether objects of this kind live in a namespace.
-    pub fn namespaced(self) -> bool {
-        matches!(self, Self::PolicyReport | Self::Report)
-    }
-
-    /// `plural.group`, the value of the exporter's `resource` label.
-    pub fn resource(self) -> &'static str {
-        match self {
-            Self::PolicyReport => "policyreports.wgpolicyk8s.io",
-            Self::ClusterPolicyReport => "clusterpolicyreports.wgpolicyk8s.io",
-            Self::Report => "reports.openreports.io",
-            Self::ClusterReport => "clusterreports.openreports.io",
-        }
-    }
-
-    /// The kind for an `apiVersion` and `kind` pair, if it is a report.
-    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.api_version() == api_version && k.kind() == kind)
-    }
-
-    /// The kube-rs description of this resource.
-    pub fn api_resource(self) -> ApiResource {
-        ApiResource {
-            group: self.group().into(),
-            version: self.version().into(),
-            api_version: self.api_version().into(),
-            kind: self.kind().into(),
-            plural: self.plural().into(),
-        }
-    }
-}
-
-impl fmt::Display for ReportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind())
-    }
-}
-
-/// A report as sources hand it over: identity in `metadata`, and the parts
-/// the aggregator needs kept as unparsed JSON text.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct RawReport {
-    /// Only name, namespace, uid and resourceVersion are kept.
-    #[serde(default, deserialize_with = "lean_meta")]
-    pub metadata: ObjectMeta,
-    /// The resource this report is about (per-resource layout).
-    #[serde(default)]
-    pub scope: Option<Box<RawValue>>,
-    /// openreports.io top-level `source`.
-    #[serde(default)]
-    pub source: Option<Box<RawValue>>,
-    /// The `results` array.
-    #[serde(default)]
-    pub results: Option<Box<RawValue>>,
-}
-
-/// Decode metadata keeping only what identifies the object, so that large
-/// `managedFields` or annotations are skipped instead of allocated.
-fn lean_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Lean {
-        name: Option<String>,
-        namespace: Option<String>,
-        uid: Option<String>,
-        resource_version: Option<String>,
-    }
-    let lean = Option::<Lean>::deserialize(d)?;
-    Ok(lean
-        .map(|l| ObjectMeta {
-            name: l.name,
-            namespace: l.namespace,
-            uid: l.uid,
-            resource_version: l.resource_version,
-            ..ObjectMeta::default()
-        })
-        .unwrap_or_default())
-}
-
-impl kube::Resource for RawReport {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
-        Cow::Borrowed(&dt.kind)
-    }
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
-        Cow::Borrowed(&dt.group)
-    }
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
-        Cow::Borrowed(&dt.version)
-    }
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-        Cow::Borrowed(&dt.api_version)
-    }
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
-        Cow::Borrowed(&dt.plural)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+pub use crate::object::RawReport;
 
 /// The verdict of one result.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -494,13 +316,5 @@ mod tests {
         let r = raw(r#"{"results":[{"policy":"a\"b","result":"skip"}]}"#);
         let d = decode(&r).expect("valid");
         assert_eq!(d.results[0].policy.as_str(), "a\"b");
-    }
-
-    #[test]
-    fn kinds_round_trip() {
-        for k in ReportKind::ALL {
-            assert_eq!(ReportKind::from_type(k.api_version(), k.kind()), Some(k));
-        }
-        assert_eq!(ReportKind::from_type("v1", "ConfigMap"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and an index page. The
-//! handlers only read the latest published [`Snapshot`]; nothing is computed
-//! per request.
+//! handlers read the latest published [`Snapshot`]; only the small
+//! `process_*` families are read per request.
 
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
+use crate::metrics::{Exposition, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
+use crate::process;
 
 /// The receiving side of published snapshots.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
@@ -47,13 +48,30 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// The cached rendering, followed by the process families read now.
 async fn metrics(State(snapshots): State<Snapshots>, headers: HeaderMap) -> Response {
     let snapshot = snapshots.borrow().clone();
-    let (content_type, body) = if wants_openmetrics(&headers) {
-        (OPENMETRICS_CONTENT_TYPE, snapshot.openmetrics.clone())
+    let mut process = Exposition::default();
+    process::write(&mut process);
+    let (content_type, cached, tail, eof) = if wants_openmetrics(&headers) {
+        (
+            OPENMETRICS_CONTENT_TYPE,
+            &snapshot.openmetrics,
+            process.openmetrics,
+            "# EOF\n",
+        )
     } else {
-        (PROMETHEUS_CONTENT_TYPE, snapshot.prometheus.clone())
+        (
+            PROMETHEUS_CONTENT_TYPE,
+            &snapshot.prometheus,
+            process.prometheus,
+            "",
+        )
     };
+    let mut body = Vec::with_capacity(cached.len() + tail.len() + eof.len());
+    body.extend_from_slice(cached);
+    body.extend_from_slice(tail.as_bytes());
+    body.extend_from_slice(eof.as_bytes());
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 

@@ -1,22 +1,31 @@
 //! The aggregator: the one owner of the exporter's state.
 //!
 //! It consumes [`SourceEvent`]s in order and keeps, per object, only its
-//! compact contribution (series ids and counts). An update subtracts the old
-//! contribution and adds the new one, a delete subtracts, and a relist
-//! replaces an origin's whole set atomically when it completes. Readers see
-//! the state only through the read methods below, and [`run`] hands it to a
-//! publisher after each batch of changes.
+//! compact contribution: for a report, series ids and counts plus per-control
+//! resource tallies; for a blocked-admission Event, its count; for a policy,
+//! its mode. An update applies the new contribution and retires the old one,
+//! a delete retires, and a relist replaces an origin's whole set atomically
+//! when it completes. Readers see the state only through the read methods,
+//! and [`run`] hands it to a publisher after each batch of changes.
 
+mod controls;
 pub mod series;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
+use string_interner::DefaultSymbol as Sym;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::report::{self, DecodedReport, ReportKind};
-use crate::source::{Origin, SourceEvent, SourceObject};
+use crate::controls::Controls;
+use crate::kind::Kind;
+use crate::policy::{self, PolicyInfo};
+use crate::report::{self, DecodeError, DecodedReport};
+use crate::source::{Body, Origin, SourceEvent, SourceObject};
+use crate::{event, report::Outcome};
+use controls::{ControlDelta, ControlState};
 use series::{SLOTS, SeriesId, SeriesTable};
 
 /// Names of the label slots of `policyreport_results`, in slot order.
@@ -30,6 +39,10 @@ pub const LABEL_NAMES: [&str; SLOTS] = [
     "rule",
     "kind",
 ];
+const NAMESPACE: usize = 0;
+const POLICY: usize = 1;
+const CATEGORY: usize = 2;
+const RESULT: usize = 5;
 const RULE: usize = 6;
 const KIND: usize = 7;
 
@@ -65,14 +78,40 @@ impl LabelOptions {
 /// Identity of an object within its origin.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ObjectId {
-    kind: ReportKind,
+    kind: Kind,
     namespace: Box<str>,
     name: Box<str>,
 }
 
-/// What one object contributes. `None` marks an invalid object, kept so that
-/// it is logged once and its old contribution stays removed.
-type Entry = Option<Box<[(SeriesId, u32)]>>;
+/// Identity of a blocked-admission counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct BlockedKey {
+    namespace: Sym,
+    policy: Sym,
+    rule: Sym,
+    kind: Sym,
+}
+
+/// What one object contributes.
+#[derive(Debug)]
+enum Contribution {
+    /// A report: its series counts and its per-control resource tallies.
+    Report {
+        series: Box<[(SeriesId, u32)]>,
+        controls: Box<[ControlDelta]>,
+    },
+    /// A blocked-admission Event: what it names and the count last seen.
+    Blocked {
+        uid: Box<str>,
+        key: BlockedKey,
+        count: u64,
+    },
+    /// A policy.
+    Policy(Box<PolicyInfo>),
+    /// The object could not be decoded; kept so it is logged once and its
+    /// old contribution stays removed.
+    Invalid,
+}
 
 /// Self-observation counters kept next to the state.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -88,31 +127,52 @@ pub struct Stats {
 /// The resource label under which unreadable files are counted.
 pub const FILE_RESOURCE: &str = "files";
 
+/// How the aggregate is set up.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Optional labels of `policyreport_results`.
+    pub labels: LabelOptions,
+    /// The compliance controls.
+    pub controls: Arc<Controls>,
+}
+
 /// The aggregated state.
 #[derive(Debug)]
 pub struct Aggregate {
     labels: LabelOptions,
+    controls: Arc<Controls>,
     series: SeriesTable,
-    origins: HashMap<Origin, HashMap<ObjectId, Entry>>,
-    pending: HashMap<Origin, HashMap<ObjectId, Entry>>,
+    control_state: Vec<ControlState>,
+    blocked: HashMap<BlockedKey, u64>,
+    policies: BTreeMap<PolicyInfo, u32>,
+    origins: HashMap<Origin, HashMap<ObjectId, Contribution>>,
+    pending: HashMap<Origin, HashMap<ObjectId, Contribution>>,
     stats: Stats,
     sync: BTreeMap<String, bool>,
     generation: u64,
 }
 
 impl Aggregate {
-    /// An empty aggregate with the given optional labels.
-    pub fn new(labels: LabelOptions) -> Self {
+    /// An empty aggregate.
+    pub fn new(config: Config) -> Self {
         let mut stats = Stats::default();
-        for k in ReportKind::ALL {
+        for k in Kind::ALL {
             stats.objects.insert(k.resource(), 0);
             stats.invalid.insert(k.resource(), 0);
             stats.watch_errors.insert(k.resource(), 0);
         }
         stats.invalid.insert(FILE_RESOURCE, 0);
         Self {
-            labels,
+            labels: config.labels,
+            control_state: config
+                .controls
+                .iter()
+                .map(|_| ControlState::default())
+                .collect(),
+            controls: config.controls,
             series: SeriesTable::default(),
+            blocked: HashMap::new(),
+            policies: BTreeMap::new(),
             origins: HashMap::new(),
             pending: HashMap::new(),
             stats,
@@ -133,18 +193,22 @@ impl Aggregate {
         self.generation += 1;
         match event {
             SourceEvent::Apply { origin, object } => {
-                let (id, entry) = self.prepare(&origin, &object, false);
-                for (s, n) in entry.iter().flat_map(|e| e.iter()) {
-                    self.series.add(*s, *n);
-                }
-                match self.origins.entry(origin).or_default().insert(id, entry) {
-                    Some(old) => self.drop_values(old),
+                let (id, new) = self.prepare(&origin, &object);
+                let old = self.origins.get_mut(&origin).and_then(|m| m.remove(&id));
+                match new {
+                    Some(mut new) => {
+                        self.activate(&mut new, old.as_ref());
+                        match old {
+                            Some(old) => self.deactivate(old),
+                            None => self.count_object(object.kind, 1),
+                        }
+                        self.origins.entry(origin).or_default().insert(id, new);
+                    }
                     None => {
-                        *self
-                            .stats
-                            .objects
-                            .entry(object.kind.resource())
-                            .or_default() += 1
+                        if let Some(old) = old {
+                            self.deactivate(old);
+                            self.count_object(object.kind, -1);
+                        }
                     }
                 }
             }
@@ -152,21 +216,24 @@ impl Aggregate {
                 let id = object_id(&object);
                 let removed = self.origins.get_mut(&origin).and_then(|m| m.remove(&id));
                 if let Some(old) = removed {
-                    self.retire(old, object.kind);
+                    self.deactivate(old);
+                    self.count_object(object.kind, -1);
                 }
             }
             SourceEvent::ResyncStart { origin } => {
                 if let Some(stale) = self.pending.insert(origin, HashMap::new()) {
-                    self.discard_pending(stale);
+                    stale.into_values().for_each(|c| self.release(c));
                 }
             }
             SourceEvent::ResyncApply { origin, object } => {
-                let (id, entry) = self.prepare(&origin, &object, true);
+                let (id, new) = self.prepare(&origin, &object);
                 let pending = self.pending.entry(origin).or_default();
-                if let Some(Some(dup)) = pending.insert(id, entry) {
-                    for (s, _) in dup.iter() {
-                        self.series.release(*s);
-                    }
+                let dup = match new {
+                    Some(new) => pending.insert(id, new),
+                    None => pending.remove(&id),
+                };
+                if let Some(dup) = dup {
+                    self.release(dup);
                 }
             }
             SourceEvent::ResyncEnd { origin } => self.finish_resync(origin),
@@ -187,93 +254,186 @@ impl Aggregate {
         }
     }
 
-    /// Decode an object into an entry whose series references are taken.
-    /// Logs and counts it when it newly becomes invalid.
+    /// Decode an object into a contribution whose series references are
+    /// taken. `None` for objects that contribute nothing and need no record
+    /// (Events that are not blocked admissions). Logs and counts an object
+    /// when it newly becomes invalid.
     fn prepare(
         &mut self,
         origin: &Origin,
         object: &SourceObject,
-        relist: bool,
-    ) -> (ObjectId, Entry) {
+    ) -> (ObjectId, Option<Contribution>) {
         let id = object_id(object);
-        let entry = match report::decode(&object.report) {
-            Ok(decoded) => Some(self.acquire_rows(&decoded, &id.namespace)),
+        let decoded = match &object.body {
+            Body::Report(raw) => {
+                report::decode(raw).map(|r| Some(self.report_contribution(&r, &id.namespace)))
+            }
+            Body::Object(raw) if object.kind == Kind::Event => {
+                event::decode(raw.raw.get()).map(|b| b.map(|b| self.blocked_contribution(raw, b)))
+            }
+            Body::Object(raw) => policy::decode(object.kind, raw.raw.get())
+                .map(|p| Some(Contribution::Policy(Box::new(p)))),
+        };
+        let contribution = match decoded {
+            Ok(c) => c,
             Err(err) => {
-                let was_invalid = self
-                    .origins
-                    .get(origin)
-                    .and_then(|m| m.get(&id))
-                    .is_some_and(Option::is_none);
-                if !was_invalid {
-                    warn!(
-                        kind = %object.kind,
-                        namespace = %id.namespace,
-                        name = %id.name,
-                        origin = %origin,
-                        reason = %err,
-                        "skipping invalid report"
-                    );
-                    *self
-                        .stats
-                        .invalid
-                        .entry(object.kind.resource())
-                        .or_default() += 1;
-                } else {
-                    debug!(name = %id.name, relist, "report still invalid");
-                }
-                None
+                self.invalid(origin, object, &id, &err);
+                Some(Contribution::Invalid)
             }
         };
-        (id, entry)
+        (id, contribution)
     }
 
-    fn acquire_rows(
+    fn invalid(
         &mut self,
-        report: &DecodedReport<'_>,
-        namespace: &str,
-    ) -> Box<[(SeriesId, u32)]> {
+        origin: &Origin,
+        object: &SourceObject,
+        id: &ObjectId,
+        err: &DecodeError,
+    ) {
+        let was_invalid = self
+            .origins
+            .get(origin)
+            .and_then(|m| m.get(id))
+            .is_some_and(|c| matches!(c, Contribution::Invalid));
+        if was_invalid {
+            debug!(kind = %object.kind, name = %id.name, "object still invalid");
+            return;
+        }
+        warn!(
+            kind = %object.kind,
+            namespace = %id.namespace,
+            name = %id.name,
+            origin = %origin,
+            reason = %err,
+            "skipping invalid object"
+        );
+        *self
+            .stats
+            .invalid
+            .entry(object.kind.resource())
+            .or_default() += 1;
+    }
+
+    fn report_contribution(&mut self, report: &DecodedReport<'_>, namespace: &str) -> Contribution {
         let rows = count_rows(report, namespace, self.labels);
-        rows.into_iter()
+        let series = rows
+            .into_iter()
             .map(|(labels, n)| (self.series.acquire(&labels), n))
-            .collect()
+            .collect();
+        let controls = controls::deltas(&self.controls, report, namespace, &mut self.series);
+        Contribution::Report { series, controls }
     }
 
-    /// Remove an object's contribution entirely.
-    fn retire(&mut self, old: Entry, kind: ReportKind) {
-        self.drop_values(old);
-        if let Some(n) = self.stats.objects.get_mut(kind.resource()) {
-            *n = n.saturating_sub(1);
+    fn blocked_contribution(
+        &mut self,
+        raw: &crate::object::RawObject,
+        b: event::Blocked,
+    ) -> Contribution {
+        let key = BlockedKey {
+            namespace: self.series.intern(&b.namespace),
+            policy: self.series.intern(&b.policy),
+            rule: self.series.intern(&b.rule),
+            kind: self.series.intern(&b.kind),
+        };
+        let uid = raw
+            .metadata
+            .uid
+            .as_deref()
+            .or(raw.metadata.name.as_deref())
+            .unwrap_or_default();
+        Contribution::Blocked {
+            uid: uid.into(),
+            key,
+            count: b.count,
         }
     }
 
-    fn drop_values(&mut self, old: Entry) {
-        for (s, n) in old.iter().flat_map(|e| e.iter()) {
-            self.series.sub(*s, *n);
-            self.series.release(*s);
+    /// Make a contribution visible, given the one it replaces.
+    fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
+        match new {
+            Contribution::Report { series, controls } => {
+                for (s, n) in series.iter() {
+                    self.series.add(*s, *n);
+                }
+                for d in controls.iter() {
+                    self.control_state[d.control as usize].apply(d, 1);
+                }
+            }
+            Contribution::Blocked { uid, key, count } => {
+                let seen = match old {
+                    Some(Contribution::Blocked {
+                        uid: u, count: c, ..
+                    }) if u == uid => *c,
+                    _ => 0,
+                };
+                // Counters only grow: add the increase, never subtract.
+                if *count > seen {
+                    *self.blocked.entry(*key).or_default() += *count - seen;
+                } else {
+                    *count = seen;
+                }
+            }
+            Contribution::Policy(info) => *self.policies.entry((**info).clone()).or_default() += 1,
+            Contribution::Invalid => {}
         }
     }
 
-    fn discard_pending(&mut self, pending: HashMap<ObjectId, Entry>) {
-        for (s, _) in pending.values().flatten().flat_map(|e| e.iter()) {
-            self.series.release(*s);
+    /// Remove a visible contribution and release what it holds.
+    fn deactivate(&mut self, old: Contribution) {
+        match &old {
+            Contribution::Report { series, controls } => {
+                for (s, n) in series.iter() {
+                    self.series.sub(*s, *n);
+                }
+                for d in controls.iter() {
+                    self.control_state[d.control as usize].apply(d, -1);
+                }
+            }
+            Contribution::Policy(info) => {
+                if let Some(n) = self.policies.get_mut(info.as_ref()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.policies.remove(info.as_ref());
+                    }
+                }
+            }
+            Contribution::Blocked { .. } | Contribution::Invalid => {}
         }
+        self.release(old);
+    }
+
+    /// Drop the series references of a contribution that is not visible.
+    fn release(&mut self, c: Contribution) {
+        if let Contribution::Report { series, .. } = c {
+            for (s, _) in series.iter() {
+                self.series.release(*s);
+            }
+        }
+    }
+
+    fn count_object(&mut self, kind: Kind, delta: i64) {
+        let n = self.stats.objects.entry(kind.resource()).or_default();
+        *n = n.saturating_add_signed(delta);
     }
 
     fn finish_resync(&mut self, origin: Origin) {
-        let fresh = self.pending.remove(&origin).unwrap_or_default();
-        for (s, n) in fresh.values().flatten().flat_map(|e| e.iter()) {
-            self.series.add(*s, *n);
+        let mut fresh = self.pending.remove(&origin).unwrap_or_default();
+        let mut old = self.origins.remove(&origin).unwrap_or_default();
+        for (id, new) in fresh.iter_mut() {
+            let prev = old.remove(id);
+            self.activate(new, prev.as_ref());
+            match prev {
+                Some(prev) => self.deactivate(prev),
+                None => self.count_object(id.kind, 1),
+            }
         }
-        for id in fresh.keys() {
-            *self.stats.objects.entry(id.kind.resource()).or_default() += 1;
+        for (id, gone) in old {
+            self.deactivate(gone);
+            self.count_object(id.kind, -1);
         }
-        let old = if fresh.is_empty() {
-            self.origins.remove(&origin).unwrap_or_default()
-        } else {
-            self.origins.insert(origin, fresh).unwrap_or_default()
-        };
-        for (id, entry) in old {
-            self.retire(entry, id.kind);
+        if !fresh.is_empty() {
+            self.origins.insert(origin, fresh);
         }
     }
 
@@ -306,6 +466,11 @@ impl Aggregate {
         self.labels
     }
 
+    /// The configured controls.
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
     /// Increases with every change; equal values mean equal state.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -329,6 +494,19 @@ impl Aggregate {
         });
     }
 
+    /// Result counts per namespace and outcome.
+    pub fn results_by_namespace(&self) -> BTreeMap<String, [u64; 5]> {
+        let mut out: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+        self.series.for_each(|values, n| {
+            let i = Outcome::ALL
+                .iter()
+                .position(|o| o.as_str() == values[RESULT])
+                .unwrap_or(0);
+            out.entry(values[NAMESPACE].to_owned()).or_default()[i] += n;
+        });
+        out
+    }
+
     /// All `policyreport_results` series as owned label values, sorted.
     pub fn results_snapshot(&self) -> BTreeMap<Vec<String>, u64> {
         let mut out = BTreeMap::new();
@@ -341,6 +519,71 @@ impl Aggregate {
     /// Number of live series.
     pub fn series_count(&self) -> usize {
         self.series.len()
+    }
+
+    /// Visit `policyreport_control_resources`: control, namespace, kind,
+    /// compliant, and the number of resources.
+    pub fn for_each_control(&self, mut f: impl FnMut(&str, &str, &str, bool, u64)) {
+        for (control, state) in self.controls.iter().zip(&self.control_state) {
+            state.for_each(|ns, kind, compliant, n| {
+                f(
+                    &control.name,
+                    self.series.resolve(ns),
+                    self.series.resolve(kind),
+                    compliant,
+                    n,
+                )
+            });
+        }
+    }
+
+    /// Visit `policyreport_admission_blocked_total`: namespace, policy,
+    /// rule, kind, control (or ""), and the count. The control is resolved
+    /// from the policy name or its category, as learned from policy objects
+    /// or from report results.
+    pub fn for_each_blocked(&self, mut f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        if self.blocked.is_empty() {
+            return;
+        }
+        let categories = self.policy_categories();
+        let mut keys: Vec<(&BlockedKey, &u64)> = self.blocked.iter().collect();
+        keys.sort_by_key(|(k, _)| (k.namespace, k.policy, k.rule, k.kind));
+        for (k, n) in keys {
+            let policy = self.series.resolve(k.policy);
+            let rule = self.series.resolve(k.rule);
+            let category = categories.get(policy).copied().unwrap_or("");
+            let control = self
+                .controls
+                .first_for(policy, category, rule)
+                .map_or("", |c| c.name.as_str());
+            f(
+                self.series.resolve(k.namespace),
+                policy,
+                rule,
+                self.series.resolve(k.kind),
+                control,
+                *n,
+            );
+        }
+    }
+
+    /// Each policy's category: from policy objects first, else from results.
+    fn policy_categories(&self) -> HashMap<&str, &str> {
+        let mut out: HashMap<&str, &str> = HashMap::new();
+        self.series.for_each(|values, _| {
+            if !values[CATEGORY].is_empty() {
+                out.entry(values[POLICY]).or_insert(values[CATEGORY]);
+            }
+        });
+        for p in self.policies.keys().filter(|p| !p.category.is_empty()) {
+            out.insert(&p.policy, &p.category);
+        }
+        out
+    }
+
+    /// Every policy currently known (a policy seen in several origins once).
+    pub fn policies(&self) -> impl Iterator<Item = &PolicyInfo> {
+        self.policies.keys()
     }
 }
 

@@ -72,6 +72,17 @@ impl SeriesTable {
         id
     }
 
+    /// Intern a string that is not a series label (namespaces and kinds of
+    /// control resources, blocked-admission keys).
+    pub fn intern(&mut self, s: &str) -> DefaultSymbol {
+        self.strings.get_or_intern(s)
+    }
+
+    /// The string of an interned symbol.
+    pub fn resolve(&self, sym: DefaultSymbol) -> &str {
+        self.strings.resolve(sym).unwrap_or("")
+    }
+
     /// Drop a reference taken by [`acquire`](Self::acquire).
     pub fn release(&mut self, id: SeriesId) {
         let slot = &mut self.slots[id as usize];

@@ -6,14 +6,28 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::source::Body;
 
-fn object(kind: ReportKind, ns: &str, name: &str, body: serde_json::Value) -> SourceObject {
+fn object(kind: Kind, ns: &str, name: &str, body: serde_json::Value) -> SourceObject {
     let mut v = body;
-    v["metadata"] = json!({"name": name, "namespace": ns});
-    SourceObject {
-        kind,
-        report: serde_json::from_str(&v.to_string()).expect("test report"),
+    if !v["metadata"].is_object() {
+        v["metadata"] = json!({});
     }
+    v["metadata"]["name"] = json!(name);
+    v["metadata"]["namespace"] = json!(ns);
+    let text = v.to_string();
+    if kind.is_report() {
+        SourceObject::report(kind, serde_json::from_str(&text).expect("test report"))
+    } else {
+        SourceObject::object(kind, serde_json::from_str(&text).expect("test object"))
+    }
+}
+
+fn new_agg(labels: LabelOptions) -> Aggregate {
+    Aggregate::new(Config {
+        labels,
+        ..Config::default()
+    })
 }
 
 fn apply(agg: &mut Aggregate, origin: &Origin, object: SourceObject) {
@@ -30,17 +44,17 @@ fn snapshot(agg: &Aggregate) -> Vec<(String, u64)> {
         .collect()
 }
 
-const W: Origin = Origin::Watch(ReportKind::PolicyReport);
+const W: Origin = Origin::Watch(Kind::PolicyReport);
 
 #[test]
 fn counts_each_result_once_per_subject() {
-    let mut agg = Aggregate::new(LabelOptions::default());
+    let mut agg = new_agg(LabelOptions::default());
     // Per-resource layout: scope, no resources.
     apply(
         &mut agg,
         &W,
         object(
-            ReportKind::PolicyReport,
+            Kind::PolicyReport,
             "prod",
             "uid-1",
             json!({"scope": {"kind": "Pod", "name": "a"}, "results": [
@@ -56,7 +70,7 @@ fn counts_each_result_once_per_subject() {
         &mut agg,
         &W,
         object(
-            ReportKind::PolicyReport,
+            Kind::PolicyReport,
             "prod",
             "cpol-p2",
             json!({"results": [
@@ -81,26 +95,26 @@ fn counts_each_result_once_per_subject() {
 
 #[test]
 fn namespace_and_source_rules() {
-    let mut agg = Aggregate::new(LabelOptions::default());
-    let cluster = Origin::Watch(ReportKind::ClusterPolicyReport);
+    let mut agg = new_agg(LabelOptions::default());
+    let cluster = Origin::Watch(Kind::ClusterPolicyReport);
     // A cluster report's namespace label is empty even if metadata says otherwise.
     apply(
         &mut agg,
         &cluster,
         object(
-            ReportKind::ClusterPolicyReport,
+            Kind::ClusterPolicyReport,
             "ignored",
             "c1",
             json!({"results": [{"policy": "ns-labels", "result": "fail", "source": "kyverno"}]}),
         ),
     );
     // openreports: the top-level source is the fallback; a result's own wins.
-    let rep = Origin::Watch(ReportKind::Report);
+    let rep = Origin::Watch(Kind::Report);
     apply(
         &mut agg,
         &rep,
         object(
-            ReportKind::Report,
+            Kind::Report,
             "dev",
             "r1",
             json!({"source": "kyverno", "results": [
@@ -120,7 +134,7 @@ fn namespace_and_source_rules() {
 
 #[test]
 fn extra_labels_rule_and_subject_kind() {
-    let mut agg = Aggregate::new(LabelOptions {
+    let mut agg = new_agg(LabelOptions {
         rule: true,
         kind: true,
     });
@@ -128,7 +142,7 @@ fn extra_labels_rule_and_subject_kind() {
         &mut agg,
         &W,
         object(
-            ReportKind::PolicyReport,
+            Kind::PolicyReport,
             "prod",
             "x",
             json!({"scope": {"kind": "Deployment", "name": "d"}, "results": [
@@ -162,22 +176,22 @@ fn extra_labels_rule_and_subject_kind() {
 
 #[test]
 fn update_replaces_and_delete_subtracts() {
-    let mut agg = Aggregate::new(LabelOptions::default());
+    let mut agg = new_agg(LabelOptions::default());
     let body = |r: &str| json!({"results": [{"policy": "p", "result": r}]});
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "1", body("fail")),
+        object(Kind::PolicyReport, "a", "1", body("fail")),
     );
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "2", body("fail")),
+        object(Kind::PolicyReport, "a", "2", body("fail")),
     );
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "1", body("pass")),
+        object(Kind::PolicyReport, "a", "1", body("pass")),
     );
     assert_eq!(
         snapshot(&agg),
@@ -185,7 +199,7 @@ fn update_replaces_and_delete_subtracts() {
     );
     agg.handle(SourceEvent::Delete {
         origin: W,
-        object: object(ReportKind::PolicyReport, "a", "2", json!({})),
+        object: object(Kind::PolicyReport, "a", "2", json!({})),
     });
     assert_eq!(snapshot(&agg), vec![("a|p||||pass".into(), 1)]);
     assert_eq!(agg.series_count(), 1, "the emptied series is freed");
@@ -194,19 +208,19 @@ fn update_replaces_and_delete_subtracts() {
 
 #[test]
 fn relist_replaces_atomically_and_drops_what_vanished() {
-    let mut agg = Aggregate::new(LabelOptions::default());
+    let mut agg = new_agg(LabelOptions::default());
     let body = |r: &str| json!({"results": [{"policy": "p", "result": r}]});
     for n in ["1", "2", "3"] {
         apply(
             &mut agg,
             &W,
-            object(ReportKind::PolicyReport, "a", n, body("fail")),
+            object(Kind::PolicyReport, "a", n, body("fail")),
         );
     }
     agg.handle(SourceEvent::ResyncStart { origin: W });
     agg.handle(SourceEvent::ResyncApply {
         origin: W,
-        object: object(ReportKind::PolicyReport, "a", "1", body("pass")),
+        object: object(Kind::PolicyReport, "a", "1", body("pass")),
     });
     // Nothing of the relist is visible before it completes.
     assert_eq!(snapshot(&agg), vec![("a|p||||fail".into(), 3)]);
@@ -218,18 +232,18 @@ fn relist_replaces_atomically_and_drops_what_vanished() {
 
 #[test]
 fn relists_of_other_origins_are_independent() {
-    let mut agg = Aggregate::new(LabelOptions::default());
+    let mut agg = new_agg(LabelOptions::default());
     let f = Origin::File(Arc::from(Path::new("/x.yaml")));
     let body = json!({"results": [{"policy": "p", "result": "pass"}]});
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "1", body.clone()),
+        object(Kind::PolicyReport, "a", "1", body.clone()),
     );
     agg.handle(SourceEvent::ResyncStart { origin: f.clone() });
     agg.handle(SourceEvent::ResyncApply {
         origin: f.clone(),
-        object: object(ReportKind::PolicyReport, "a", "1", body),
+        object: object(Kind::PolicyReport, "a", "1", body),
     });
     agg.handle(SourceEvent::ResyncEnd { origin: f.clone() });
     assert_eq!(
@@ -244,19 +258,19 @@ fn relists_of_other_origins_are_independent() {
 
 #[test]
 fn invalid_reports_are_skipped_whole_counted_once_and_remove_old_values() {
-    let mut agg = Aggregate::new(LabelOptions::default());
+    let mut agg = new_agg(LabelOptions::default());
     let good = json!({"results": [{"policy": "p", "result": "fail"}]});
     let bad =
         json!({"results": [{"policy": "p", "result": "pass"}, {"policy": "p", "result": "maybe"}]});
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "1", good.clone()),
+        object(Kind::PolicyReport, "a", "1", good.clone()),
     );
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "1", bad.clone()),
+        object(Kind::PolicyReport, "a", "1", bad.clone()),
     );
     assert!(
         snapshot(&agg).is_empty(),
@@ -265,7 +279,7 @@ fn invalid_reports_are_skipped_whole_counted_once_and_remove_old_values() {
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "1", bad.clone()),
+        object(Kind::PolicyReport, "a", "1", bad.clone()),
     );
     assert_eq!(
         agg.stats().invalid["policyreports.wgpolicyk8s.io"],
@@ -273,17 +287,13 @@ fn invalid_reports_are_skipped_whole_counted_once_and_remove_old_values() {
         "counted once"
     );
     assert_eq!(agg.stats().objects["policyreports.wgpolicyk8s.io"], 1);
-    apply(
-        &mut agg,
-        &W,
-        object(ReportKind::PolicyReport, "a", "1", good),
-    );
+    apply(&mut agg, &W, object(Kind::PolicyReport, "a", "1", good));
     assert_eq!(snapshot(&agg), vec![("a|p||||fail".into(), 1)]);
     let missing_policy = json!({"results": [{"result": "fail"}]});
     apply(
         &mut agg,
         &W,
-        object(ReportKind::PolicyReport, "a", "2", missing_policy),
+        object(Kind::PolicyReport, "a", "2", missing_policy),
     );
     assert_eq!(agg.stats().invalid["policyreports.wgpolicyk8s.io"], 2);
     assert_eq!(snapshot(&agg), vec![("a|p||||fail".into(), 1)]);
@@ -291,7 +301,7 @@ fn invalid_reports_are_skipped_whole_counted_once_and_remove_old_values() {
 
 #[test]
 fn readiness_follows_sync_targets() {
-    let mut agg = Aggregate::new(LabelOptions::default());
+    let mut agg = new_agg(LabelOptions::default());
     assert!(agg.ready());
     agg.expect_sync("a");
     agg.expect_sync("b");
@@ -300,6 +310,455 @@ fn readiness_follows_sync_targets() {
     assert!(!agg.ready());
     agg.handle(SourceEvent::Synced { target: "b".into() });
     assert!(agg.ready());
+}
+
+// ---- controls ------------------------------------------------------------
+
+type ControlSnapshot = BTreeMap<(String, String, String, bool), u64>;
+
+fn controls_of(agg: &Aggregate) -> ControlSnapshot {
+    let mut out = BTreeMap::new();
+    agg.for_each_control(|c, ns, kind, compliant, n| {
+        out.insert(
+            (c.to_string(), ns.to_string(), kind.to_string(), compliant),
+            n,
+        );
+    });
+    out
+}
+
+fn ctl(
+    c: &str,
+    ns: &str,
+    kind: &str,
+    compliant: bool,
+    n: u64,
+) -> ((String, String, String, bool), u64) {
+    ((c.into(), ns.into(), kind.into(), compliant), n)
+}
+
+fn pod_report(ns: &str, uid: &str, results: serde_json::Value) -> SourceObject {
+    object(
+        Kind::PolicyReport,
+        ns,
+        uid,
+        json!({"scope": {"apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": format!("pod-{uid}"), "uid": uid},
+               "results": results}),
+    )
+}
+
+#[test]
+fn controls_count_pods_by_status() {
+    let mut agg = new_agg(LabelOptions::default());
+    let rl = |r: &str| {
+        json!({"policy": "require-requests-limits", "rule": "validate-resources", "result": r,
+                              "category": "Best Practices, EKS Best Practices"})
+    };
+    let pss = |p: &str, r: &str| json!({"policy": p, "rule": "x", "result": r, "category": "Pod Security Standards (Baseline)"});
+    apply(
+        &mut agg,
+        &W,
+        pod_report(
+            "prod",
+            "u1",
+            json!([rl("pass"), pss("disallow-privileged-containers", "pass")]),
+        ),
+    );
+    apply(
+        &mut agg,
+        &W,
+        pod_report(
+            "prod",
+            "u2",
+            json!([
+                rl("fail"),
+                pss("disallow-host-path", "pass"),
+                pss("disallow-capabilities", "warn")
+            ]),
+        ),
+    );
+    // An unscored policy writes warn: noncompliant. Error too.
+    apply(&mut agg, &W, pod_report("prod", "u3", json!([rl("warn")])));
+    apply(&mut agg, &W, pod_report("dev", "u4", json!([rl("error")])));
+    // Only skips (a PolicyException): not counted at all.
+    apply(&mut agg, &W, pod_report("dev", "u5", json!([rl("skip")])));
+    // A Deployment's autogen rule: not a Pod, excluded by the default controls.
+    apply(
+        &mut agg,
+        &W,
+        object(
+            Kind::PolicyReport,
+            "prod",
+            "d1",
+            json!({"scope": {"kind": "Deployment", "name": "web", "namespace": "prod", "uid": "d1"},
+                   "results": [{"policy": "require-requests-limits", "rule": "autogen-validate-resources", "result": "fail"}]}),
+        ),
+    );
+    assert_eq!(
+        controls_of(&agg),
+        BTreeMap::from([
+            ctl("resource-limits", "dev", "Pod", false, 1),
+            ctl("resource-limits", "prod", "Pod", false, 2),
+            ctl("resource-limits", "prod", "Pod", true, 1),
+            ctl("secure-context", "prod", "Pod", false, 1),
+            ctl("secure-context", "prod", "Pod", true, 1),
+        ])
+    );
+    // Fixing a pod moves it; deleting a report removes it; nothing else is touched.
+    apply(
+        &mut agg,
+        &W,
+        pod_report(
+            "prod",
+            "u2",
+            json!([rl("pass"), pss("disallow-host-path", "pass")]),
+        ),
+    );
+    agg.handle(SourceEvent::Delete {
+        origin: W,
+        object: pod_report("dev", "u4", json!([])),
+    });
+    assert_eq!(
+        controls_of(&agg),
+        BTreeMap::from([
+            ctl("resource-limits", "prod", "Pod", false, 1),
+            ctl("resource-limits", "prod", "Pod", true, 2),
+            ctl("secure-context", "prod", "Pod", true, 2),
+        ])
+    );
+}
+
+#[test]
+fn policy_wide_reports_combine_per_pod() {
+    // Kyverno <= 1.10: one report per policy, the same pod in several.
+    let mut agg = new_agg(LabelOptions::default());
+    let res = |names: &[&str]| -> serde_json::Value {
+        names
+            .iter()
+            .map(|n| json!({"apiVersion": "v1", "kind": "Pod", "namespace": "batch", "name": n}))
+            .collect()
+    };
+    apply(
+        &mut agg,
+        &W,
+        object(
+            Kind::PolicyReport,
+            "batch",
+            "cpol-disallow-privileged-containers",
+            json!({"results": [
+                {"policy": "disallow-privileged-containers", "result": "pass", "category": "Pod Security Standards (Baseline)", "resources": res(&["a", "b"])}]}),
+        ),
+    );
+    apply(
+        &mut agg,
+        &W,
+        object(
+            Kind::PolicyReport,
+            "batch",
+            "cpol-require-run-as-nonroot",
+            json!({"results": [
+                {"policy": "require-run-as-nonroot", "result": "fail", "category": "Pod Security Standards (Restricted)", "resources": res(&["b"])},
+                {"policy": "require-run-as-nonroot", "result": "pass", "category": "Pod Security Standards (Restricted)", "resources": res(&["a", "c"])}]}),
+        ),
+    );
+    // a: pass+pass, b: pass+fail, c: pass → 2 compliant, 1 noncompliant; b counted once.
+    assert_eq!(
+        controls_of(&agg),
+        BTreeMap::from([
+            ctl("secure-context", "batch", "Pod", false, 1),
+            ctl("secure-context", "batch", "Pod", true, 2)
+        ])
+    );
+    agg.handle(SourceEvent::Delete {
+        origin: W,
+        object: object(
+            Kind::PolicyReport,
+            "batch",
+            "cpol-require-run-as-nonroot",
+            json!({}),
+        ),
+    });
+    assert_eq!(
+        controls_of(&agg),
+        BTreeMap::from([ctl("secure-context", "batch", "Pod", true, 2)])
+    );
+}
+
+// ---- blocked admissions and policies --------------------------------------
+
+fn blocked_event(
+    name: &str,
+    uid: &str,
+    policy_kind: &str,
+    policy: &str,
+    msg: &str,
+    count: serde_json::Value,
+) -> SourceObject {
+    let mut v = json!({
+        "apiVersion": "v1", "kind": "Event", "reason": "PolicyViolation", "type": "Warning",
+        "action": "Resource Blocked", "reportingComponent": "kyverno-admission",
+        "involvedObject": {"apiVersion": "kyverno.io/v1", "kind": policy_kind, "name": policy, "namespace": "team"},
+        "message": msg,
+    });
+    if let Some(obj) = count.as_object() {
+        for (k, val) in obj {
+            v[k] = val.clone();
+        }
+    }
+    let mut o = object(Kind::Event, "default", name, v);
+    if let Body::Object(raw) = &mut o.body {
+        raw.metadata.uid = Some(uid.into());
+    }
+    o
+}
+
+type BlockedSnapshot = BTreeMap<(String, String, String, String, String), u64>;
+
+fn blocked_of(agg: &Aggregate) -> BlockedSnapshot {
+    let mut out = BTreeMap::new();
+    agg.for_each_blocked(|ns, p, r, k, c, n| {
+        out.insert((ns.into(), p.into(), r.into(), k.into(), c.into()), n);
+    });
+    out
+}
+
+fn blk(
+    ns: &str,
+    p: &str,
+    r: &str,
+    k: &str,
+    c: &str,
+    n: u64,
+) -> ((String, String, String, String, String), u64) {
+    ((ns.into(), p.into(), r.into(), k.into(), c.into()), n)
+}
+
+#[test]
+fn blocked_admissions_count_increases_only() {
+    let ev = Origin::Watch(Kind::Event);
+    let mut agg = new_agg(LabelOptions::default());
+    let msg = "Pod prod/p1: [validate-resources] fail (blocked); validation error: limits required";
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e1",
+            "u1",
+            "ClusterPolicy",
+            "require-requests-limits",
+            msg,
+            json!({"count": 2}),
+        ),
+    );
+    // Grows through series.count: only the increase is added.
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e1",
+            "u1",
+            "ClusterPolicy",
+            "require-requests-limits",
+            msg,
+            json!({"count": 2, "series": {"count": 5}}),
+        ),
+    );
+    // An audit failure is not a block; a namespaced Policy uses namespace/name.
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e2",
+            "u2",
+            "ClusterPolicy",
+            "require-requests-limits",
+            "Pod prod/p2: [validate-resources] fail; validation error",
+            json!({}),
+        ),
+    );
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e3",
+            "u3",
+            "Policy",
+            "require-team",
+            "ConfigMap team/c: [check-team] fail (blocked); missing label",
+            json!({}),
+        ),
+    );
+    let expected = BTreeMap::from([
+        blk(
+            "prod",
+            "require-requests-limits",
+            "validate-resources",
+            "Pod",
+            "resource-limits",
+            5,
+        ),
+        blk(
+            "team",
+            "team/require-team",
+            "check-team",
+            "ConfigMap",
+            "",
+            1,
+        ),
+    ]);
+    assert_eq!(blocked_of(&agg), expected);
+    // Expiry never decreases; a relist of the same events adds nothing.
+    agg.handle(SourceEvent::Delete {
+        origin: ev.clone(),
+        object: blocked_event("e3", "u3", "Policy", "require-team", "", json!({})),
+    });
+    agg.handle(SourceEvent::ResyncStart { origin: ev.clone() });
+    agg.handle(SourceEvent::ResyncApply {
+        origin: ev.clone(),
+        object: blocked_event(
+            "e1",
+            "u1",
+            "ClusterPolicy",
+            "require-requests-limits",
+            msg,
+            json!({"series": {"count": 5}}),
+        ),
+    });
+    agg.handle(SourceEvent::ResyncEnd { origin: ev.clone() });
+    assert_eq!(blocked_of(&agg), expected);
+    // A new event under an old name (new uid) counts in full.
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e1",
+            "u9",
+            "ClusterPolicy",
+            "require-requests-limits",
+            msg,
+            json!({"count": 3}),
+        ),
+    );
+    assert_eq!(
+        blocked_of(&agg)[&(
+            "prod".into(),
+            "require-requests-limits".into(),
+            "validate-resources".into(),
+            "Pod".into(),
+            "resource-limits".into()
+        )],
+        8
+    );
+    assert_eq!(
+        agg.stats().objects["events"],
+        1,
+        "only blocked events are held"
+    );
+    // Malformed events are counted as invalid and change nothing.
+    let bad = object(
+        Kind::Event,
+        "default",
+        "bad",
+        json!({"reason": "PolicyViolation", "count": "many"}),
+    );
+    apply(&mut agg, &ev, bad);
+    assert_eq!(agg.stats().invalid["events"], 1);
+}
+
+#[test]
+fn blocked_control_follows_the_policy_category() {
+    let mut agg = new_agg(LabelOptions::default());
+    let ev = Origin::Watch(Kind::Event);
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e1",
+            "u1",
+            "ClusterPolicy",
+            "disallow-host-path",
+            "Pod prod/p: [host-path] fail (blocked); no",
+            json!({}),
+        ),
+    );
+    assert_eq!(
+        blocked_of(&agg),
+        BTreeMap::from([blk("prod", "disallow-host-path", "host-path", "Pod", "", 1)])
+    );
+    // Learned from the policy object's annotation.
+    let pol = Origin::Watch(Kind::ClusterPolicy);
+    apply(
+        &mut agg,
+        &pol,
+        object(
+            Kind::ClusterPolicy,
+            "",
+            "disallow-host-path",
+            json!({
+        "metadata": {"name": "disallow-host-path", "annotations": {"policies.kyverno.io/category": "Pod Security Standards (Baseline)"}},
+        "spec": {"validationFailureAction": "Enforce", "rules": [{"validate": {}}]}}),
+        ),
+    );
+    assert_eq!(
+        blocked_of(&agg),
+        BTreeMap::from([blk(
+            "prod",
+            "disallow-host-path",
+            "host-path",
+            "Pod",
+            "secure-context",
+            1
+        )])
+    );
+}
+
+#[test]
+fn policies_by_mode() {
+    let mut agg = new_agg(LabelOptions::default());
+    let pol = Origin::Watch(Kind::ClusterPolicy);
+    let p = |action: &str| json!({"spec": {"validationFailureAction": action, "rules": [{"validate": {}}]}});
+    apply(
+        &mut agg,
+        &pol,
+        object(Kind::ClusterPolicy, "", "a", p("Audit")),
+    );
+    apply(
+        &mut agg,
+        &pol,
+        object(Kind::ClusterPolicy, "", "b", p("enforce")),
+    );
+    let modes = |agg: &Aggregate| -> Vec<(String, &'static str)> {
+        agg.policies()
+            .map(|p| (p.policy.clone(), p.mode.as_str()))
+            .collect()
+    };
+    assert_eq!(
+        modes(&agg),
+        [("a".to_string(), "audit"), ("b".to_string(), "enforce")]
+    );
+    apply(
+        &mut agg,
+        &pol,
+        object(Kind::ClusterPolicy, "", "a", p("Enforce")),
+    );
+    assert_eq!(
+        modes(&agg),
+        [("a".to_string(), "enforce"), ("b".to_string(), "enforce")]
+    );
+    apply(
+        &mut agg,
+        &pol,
+        object(Kind::ClusterPolicy, "", "b", p("Block")),
+    );
+    assert_eq!(
+        modes(&agg),
+        [("a".to_string(), "enforce")],
+        "invalid policy removed"
+    );
+    assert_eq!(agg.stats().invalid["clusterpolicies.kyverno.io"], 1);
+    let np = Origin::Watch(Kind::Policy);
+    apply(&mut agg, &np, object(Kind::Policy, "team", "c", p("Audit")));
+    assert_eq!(modes(&agg)[1], ("team/c".to_string(), "audit"));
 }
 
 // ---- property test -------------------------------------------------------
@@ -373,17 +832,17 @@ enum Op {
 
 fn origins() -> [Origin; 3] {
     [
-        Origin::Watch(ReportKind::PolicyReport),
-        Origin::Watch(ReportKind::ClusterPolicyReport),
+        Origin::Watch(Kind::PolicyReport),
+        Origin::Watch(Kind::ClusterPolicyReport),
         Origin::File(Arc::from(Path::new("/reports/a.yaml"))),
     ]
 }
 
-fn kind_of(origin: usize) -> ReportKind {
+fn kind_of(origin: usize) -> Kind {
     [
-        ReportKind::PolicyReport,
-        ReportKind::ClusterPolicyReport,
-        ReportKind::PolicyReport,
+        Kind::PolicyReport,
+        Kind::ClusterPolicyReport,
+        Kind::PolicyReport,
     ][origin]
 }
 
@@ -455,13 +914,72 @@ fn from_scratch(model: &Model) -> BTreeMap<Vec<String>, u64> {
     out
 }
 
+/// The expected control tallies, computed directly from the final set.
+fn controls_from_scratch(model: &Model) -> ControlSnapshot {
+    // (control, namespace, kind, name) -> (pass, bad)
+    let mut tallies: BTreeMap<(String, String, String, String), (u32, u32)> = BTreeMap::new();
+    for ((origin, ns, _), report) in model {
+        if report.invalid {
+            continue;
+        }
+        let ns = if kind_of(*origin).namespaced() {
+            ns.as_str()
+        } else {
+            ""
+        };
+        for r in &report.results {
+            let (pass, bad) = match OUTCOMES[r.outcome] {
+                "pass" => (1, 0),
+                "skip" => continue,
+                _ => (0, 1),
+            };
+            // A result can belong to several controls.
+            let mut controls = Vec::new();
+            match POLICIES[r.policy] {
+                "require-requests-limits" => controls.push("resource-limits"),
+                "restrict-image-registries" => controls.push("approved-registries"),
+                _ => {}
+            }
+            if CATEGORIES[r.category] == Some("Pod Security Standards (Baseline)") {
+                controls.push("secure-context");
+            }
+            let kinds: Vec<&str> = if r.subjects.is_empty() {
+                vec!["Pod"]
+            } else {
+                r.subjects.iter().map(|k| KINDS[*k]).collect()
+            };
+            for control in controls {
+                for kind in kinds.iter().filter(|k| **k == "Pod") {
+                    let t = tallies
+                        .entry((control.into(), ns.into(), (*kind).into(), "x".into()))
+                        .or_default();
+                    t.0 += pass;
+                    t.1 += bad;
+                }
+            }
+        }
+    }
+    let mut out = ControlSnapshot::new();
+    for ((c, ns, kind, _), (pass, bad)) in tallies {
+        let status = if bad > 0 {
+            false
+        } else if pass > 0 {
+            true
+        } else {
+            continue;
+        };
+        *out.entry((c, ns, kind, status)).or_default() += 1;
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn incremental_equals_from_scratch(ops in prop::collection::vec(op_strategy(), 1..40)) {
         let origins = origins();
-        let mut agg = Aggregate::new(LabelOptions::default());
+        let mut agg = new_agg(LabelOptions::default());
         let mut model: Model = HashMap::new();
         let namespaces = ["prod", "dev"];
         let obj = |o: usize, ns: usize, n: usize, r: &GenReport| {
@@ -511,13 +1029,14 @@ proptest! {
                 }
             }
             prop_assert_eq!(agg.results_snapshot(), from_scratch(&model));
+            prop_assert_eq!(controls_of(&agg), controls_from_scratch(&model));
         }
         let expected = from_scratch(&model);
         prop_assert_eq!(agg.series_count(), expected.len(), "no series leaked");
         let held: u64 = agg.stats().objects.values().sum();
         prop_assert_eq!(held, model.len() as u64);
         // And a fresh aggregate fed only the final set agrees.
-        let mut fresh = Aggregate::new(LabelOptions::default());
+        let mut fresh = new_agg(LabelOptions::default());
         for ((o, ns, name), r) in &model {
             let object = object(kind_of(*o), ns, name, r.json());
             fresh.handle(SourceEvent::Apply { origin: origins[*o].clone(), object });

@@ -22,7 +22,8 @@ use tracing::{debug, info, warn};
 
 use super::{Origin, SourceEvent, SourceObject};
 use crate::aggregate::FILE_RESOURCE;
-use crate::report::{RawReport, ReportKind};
+use crate::kind::Kind;
+use crate::object::{RawObject, RawReport};
 
 /// The sync target name of the files source.
 pub const SYNC_TARGET: &str = "files";
@@ -46,26 +47,26 @@ pub enum FileError {
     Yaml(#[from] serde_yaml_ng::Error),
 }
 
-/// One object of a file that is a report but whose metadata is unusable.
+/// An object of a kind the exporter reads, but whose metadata is unusable.
 #[derive(Debug)]
 pub struct BadObject {
     /// Its kind.
-    pub kind: ReportKind,
+    pub kind: Kind,
     /// Why it was refused.
     pub reason: String,
 }
 
-/// The report objects found in one file.
+/// The objects of the kinds the exporter reads found in one file.
 #[derive(Debug, Default)]
 pub struct FileContents {
-    /// Reports, in file order.
+    /// Reports, Events and policies, in file order.
     pub objects: Vec<SourceObject>,
-    /// Reports that could not be taken apart.
+    /// Objects that could not be taken apart.
     pub bad: Vec<BadObject>,
 }
 
 /// Parse a file's bytes. JSON when `json` is set, else YAML (one or more
-/// documents). Objects that are not reports are ignored.
+/// documents). Objects of other kinds are ignored.
 pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     let mut out = FileContents::default();
     if json {
@@ -78,16 +79,21 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     Ok(out)
 }
 
-/// Gather reports from a document: an object, or a `List` of objects.
+/// Gather objects from a document: an object, or a `List` of objects.
 fn collect(value: Value, out: &mut FileContents, top: bool) {
     let Value::Object(mut obj) = value else {
         return;
     };
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    if let Some(kind) = ReportKind::from_type(api_version, kind) {
-        match raw_report(obj) {
-            Ok(report) => out.objects.push(SourceObject { kind, report }),
+    if let Some(kind) = Kind::from_type(api_version, kind) {
+        let object = if kind.is_report() {
+            raw_report(obj).map(|r| SourceObject::report(kind, r))
+        } else {
+            RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
+        };
+        match object {
+            Ok(object) => out.objects.push(object),
             Err(e) => out.bad.push(BadObject {
                 kind,
                 reason: e.to_string(),
@@ -379,6 +385,7 @@ fn has_report_extension(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Body;
 
     #[test]
     fn parses_lists_and_documents_and_ignores_other_kinds() {
@@ -405,14 +412,14 @@ source: kyverno
         assert_eq!(
             kinds,
             vec![
-                (ReportKind::PolicyReport, ("x", "a")),
-                (ReportKind::ClusterReport, ("", "b"))
+                (Kind::PolicyReport, ("x", "a")),
+                (Kind::ClusterReport, ("", "b"))
             ]
         );
-        assert_eq!(
-            c.objects[1].report.source.as_ref().map(|r| r.get()),
-            Some("\"kyverno\"")
-        );
+        let Body::Report(r) = &c.objects[1].body else {
+            panic!("a report")
+        };
+        assert_eq!(r.source.as_ref().map(|r| r.get()), Some("\"kyverno\""));
         assert!(c.bad.is_empty());
     }
 
@@ -422,7 +429,10 @@ source: kyverno
             {"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"ClusterPolicyReport","metadata":{"name":"n"},"results":null}]}"#;
         let c = parse(json, true).expect("valid JSON");
         assert_eq!(c.objects.len(), 1);
-        assert!(c.objects[0].report.results.is_none());
+        let Body::Report(r) = &c.objects[0].body else {
+            panic!("a report")
+        };
+        assert!(r.results.is_none());
     }
 
     #[test]
@@ -432,6 +442,28 @@ source: kyverno
         let c = parse(yaml, false).expect("valid YAML");
         assert!(c.objects.is_empty());
         assert_eq!(c.bad.len(), 1);
+    }
+
+    #[test]
+    fn reads_events_and_policies() {
+        let yaml = b"apiVersion: v1\nkind: Event\nmetadata: {name: e, namespace: default, uid: u1}\nreason: PolicyViolation\n---\n\
+apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n---\n\
+apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: default}\n";
+        let c = parse(yaml, false).expect("valid YAML");
+        let kinds: Vec<_> = c.objects.iter().map(|o| (o.kind, o.id())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Event, ("default", "e")),
+                (Kind::ClusterPolicy, ("", "p")),
+                (Kind::Event, ("default", "e2"))
+            ]
+        );
+        let Body::Object(o) = &c.objects[0].body else {
+            panic!("an object")
+        };
+        assert_eq!(o.metadata.uid.as_deref(), Some("u1"));
+        assert!(o.raw.get().contains("PolicyViolation"));
     }
 
     #[test]

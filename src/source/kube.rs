@@ -1,20 +1,25 @@
-//! The Kubernetes source: discovers which report kinds the cluster serves,
-//! then runs one watcher per served kind and forwards its raw events
+//! The Kubernetes source: discovers which kinds the cluster serves (reports,
+//! Kyverno policies, Events), then runs one watcher per served kind and forwards its raw events
 //! (including the relist markers) to the aggregator.
 
 use std::time::{Duration, Instant};
 
+use std::fmt::Debug;
+
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::config::KubeConfigOptions;
+use kube::core::ApiResource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Config};
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::{Origin, SourceEvent, SourceObject};
-use crate::report::{RawReport, ReportKind};
+use crate::kind::Kind;
+use crate::object::{RawObject, RawReport};
 
 /// Errors setting up the Kubernetes source.
 #[derive(Debug, thiserror::Error)]
@@ -47,50 +52,82 @@ pub async fn client(context: Option<&str>) -> Result<Client, KubeSourceError> {
     Ok(Client::try_from(config)?)
 }
 
-/// Report kinds the cluster serves, found through API discovery. Kinds that
-/// are not served are logged and left out.
-pub async fn discover(client: &Client) -> Result<Vec<ReportKind>, kube::Error> {
+/// Which of `kinds` the cluster serves, and at which version, found
+/// through API discovery. Kinds that are not served are logged and left out.
+pub async fn discover(client: &Client, kinds: &[Kind]) -> Result<Vec<(Kind, String)>, kube::Error> {
     let mut served = Vec::new();
-    for group in ["wgpolicyk8s.io", "openreports.io"] {
-        let kinds: Vec<ReportKind> = ReportKind::ALL
-            .into_iter()
-            .filter(|k| k.group() == group)
-            .collect();
+    let mut groups: Vec<&str> = kinds.iter().map(|k| k.group()).collect();
+    groups.dedup();
+    for group in groups {
         let found = match kube::discovery::group(client, group).await {
-            Ok(g) => g.versioned_resources(kinds[0].version()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
+            Ok(g) => Some(g),
+            Err(kube::Error::Api(e)) if e.code == 404 => None,
             Err(kube::Error::Discovery(e)) => {
                 debug!(group, error = %e, "discovery found no such group");
-                Vec::new()
+                None
             }
             Err(e) => return Err(e),
         };
-        for kind in kinds {
-            if found.iter().any(|(ar, _)| ar.plural == kind.plural()) {
-                served.push(kind);
-            } else {
-                info!(
+        for &kind in kinds.iter().filter(|k| k.group() == group) {
+            let version = found.as_ref().and_then(|g| {
+                kind.versions().iter().find(|v| {
+                    g.versioned_resources(v)
+                        .iter()
+                        .any(|(ar, _)| ar.plural == kind.plural())
+                })
+            });
+            match version {
+                Some(v) => served.push((kind, (*v).to_owned())),
+                None => info!(
                     resource = kind.resource(),
-                    version = kind.version(),
+                    versions = ?kind.versions(),
                     "not served by the cluster; not watching it"
-                );
+                ),
             }
         }
     }
     Ok(served)
 }
 
-/// Watch one report kind until the aggregator goes away. Relists arrive as
+/// Watch one kind until the aggregator goes away. Relists arrive as
 /// `ResyncStart`, `ResyncApply`… and `ResyncEnd`; the first completed list
-/// also reports the kind as synced.
+/// also reports the kind as synced. Events are filtered on the server to
+/// reason `PolicyViolation`.
 pub async fn watch(
     client: Client,
-    kind: ReportKind,
+    kind: Kind,
+    version: String,
     page_size: u32,
     tx: mpsc::Sender<SourceEvent>,
 ) {
-    let api: Api<RawReport> = Api::all_with(client, &kind.api_resource());
-    let config = watcher::Config::default().page_size(page_size);
+    let ar = kind.api_resource(&version);
+    let mut config = watcher::Config::default().page_size(page_size);
+    if kind == Kind::Event {
+        config = config.fields("reason=PolicyViolation");
+    }
+    if kind.is_report() {
+        run::<RawReport>(client, kind, &ar, config, tx, SourceObject::report).await;
+    } else {
+        run::<RawObject>(client, kind, &ar, config, tx, SourceObject::object).await;
+    }
+}
+
+async fn run<K>(
+    client: Client,
+    kind: Kind,
+    ar: &ApiResource,
+    config: watcher::Config,
+    tx: mpsc::Sender<SourceEvent>,
+    wrap: fn(Kind, K) -> SourceObject,
+) where
+    K: kube::Resource<DynamicType = ApiResource>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::all_with(client, ar);
     let stream = watcher::watcher(api, config).default_backoff();
     let mut stream = std::pin::pin!(stream.into_stream());
     let origin = Origin::Watch(kind);
@@ -105,9 +142,9 @@ pub async fn watch(
             Ok(Event::Init) => SourceEvent::ResyncStart {
                 origin: origin.clone(),
             },
-            Ok(Event::InitApply(report)) => SourceEvent::ResyncApply {
+            Ok(Event::InitApply(o)) => SourceEvent::ResyncApply {
                 origin: origin.clone(),
-                object: SourceObject { kind, report },
+                object: wrap(kind, o),
             },
             Ok(Event::InitDone) => {
                 if tx
@@ -128,13 +165,13 @@ pub async fn watch(
                     target: resource.to_owned(),
                 }
             }
-            Ok(Event::Apply(report)) => SourceEvent::Apply {
+            Ok(Event::Apply(o)) => SourceEvent::Apply {
                 origin: origin.clone(),
-                object: SourceObject { kind, report },
+                object: wrap(kind, o),
             },
-            Ok(Event::Delete(report)) => SourceEvent::Delete {
+            Ok(Event::Delete(o)) => SourceEvent::Delete {
                 origin: origin.clone(),
-                object: SourceObject { kind, report },
+                object: wrap(kind, o),
             },
             Err(err) => {
                 errors.failed(resource, &err);

@@ -8,13 +8,16 @@ pub mod kube;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::report::{RawReport, ReportKind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::kind::Kind;
+use crate::object::{RawObject, RawReport};
 
 /// Where an object came from. A resync replaces everything of one origin.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
-    /// A Kubernetes watch on one report kind.
-    Watch(ReportKind),
+    /// A Kubernetes watch on one kind.
+    Watch(Kind),
     /// One file given with `--files`.
     File(Arc<Path>),
 }
@@ -31,16 +34,49 @@ impl std::fmt::Display for Origin {
 /// An object as a source delivers it.
 #[derive(Clone, Debug)]
 pub struct SourceObject {
-    /// The report kind.
-    pub kind: ReportKind,
-    /// The raw report.
-    pub report: RawReport,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its content.
+    pub body: Body,
+}
+
+/// The content of a [`SourceObject`].
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// A report, with its parts kept apart.
+    Report(RawReport),
+    /// Any other object.
+    Object(RawObject),
 }
 
 impl SourceObject {
+    /// A report of a report kind.
+    pub fn report(kind: Kind, report: RawReport) -> Self {
+        Self {
+            kind,
+            body: Body::Report(report),
+        }
+    }
+
+    /// An Event or policy.
+    pub fn object(kind: Kind, object: RawObject) -> Self {
+        Self {
+            kind,
+            body: Body::Object(object),
+        }
+    }
+
+    /// The object's metadata.
+    pub fn meta(&self) -> &ObjectMeta {
+        match &self.body {
+            Body::Report(r) => &r.metadata,
+            Body::Object(o) => &o.metadata,
+        }
+    }
+
     /// Namespace (empty for cluster-scoped kinds) and name.
     pub fn id(&self) -> (&str, &str) {
-        let meta = &self.report.metadata;
+        let meta = self.meta();
         let ns = if self.kind.namespaced() {
             meta.namespace.as_deref().unwrap_or("")
         } else {
