@@ -1,4 +1,5 @@
-//! Wiring of the `serve` command: sources → aggregator → snapshots → HTTP.
+//! Wiring of the commands: sources → aggregator → snapshots → HTTP for
+//! `serve`, and sources → aggregator → report for `summary`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,23 +9,24 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::aggregate::{self, Aggregate, Config, LabelOptions};
-use crate::cli::{ExtraLabel, ServeArgs};
+use crate::cli::{ExtraLabel, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::kind::Kind;
 use crate::metrics::Snapshot;
 use crate::server;
+use crate::source::SourceEvent;
 use crate::source::files::{self, FilesSource};
 use crate::source::kube::{self as kube_source, KubeSourceError};
 
 /// Capacity of the source → aggregator channel; a full channel makes
 /// sources wait, so memory stays bounded when input outruns the aggregator.
-const CHANNEL: usize = 1024;
+pub const CHANNEL: usize = 1024;
 /// Under load, snapshots are re-rendered at most this often.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Errors that stop `serve`.
+/// Errors that stop a command.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub enum AppError {
     /// The Kubernetes source could not start.
     #[error(transparent)]
     Kube(#[from] KubeSourceError),
@@ -55,7 +57,6 @@ pub fn label_options(extra: &[ExtraLabel]) -> LabelOptions {
     }
 }
 
-/// Run the exporter until `shutdown` completes.
 /// The controls selected by `--controls`, or the built-in ones.
 pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, ControlsError> {
     Ok(Arc::new(match path {
@@ -64,23 +65,23 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
     }))
 }
 
-/// Run the exporter until `shutdown` completes.
-pub async fn serve(
-    args: ServeArgs,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let labels = label_options(&args.extra_labels);
-    let controls = load_controls(args.controls.as_deref())?;
+/// Build the aggregate for these flags and start the sources feeding `tx`.
+/// With `follow`, file sources keep watching for changes.
+pub async fn start(
+    source: &SourceArgs,
+    labels: LabelOptions,
+    follow: bool,
+    tx: mpsc::Sender<SourceEvent>,
+) -> Result<Aggregate, AppError> {
+    let controls = load_controls(source.controls.as_deref())?;
     let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
     info!(controls = ?names, "compliance controls");
     let mut aggregate = Aggregate::new(Config { labels, controls });
-    let (tx, rx) = mpsc::channel(CHANNEL);
-
-    if args.files.is_empty() {
-        let client = kube_source::client(args.context.as_deref()).await?;
+    if source.files.is_empty() {
+        let client = kube_source::client(source.context.as_deref()).await?;
         let kinds = kube_source::discover(&client, &Kind::ALL)
             .await
-            .map_err(ServeError::Discovery)?;
+            .map_err(AppError::Discovery)?;
         let watched: Vec<&str> = kinds.iter().map(|(k, _)| k.resource()).collect();
         info!(resources = ?watched, labels = ?labels.names(), "watching the cluster");
         if !kinds.iter().any(|(k, _)| k.is_report()) {
@@ -89,17 +90,28 @@ pub async fn serve(
         for (kind, version) in kinds {
             aggregate.expect_sync(kind.resource());
             let watch =
-                kube_source::watch(client.clone(), kind, version, args.page_size, tx.clone());
+                kube_source::watch(client.clone(), kind, version, source.page_size, tx.clone());
             tokio::spawn(watch);
         }
     } else {
-        info!(paths = ?args.files, labels = ?labels.names(), "watching report files");
+        info!(paths = ?source.files, labels = ?labels.names(), follow, "reading files");
         aggregate.expect_sync(files::SYNC_TARGET);
-        FilesSource::new(args.files.clone(), tx.clone())
+        FilesSource::new(source.files.clone(), tx)
+            .follow(follow)
             .spawn()
-            .map_err(ServeError::Thread)?;
+            .map_err(AppError::Thread)?;
     }
-    drop(tx);
+    Ok(aggregate)
+}
+
+/// Run the exporter until `shutdown` completes.
+pub async fn serve(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let labels = label_options(&args.extra_labels);
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    let aggregate = start(&args.source, labels, true, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
     tokio::spawn(aggregate::run(
@@ -113,7 +125,7 @@ pub async fn serve(
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|source| ServeError::Http {
+        .map_err(|source| AppError::Http {
             addr: args.listen,
             source,
         })?;
@@ -122,7 +134,7 @@ pub async fn serve(
     axum::serve(listener, server::router(snapshot_rx))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| ServeError::Http { addr, source })?;
+        .map_err(|source| AppError::Http { addr, source })?;
     info!("stopped");
     Ok(())
 }

@@ -33,14 +33,18 @@ pub struct Cli {
 pub enum Command {
     /// Watch reports and serve metrics over HTTP.
     Serve(ServeArgs),
+    /// Print a one-shot rollout summary (per-namespace counts, violation
+    /// rates, control compliance against targets, blocked admissions,
+    /// policies by mode) and exit.
+    Summary(SummaryArgs),
 }
 
-/// Flags of `serve`.
+/// Where objects come from: shared by `serve` and `summary`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Read reports from this file or folder (searched recursively for
-    /// .yaml, .yml and .json) instead of a cluster, and follow its changes.
-    /// Repeat the flag for several paths; the environment variable takes a
+pub struct SourceArgs {
+    /// Read reports, Events and policies from this file or folder (searched
+    /// recursively for .yaml, .yml and .json) instead of a cluster. Repeat
+    /// the flag for several paths; the environment variable takes a
     /// comma-separated list.
     #[arg(
         long = "files",
@@ -49,6 +53,27 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub files: Vec<PathBuf>,
+    /// Kubeconfig context to use (default: the current context, or the
+    /// in-cluster configuration).
+    #[arg(long, env = "POLICYREPORT_EXPORTER_CONTEXT")]
+    pub context: Option<String>,
+    /// Page size of the initial list requests.
+    #[arg(long, default_value_t = 500, env = "POLICYREPORT_EXPORTER_PAGE_SIZE")]
+    pub page_size: u32,
+    /// YAML file of compliance controls, replacing the built-in ones
+    /// (resource-limits, approved-registries, secure-context). See the
+    /// README for the format.
+    #[arg(long, value_name = "FILE", env = "POLICYREPORT_EXPORTER_CONTROLS")]
+    pub controls: Option<PathBuf>,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where objects come from. With --files, changes to the files are
+    /// followed.
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Address to serve /metrics, /healthz and /readyz on.
     #[arg(
         long,
@@ -56,10 +81,6 @@ pub struct ServeArgs {
         env = "POLICYREPORT_EXPORTER_LISTEN"
     )]
     pub listen: SocketAddr,
-    /// Kubeconfig context to use (default: the current context, or the
-    /// in-cluster configuration).
-    #[arg(long, env = "POLICYREPORT_EXPORTER_CONTEXT")]
-    pub context: Option<String>,
     /// Extra labels for policyreport_results, comma-separated. `rule` adds
     /// the rule name; `kind` adds the subject's kind. Each multiplies the
     /// number of series.
@@ -70,14 +91,65 @@ pub struct ServeArgs {
         env = "POLICYREPORT_EXPORTER_EXTRA_LABELS"
     )]
     pub extra_labels: Vec<ExtraLabel>,
-    /// Page size of the initial list requests.
-    #[arg(long, default_value_t = 500, env = "POLICYREPORT_EXPORTER_PAGE_SIZE")]
-    pub page_size: u32,
-    /// YAML file of compliance controls, replacing the built-in ones
-    /// (resource-limits, approved-registries, secure-context). See the
-    /// README for the format.
-    #[arg(long, value_name = "FILE", env = "POLICYREPORT_EXPORTER_CONTROLS")]
-    pub controls: Option<PathBuf>,
+}
+
+/// Flags of `summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Where objects come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table, env = "POLICYREPORT_EXPORTER_OUTPUT")]
+    pub output: Output,
+    /// Exit with status 3 when a target is missed.
+    #[arg(long, env = "POLICYREPORT_EXPORTER_FAIL_ON_TARGETS")]
+    pub fail_on_targets: bool,
+    /// Override a control's target compliance, as CONTROL=PERCENT
+    /// (repeatable). Targets default to the controls' own (100%).
+    #[arg(long = "target", value_name = "CONTROL=PERCENT", value_parser = parse_target)]
+    pub targets: Vec<(String, f64)>,
+    /// The highest acceptable overall violation rate, fail ÷ (pass + fail),
+    /// in percent; the rate must stay below it.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = 1.0,
+        env = "POLICYREPORT_EXPORTER_TARGET_VIOLATION_RATE"
+    )]
+    pub target_violation_rate: f64,
+    /// Give up when the cluster has not been listed completely after this
+    /// many seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        env = "POLICYREPORT_EXPORTER_TIMEOUT"
+    )]
+    pub timeout: u64,
+}
+
+fn parse_target(s: &str) -> Result<(String, f64), String> {
+    let (name, pct) = s.split_once('=').ok_or("expected CONTROL=PERCENT")?;
+    let pct: f64 = pct
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|e| format!("{pct}: {e}"))?;
+    if !(0.0..=100.0).contains(&pct) || name.is_empty() {
+        return Err(format!(
+            "{s}: expected a control name and a percentage from 0 to 100"
+        ));
+    }
+    Ok((name.to_owned(), pct))
+}
+
+/// Output formats of `summary`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text tables.
+    Table,
+    /// One JSON document.
+    Json,
 }
 
 /// Optional labels of policyreport_results.
@@ -109,6 +181,27 @@ mod tests {
     }
 
     #[test]
+    fn parses_summary_targets() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "summary",
+            "--files",
+            "a",
+            "--target",
+            "resource-limits=95",
+            "--fail-on-targets",
+        ])
+        .expect("valid flags");
+        let Command::Summary(s) = cli.command else {
+            panic!("summary")
+        };
+        assert_eq!(s.targets, vec![("resource-limits".to_string(), 95.0)]);
+        assert!(s.fail_on_targets);
+        assert!(Cli::try_parse_from(["x", "summary", "--target", "x=101"]).is_err());
+        assert!(Cli::try_parse_from(["x", "summary", "--target", "x"]).is_err());
+    }
+
+    #[test]
     fn parses_serve_flags() {
         let cli = Cli::try_parse_from([
             "x",
@@ -123,8 +216,10 @@ mod tests {
             "127.0.0.1:9",
         ])
         .expect("valid flags");
-        let Command::Serve(s) = cli.command;
-        assert_eq!(s.files, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(s.source.files, vec![PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(s.extra_labels, vec![ExtraLabel::Rule, ExtraLabel::Kind]);
         assert_eq!(s.listen.port(), 9);
     }

@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: [`source`]s emit apply, delete and resync events; the
 //! [`aggregate`] owns the state; [`metrics`] renders it; [`server`] serves
-//! the rendering. [`app`] wires them together for the `serve` command.
+//! the rendering. [`app`] wires them together for the `serve` command;
+//! [`summary`] prints a one-shot rollout report.
 
 pub mod aggregate;
 pub mod app;
@@ -18,3 +19,4 @@ pub mod process;
 pub mod report;
 pub mod server;
 pub mod source;
+pub mod summary;

@@ -1,18 +1,21 @@
 //! Binary entry point: parse flags, set up logging, run the command.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use policyreport_exporter::cli::{Cli, Command};
-use policyreport_exporter::{app, logging};
+use policyreport_exporter::{app, logging, summary};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log_level).context("invalid --log-level")?;
     match cli.command {
         Command::Serve(args) => app::serve(args, shutdown_signal()).await?,
+        Command::Summary(args) => return Ok(ExitCode::from(summary::run(args).await?)),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -152,6 +152,7 @@ struct Known {
 /// Reads the configured paths and sends their reports to the aggregator.
 pub struct FilesSource {
     roots: Vec<PathBuf>,
+    follow: bool,
     known: HashMap<PathBuf, Known>,
     reported: HashSet<String>,
     tx: mpsc::Sender<SourceEvent>,
@@ -162,10 +163,18 @@ impl FilesSource {
     pub fn new(roots: Vec<PathBuf>, tx: mpsc::Sender<SourceEvent>) -> Self {
         Self {
             roots,
+            follow: true,
             known: HashMap::new(),
             reported: HashSet::new(),
             tx,
         }
+    }
+
+    /// Whether to keep following changes after the first read (the
+    /// default), or stop after it.
+    pub fn follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
     }
 
     /// Start on a thread of its own: scan, report synced, then follow
@@ -179,15 +188,13 @@ impl FilesSource {
     fn run(mut self) {
         let (signal_tx, signal_rx) = std_mpsc::channel::<()>();
         // Start watching before the first scan so no change is missed.
-        let _debouncer = Self::watch(&self.roots, signal_tx);
+        let _debouncer = self.follow.then(|| Self::watch(&self.roots, signal_tx));
         let files = self.scan();
         info!(files, "read report files");
-        if self
-            .send(SourceEvent::Synced {
-                target: SYNC_TARGET.into(),
-            })
-            .is_err()
-        {
+        let synced = self.send(SourceEvent::Synced {
+            target: SYNC_TARGET.into(),
+        });
+        if synced.is_err() || !self.follow {
             return;
         }
         loop {
