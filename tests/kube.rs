@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{Exporter, Metrics, render_family, repo};
 use fake_apiserver::{FakeApiServer, ResourceDef};
+use policyreport_exporter::kind::Kind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,23 +16,17 @@ const READY: Duration = Duration::from_secs(20);
 const FOLLOW: Duration = Duration::from_secs(2);
 
 fn def(kind: &str) -> ResourceDef {
-    match kind {
-        "PolicyReport" => {
-            ResourceDef::new("wgpolicyk8s.io", "v1alpha2", kind, "policyreports", true)
-        }
-        "ClusterPolicyReport" => ResourceDef::new(
-            "wgpolicyk8s.io",
-            "v1alpha2",
-            kind,
-            "clusterpolicyreports",
-            false,
-        ),
-        "Report" => ResourceDef::new("openreports.io", "v1alpha1", kind, "reports", true),
-        "ClusterReport" => {
-            ResourceDef::new("openreports.io", "v1alpha1", kind, "clusterreports", false)
-        }
-        other => panic!("not a report kind: {other}"),
-    }
+    let k = Kind::ALL
+        .into_iter()
+        .find(|k| k.kind() == kind)
+        .unwrap_or_else(|| panic!("not a kind the exporter reads: {kind}"));
+    ResourceDef::new(
+        k.group(),
+        k.versions()[0],
+        k.kind(),
+        k.plural(),
+        k.namespaced(),
+    )
 }
 
 /// A fake cluster and the runtime it runs on, plus a kubeconfig for it.
@@ -84,10 +79,20 @@ impl Cluster {
 
     /// Load every report from the example files into the server.
     fn load_examples(&self) -> usize {
+        self.load_dir("examples/reports")
+    }
+
+    /// Load every object of a repository folder into the server.
+    fn load_dir(&self, dir: &str) -> usize {
         let mut n = 0;
-        for entry in walkdir::WalkDir::new(repo().join("examples/reports")) {
+        for entry in walkdir::WalkDir::new(repo().join(dir)) {
             let entry = entry.expect("walk");
-            if !entry.file_type().is_file() {
+            let ext = entry
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("");
+            if !entry.file_type().is_file() || !["yaml", "yml", "json"].contains(&ext) {
                 continue;
             }
             let bytes = std::fs::read(entry.path()).expect("read example");
@@ -353,4 +358,201 @@ fn invalid_reports_from_the_api_are_skipped_and_counted() {
         logs.contains("\"name\":\"bad\"") && logs.contains("results[0].result"),
         "logged with name and field"
     );
+}
+
+const ALL_KINDS: [&str; 7] = [
+    "PolicyReport",
+    "ClusterPolicyReport",
+    "Report",
+    "ClusterReport",
+    "Event",
+    "ClusterPolicy",
+    "Policy",
+];
+
+/// The families computed from objects (not the exporter's self-observation).
+fn data_families(m: &Metrics) -> String {
+    [
+        "policyreport_results",
+        "policyreport_control_resources",
+        "policyreport_admission_blocked_total",
+        "policyreport_policy_info",
+    ]
+    .iter()
+    .map(|f| render_family(f, &m.family(f)))
+    .collect()
+}
+
+#[test]
+fn events_and_policies_through_the_api_equal_files_mode() {
+    let cluster = Cluster::start(&ALL_KINDS);
+    let n = cluster.load_dir("examples");
+    assert!(n > 16, "reports, policies and events loaded: {n}");
+    let e = cluster.exporter(&[]);
+    e.wait_ready(READY);
+    let files = Exporter::serve(
+        &["--files", &repo().join("examples").display().to_string()],
+        &[],
+    );
+    files.wait_ready(READY);
+    let (api, disk) = (e.metrics(), files.metrics());
+    assert_eq!(data_families(&api), data_families(&disk));
+    // And the numbers are the ones the examples describe.
+    let blocked = api.family("policyreport_admission_blocked_total");
+    let by_control = |c: &str| -> f64 {
+        blocked
+            .iter()
+            .filter(|(l, _)| l.contains(&("control".into(), c.into())))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(by_control("resource-limits"), 5.0);
+    assert_eq!(by_control("secure-context"), 1.0);
+    let mode = |p: &str| -> Vec<String> {
+        api.family("policyreport_policy_info")
+            .keys()
+            .filter(|l| l.contains(&("policy".into(), p.into())))
+            .flat_map(|l| {
+                l.iter()
+                    .filter(|(k, _)| k == "mode")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    };
+    assert_eq!(mode("disallow-privileged-containers"), ["enforce"]);
+    assert_eq!(mode("require-requests-limits"), ["mixed"]);
+    assert_eq!(mode("production/require-team-label"), ["audit"]);
+    for r in [
+        "events",
+        "clusterpolicies.kyverno.io",
+        "policies.kyverno.io",
+    ] {
+        assert_eq!(
+            api.value("policyreport_exporter_synced", &[("resource", r)]),
+            Some(1.0),
+            "{r}"
+        );
+    }
+    let events = cluster.server.requests();
+    let event_lists: Vec<_> = events
+        .iter()
+        .filter(|r| r.path == "/api/v1/events")
+        .collect();
+    assert!(!event_lists.is_empty());
+    assert!(
+        event_lists
+            .iter()
+            .all(|r| r.param("fieldSelector").as_deref() == Some("reason=PolicyViolation")),
+        "events are filtered on the server"
+    );
+}
+
+fn blocked_event(name: &str, count: u64) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "type": "Warning", "reason": "PolicyViolation", "action": "Resource Blocked",
+        "reportingComponent": "kyverno-admission",
+        "involvedObject": {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "name": "restrict-image-registries"},
+        "related": {"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": "web"},
+        "message": "Pod shop/web: [validate-registries] fail (blocked); unknown image registry",
+        "series": {"count": count, "lastObservedTime": "2026-11-27T05:00:00.000000Z"},
+    })
+}
+
+#[test]
+fn blocked_event_counts_grow_and_bad_objects_are_skipped() {
+    let cluster = Cluster::start(&["PolicyReport", "Event", "ClusterPolicy"]);
+    cluster.apply(blocked_event("web.1", 2));
+    let e = cluster.exporter(&[]);
+    e.wait_ready(READY);
+    let labels = [
+        ("namespace", "shop"),
+        ("policy", "restrict-image-registries"),
+        ("rule", "validate-registries"),
+        ("kind", "Pod"),
+        ("control", "approved-registries"),
+    ];
+    let blocked = |m: &Metrics| m.value("policyreport_admission_blocked_total", &labels);
+    e.wait_for("initial count", FOLLOW, |m| blocked(m) == Some(2.0));
+    cluster.apply(blocked_event("web.1", 7));
+    e.wait_for("series.count grew", FOLLOW, |m| blocked(m) == Some(7.0));
+    // Expiry does not decrease the counter.
+    cluster.delete("Event", Some("default"), "web.1");
+    cluster.apply(blocked_event("web.2", 1));
+    e.wait_for("a new event adds", FOLLOW, |m| blocked(m) == Some(8.0));
+
+    // Malformed objects: skipped, counted, logged, and the service goes on.
+    let mut bad_event = blocked_event("bad", 1);
+    bad_event["series"] = json!({"count": "lots"});
+    cluster.apply(bad_event);
+    cluster.apply(
+        json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "odd"},
+        "spec": {"validationFailureAction": "Block", "rules": [{"name": "r", "validate": {}}]}}),
+    );
+    let m = e.wait_for("invalid counted", FOLLOW, |m| {
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", "events")],
+        ) == Some(1.0)
+            && m.value(
+                "policyreport_exporter_invalid_objects_total",
+                &[("resource", "clusterpolicies.kyverno.io")],
+            ) == Some(1.0)
+    });
+    assert_eq!(blocked(&m), Some(8.0));
+    cluster.apply(
+        json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "good"},
+        "spec": {"validationFailureAction": "Enforce", "rules": [{"name": "r", "validate": {}}]}}),
+    );
+    e.wait_for("service still follows", FOLLOW, |m| {
+        m.family("policyreport_policy_info").len() == 1
+    });
+    let logs = e.log_lines().join("\n");
+    assert!(
+        logs.contains("\"name\":\"odd\"") && logs.contains("unknown failure action"),
+        "policy logged with reason"
+    );
+    assert!(logs.contains("\"name\":\"bad\""), "event logged by name");
+}
+
+#[test]
+fn summary_lists_the_cluster_like_files() {
+    let cluster = Cluster::start(&ALL_KINDS);
+    cluster.load_dir("examples");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
+            .arg("summary")
+            .args(args)
+            .args(["--output", "json", "--page-size", "4"])
+            .env_remove("KUBECONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run summary");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    let from_api = run(&[], &[("KUBECONFIG", &cluster.kubeconfig)]);
+    let from_files = run(
+        &["--files", &repo().join("examples").display().to_string()],
+        &[],
+    );
+    assert_eq!(from_api, from_files);
+    // Progress goes to stderr, never stdout; a stuck list times out clearly.
+    cluster.server.hang_next(100);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
+        .args(["summary", "--timeout", "2"])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .output()
+        .expect("run summary");
+    cluster.server.release_hangs();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out after 2s"), "{stderr}");
+    assert!(stderr.contains("listing…"), "progress on stderr: {stderr}");
+    assert!(out.stdout.is_empty());
 }
