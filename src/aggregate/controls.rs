@@ -82,12 +82,12 @@ impl ControlState {
         if k_before == k_after {
             return;
         }
-        if let Some(k) = k_before {
-            if let Some(n) = self.counts.get_mut(&k) {
-                *n -= 1;
-                if *n == 0 {
-                    self.counts.remove(&k);
-                }
+        if let Some(k) = k_before
+            && let Some(n) = self.counts.get_mut(&k)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&k);
             }
         }
         if let Some(k) = k_after {
@@ -116,11 +116,7 @@ pub(super) fn deltas(
         return Box::new([]);
     }
     let mut acc: HashMap<(u16, String), ControlDelta> = HashMap::new();
-    let scope = report
-        .scope
-        .as_ref()
-        .map(std::slice::from_ref)
-        .unwrap_or_default();
+    let scope = report.scope.as_slice();
     for r in &report.results {
         let (pass, bad) = match r.result {
             Outcome::Pass => (1, 0),

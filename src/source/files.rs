@@ -99,11 +99,12 @@ fn collect(value: Value, out: &mut FileContents, top: bool) {
                 reason: e.to_string(),
             }),
         }
-    } else if top && kind.ends_with("List") {
-        if let Some(Value::Array(items)) = obj.remove("items") {
-            for item in items {
-                collect(item, out, false);
-            }
+    } else if top
+        && kind.ends_with("List")
+        && let Some(Value::Array(items)) = obj.remove("items")
+    {
+        for item in items {
+            collect(item, out, false);
         }
     }
 }
