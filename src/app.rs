@@ -131,8 +131,8 @@ pub async fn serve(
         })?;
     let addr = listener.local_addr().unwrap_or(args.listen);
     info!(address = %addr, "listening");
-    axum::serve(listener, server::router(snapshot_rx))
-        .with_graceful_shutdown(shutdown)
+    let limits = server::Limits::default();
+    server::serve(listener, server::router(snapshot_rx, limits), limits, shutdown)
         .await
         .map_err(|source| AppError::Http { addr, source })?;
     info!("stopped");

@@ -1,15 +1,29 @@
 //! HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and an index page. The
 //! handlers read the latest published [`Snapshot`]; only the small
-//! `process_*` families are read per request.
+//! `process_*` families are read per request. The server bounds the work
+//! clients can cause: a header read timeout, a cap on open connections, a
+//! cap on requests in flight (excess requests get 503 at once) and a
+//! per-request timeout.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::watch;
+use bytes::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceBuilder;
+use tracing::{debug, warn};
 
 use crate::metrics::{Exposition, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
 use crate::process;
@@ -17,15 +31,100 @@ use crate::process;
 /// The receiving side of published snapshots.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
 
+/// Bounds on what clients can make the server do.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Open connections at most; further connections are closed at once.
+    pub max_connections: usize,
+    /// Requests being handled at most; further requests get 503.
+    pub max_in_flight: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A request must be answered within this.
+    pub request_timeout: Duration,
+    /// On shutdown, open connections get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_in_flight: 32,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
 /// The exporter's routes. Unknown paths get 404.
-pub fn router(snapshots: Snapshots) -> Router {
+pub fn router(snapshots: Snapshots, limits: Limits) -> Router {
+    let guard = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
+            if err.is::<tower::timeout::error::Elapsed>() {
+                (StatusCode::REQUEST_TIMEOUT, "request timed out\n")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight\n")
+            }
+        }))
+        .load_shed()
+        .concurrency_limit(limits.max_in_flight)
+        .timeout(limits.request_timeout);
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(guard)
         .with_state(snapshots)
+}
+
+/// Serve `router` on `listener` until `shutdown` completes, then give open
+/// connections `limits.shutdown_grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Typically out of file descriptors: back off briefly.
+                    warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            debug!(%peer, "connection limit reached; closing");
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        debug!("open connections did not finish in time");
+    }
+    Ok(())
 }
 
 async fn index() -> Html<&'static str> {
@@ -48,30 +147,20 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
-/// The cached rendering, followed by the process families read now.
+/// The cached rendering (shared, not copied), followed by the process
+/// families read now.
 async fn metrics(State(snapshots): State<Snapshots>, headers: HeaderMap) -> Response {
     let snapshot = snapshots.borrow().clone();
     let mut process = Exposition::default();
     process::write(&mut process);
-    let (content_type, cached, tail, eof) = if wants_openmetrics(&headers) {
-        (
-            OPENMETRICS_CONTENT_TYPE,
-            &snapshot.openmetrics,
-            process.openmetrics,
-            "# EOF\n",
-        )
+    let (content_type, cached, tail) = if wants_openmetrics(&headers) {
+        process.openmetrics.push_str("# EOF\n");
+        (OPENMETRICS_CONTENT_TYPE, snapshot.openmetrics.clone(), process.openmetrics)
     } else {
-        (
-            PROMETHEUS_CONTENT_TYPE,
-            &snapshot.prometheus,
-            process.prometheus,
-            "",
-        )
+        (PROMETHEUS_CONTENT_TYPE, snapshot.prometheus.clone(), process.prometheus)
     };
-    let mut body = Vec::with_capacity(cached.len() + tail.len() + eof.len());
-    body.extend_from_slice(cached);
-    body.extend_from_slice(tail.as_bytes());
-    body.extend_from_slice(eof.as_bytes());
+    let chunks = [cached, Bytes::from(tail)].map(Ok::<_, std::convert::Infallible>);
+    let body = Body::from_stream(futures::stream::iter(chunks));
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
