@@ -11,7 +11,6 @@ use tracing::info;
 use crate::aggregate::{self, Aggregate, Config, LabelOptions};
 use crate::cli::{ExtraLabel, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
-use crate::kind::Kind;
 use crate::metrics::Snapshot;
 use crate::server;
 use crate::source::SourceEvent;
@@ -30,9 +29,6 @@ pub enum AppError {
     /// The Kubernetes source could not start.
     #[error(transparent)]
     Kube(#[from] KubeSourceError),
-    /// API discovery failed.
-    #[error("API discovery failed: {0}")]
-    Discovery(kube::Error),
     /// The listen address could not be bound, or serving failed.
     #[error("serving HTTP on {addr}: {source}")]
     Http {
@@ -78,26 +74,21 @@ pub async fn start(
     info!(controls = ?names, "compliance controls");
     let mut aggregate = Aggregate::new(Config { labels, controls });
     if source.files.is_empty() {
-        let client = kube_source::client(source.context.as_deref()).await?;
-        let kinds = kube_source::discover(&client, &Kind::ALL)
-            .await
-            .map_err(AppError::Discovery)?;
-        let watched: Vec<&str> = kinds.iter().map(|(k, _)| k.resource()).collect();
-        info!(resources = ?watched, labels = ?labels.names(), "watching the cluster");
-        if !kinds.iter().any(|(k, _)| k.is_report()) {
-            tracing::warn!("the cluster serves no report kinds; is Kyverno installed?");
-        }
-        for (kind, version) in kinds {
-            aggregate.expect_sync(kind.resource());
-            let watch =
-                kube_source::watch(client.clone(), kind, version, source.page_size, tx.clone());
-            tokio::spawn(watch);
-        }
+        let timeout = Duration::from_secs(source.request_timeout);
+        let client = kube_source::client(source.context.as_deref(), timeout).await?;
+        info!(labels = ?labels.names(), "watching the cluster");
+        aggregate.expect_sync(kube_source::DISCOVERY_TARGET);
+        let options = kube_source::Options {
+            page_size: source.page_size,
+            discovery_interval: Duration::from_secs(source.discovery_interval.max(1)),
+        };
+        tokio::spawn(kube_source::run(client, options, tx));
     } else {
         info!(paths = ?source.files, labels = ?labels.names(), follow, "reading files");
         aggregate.expect_sync(files::SYNC_TARGET);
         FilesSource::new(source.files.clone(), tx)
             .follow(follow)
+            .max_file_size(source.max_file_size)
             .spawn()
             .map_err(AppError::Thread)?;
     }
@@ -132,9 +123,14 @@ pub async fn serve(
     let addr = listener.local_addr().unwrap_or(args.listen);
     info!(address = %addr, "listening");
     let limits = server::Limits::default();
-    server::serve(listener, server::router(snapshot_rx, limits), limits, shutdown)
-        .await
-        .map_err(|source| AppError::Http { addr, source })?;
+    server::serve(
+        listener,
+        server::router(snapshot_rx, limits),
+        limits,
+        shutdown,
+    )
+    .await
+    .map_err(|source| AppError::Http { addr, source })?;
     info!("stopped");
     Ok(())
 }

@@ -65,6 +65,49 @@ pub struct SourceArgs {
     /// README for the format.
     #[arg(long, value_name = "FILE", env = "POLICYREPORT_EXPORTER_CONTROLS")]
     pub controls: Option<PathBuf>,
+    /// A request to the API server that receives nothing for this many
+    /// seconds fails and is retried. Keep it above the watch timeout (290 s).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        env = "POLICYREPORT_EXPORTER_REQUEST_TIMEOUT"
+    )]
+    pub request_timeout: u64,
+    /// How often API discovery runs again, in seconds, so that kinds
+    /// installed later are watched and removed ones dropped.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        env = "POLICYREPORT_EXPORTER_DISCOVERY_INTERVAL"
+    )]
+    pub discovery_interval: u64,
+    /// Files larger than this are skipped with an error (bytes, or with a
+    /// suffix: 64Mi, 1Gi, 500M).
+    #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = parse_size, env = "POLICYREPORT_EXPORTER_MAX_FILE_SIZE")]
+    pub max_file_size: u64,
+}
+
+/// Parse a size such as `1048576`, `64Mi`, `1Gi`, `500M` or `10k`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s}: expected a number of bytes"))?;
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "k" | "K" | "KB" => 1_000,
+        "Ki" | "KiB" => 1 << 10,
+        "M" | "MB" => 1_000_000,
+        "Mi" | "MiB" => 1 << 20,
+        "G" | "GB" => 1_000_000_000,
+        "Gi" | "GiB" => 1 << 30,
+        _ => return Err(format!("{s}: unknown unit {unit:?}")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{s}: too large"))
 }
 
 /// Flags of `serve`.
@@ -178,6 +221,15 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("64Mi"), Ok(64 << 20));
+        assert_eq!(parse_size("500M"), Ok(500_000_000));
+        assert_eq!(parse_size("12"), Ok(12));
+        assert!(parse_size("1Ti").is_err());
+        assert!(parse_size("Mi").is_err());
     }
 
     #[test]

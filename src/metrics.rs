@@ -144,16 +144,12 @@ impl Snapshot {
         );
         out.family(
             "policyreport_exporter_synced",
-            "1 once the initial list of a source is complete.",
+            "1 once the initial list of a source is complete, 0 before it and while its list or watch requests fail.",
             Type::Gauge,
             |buf| {
-                for (target, synced) in aggregate.sync_state() {
-                    sample(
-                        buf,
-                        "policyreport_exporter_synced",
-                        [("resource", target.as_str())],
-                        u64::from(*synced),
-                    );
+                for (target, state) in aggregate.sync_state() {
+                    let labels = [("resource", target.as_str())];
+                    sample(buf, "policyreport_exporter_synced", labels, u64::from(state.synced()));
                 }
             },
         );

@@ -65,7 +65,10 @@ pub fn router(snapshots: Snapshots, limits: Limits) -> Router {
             if err.is::<tower::timeout::error::Elapsed>() {
                 (StatusCode::REQUEST_TIMEOUT, "request timed out\n")
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight\n")
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many requests in flight\n",
+                )
             }
         }))
         .load_shed()
@@ -111,7 +114,9 @@ pub async fn serve(
         };
         let service = TowerToHyperService::new(router.clone());
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -121,7 +126,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         debug!("open connections did not finish in time");
     }
     Ok(())
@@ -155,9 +163,17 @@ async fn metrics(State(snapshots): State<Snapshots>, headers: HeaderMap) -> Resp
     process::write(&mut process);
     let (content_type, cached, tail) = if wants_openmetrics(&headers) {
         process.openmetrics.push_str("# EOF\n");
-        (OPENMETRICS_CONTENT_TYPE, snapshot.openmetrics.clone(), process.openmetrics)
+        (
+            OPENMETRICS_CONTENT_TYPE,
+            snapshot.openmetrics.clone(),
+            process.openmetrics,
+        )
     } else {
-        (PROMETHEUS_CONTENT_TYPE, snapshot.prometheus.clone(), process.prometheus)
+        (
+            PROMETHEUS_CONTENT_TYPE,
+            snapshot.prometheus.clone(),
+            process.prometheus,
+        )
     };
     let chunks = [cached, Bytes::from(tail)].map(Ok::<_, std::convert::Infallible>);
     let body = Body::from_stream(futures::stream::iter(chunks));

@@ -154,10 +154,20 @@ fn initial_sync_serves_exact_values_then_follows_changes() {
     // Hold the first list request so readiness can be observed before sync.
     cluster.server.hang_next(1);
     let e = cluster.exporter(&["--page-size", "3"]);
+    let start = std::time::Instant::now();
+    while !cluster
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.path.contains("/apis/") && r.param("limit").is_some())
+    {
+        assert!(start.elapsed() < READY, "no list request arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (status, body) = e.get("/readyz");
     assert_eq!(status, 503, "not ready while a list is pending");
     assert!(
-        body.contains("policyreports.wgpolicyk8s.io") || body.contains("reports"),
+        body.starts_with("not ready: waiting for the initial list of "),
         "{body}"
     );
     cluster.server.release_hangs();
@@ -292,6 +302,7 @@ fn openreports_not_served_is_not_watched_and_still_ready() {
         names,
         [
             "clusterpolicyreports.wgpolicyk8s.io",
+            "discovery",
             "policyreports.wgpolicyk8s.io"
         ]
     );

@@ -148,8 +148,24 @@ pub struct Aggregate {
     origins: HashMap<Origin, HashMap<ObjectId, Contribution>>,
     pending: HashMap<Origin, HashMap<ObjectId, Contribution>>,
     stats: Stats,
-    sync: BTreeMap<String, bool>,
+    sync: BTreeMap<String, SyncState>,
     generation: u64,
+}
+
+/// Where a sync target stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The initial list has completed.
+    pub listed: bool,
+    /// The latest list or watch request of the target did not fail.
+    pub healthy: bool,
+}
+
+impl SyncState {
+    /// Listed and currently healthy: the value of the `synced` metric.
+    pub fn synced(&self) -> bool {
+        self.listed && self.healthy
+    }
 }
 
 impl Aggregate {
@@ -184,7 +200,7 @@ impl Aggregate {
     /// Declare a sync target that must report [`SourceEvent::Synced`] before
     /// the aggregate is ready.
     pub fn expect_sync(&mut self, target: impl Into<String>) {
-        self.sync.entry(target.into()).or_insert(false);
+        self.sync.entry(target.into()).or_default();
         self.generation += 1;
     }
 
@@ -237,8 +253,25 @@ impl Aggregate {
                 }
             }
             SourceEvent::ResyncEnd { origin } => self.finish_resync(origin),
+            SourceEvent::ExpectSync { target } => {
+                self.sync.entry(target).or_default();
+            }
+            SourceEvent::Forget { target } => {
+                self.sync.remove(&target);
+            }
             SourceEvent::Synced { target } => {
-                self.sync.insert(target, true);
+                self.sync.insert(
+                    target,
+                    SyncState {
+                        listed: true,
+                        healthy: true,
+                    },
+                );
+            }
+            SourceEvent::Recovered { target } => {
+                if let Some(s) = self.sync.get_mut(&target) {
+                    s.healthy = true;
+                }
             }
             SourceEvent::Invalid {
                 resource,
@@ -250,6 +283,9 @@ impl Aggregate {
             }
             SourceEvent::WatchError { resource } => {
                 *self.stats.watch_errors.entry(resource).or_default() += 1;
+                if let Some(s) = self.sync.get_mut(resource) {
+                    s.healthy = false;
+                }
             }
         }
     }
@@ -439,20 +475,20 @@ impl Aggregate {
 
     /// Whether every expected source has finished its initial list.
     pub fn ready(&self) -> bool {
-        self.sync.values().all(|s| *s)
+        self.sync.values().all(|s| s.listed)
     }
 
     /// Sync targets still waiting for their initial list.
     pub fn pending_targets(&self) -> Vec<&str> {
         self.sync
             .iter()
-            .filter(|(_, s)| !**s)
+            .filter(|(_, s)| !s.listed)
             .map(|(t, _)| t.as_str())
             .collect()
     }
 
-    /// Every sync target and whether it has synced.
-    pub fn sync_state(&self) -> &BTreeMap<String, bool> {
+    /// Every sync target and where it stands.
+    pub fn sync_state(&self) -> &BTreeMap<String, SyncState> {
         &self.sync
     }
 

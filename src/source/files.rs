@@ -154,6 +154,7 @@ struct Known {
 pub struct FilesSource {
     roots: Vec<PathBuf>,
     follow: bool,
+    max_file_size: u64,
     known: HashMap<PathBuf, Known>,
     reported: HashSet<String>,
     tx: mpsc::Sender<SourceEvent>,
@@ -165,6 +166,7 @@ impl FilesSource {
         Self {
             roots,
             follow: true,
+            max_file_size: u64::MAX,
             known: HashMap::new(),
             reported: HashSet::new(),
             tx,
@@ -175,6 +177,12 @@ impl FilesSource {
     /// default), or stop after it.
     pub fn follow(mut self, follow: bool) -> Self {
         self.follow = follow;
+        self
+    }
+
+    /// Skip files larger than this many bytes (with an error).
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = bytes;
         self
     }
 
@@ -305,7 +313,20 @@ impl FilesSource {
                 Some(k) => k.origin.clone(),
                 None => Origin::File(Arc::from(path.as_path())),
             };
-            let objects = self.load(&path);
+            let objects = if fingerprint.len > self.max_file_size {
+                let reason = format!(
+                    "the file has {} bytes, more than --max-file-size ({} bytes)",
+                    fingerprint.len, self.max_file_size
+                );
+                let _ = self.send(SourceEvent::Invalid {
+                    resource: FILE_RESOURCE,
+                    location: path.display().to_string(),
+                    reason,
+                });
+                Vec::new()
+            } else {
+                self.load(&path)
+            };
             self.known.insert(
                 path,
                 Known {

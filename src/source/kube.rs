@@ -1,10 +1,13 @@
-//! The Kubernetes source: discovers which kinds the cluster serves (reports,
-//! Kyverno policies, Events), then runs one watcher per served kind and forwards its raw events
-//! (including the relist markers) to the aggregator.
+//! The Kubernetes source. It discovers which kinds the cluster serves
+//! (reports, Kyverno policies, Events), retrying until the API answers, then
+//! runs one watcher per served kind and forwards its raw events, relist
+//! markers included, to the aggregator. Discovery repeats periodically, so a
+//! kind installed later (openreports, say) is picked up, and one removed has
+//! its objects dropped.
 
-use std::time::{Duration, Instant};
-
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
@@ -15,11 +18,19 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::{Origin, SourceEvent, SourceObject};
 use crate::kind::Kind;
 use crate::object::{RawObject, RawReport};
+
+/// The sync target that is pending until the first discovery succeeds.
+pub const DISCOVERY_TARGET: &str = "discovery";
+
+/// After a failed request, a watch that stays quiet (no new error) this long
+/// is taken as recovered: the watcher's backoff retries well within it.
+const QUIET_RECOVERY: Duration = Duration::from_secs(45);
 
 /// Errors setting up the Kubernetes source.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +43,23 @@ pub enum KubeSourceError {
     Client(#[from] kube::Error),
 }
 
+/// How the source talks to the API server.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Page size of initial lists.
+    pub page_size: u32,
+    /// How often discovery runs again.
+    pub discovery_interval: Duration,
+}
+
 /// Build a client the way kubectl finds its configuration: in-cluster,
-/// `KUBECONFIG` or `~/.kube/config`, optionally with a named context.
-pub async fn client(context: Option<&str>) -> Result<Client, KubeSourceError> {
-    let config = match context {
+/// `KUBECONFIG` or `~/.kube/config`, optionally with a named context. A
+/// request that sends nothing for `read_timeout` fails and is retried.
+pub async fn client(
+    context: Option<&str>,
+    read_timeout: Duration,
+) -> Result<Client, KubeSourceError> {
+    let mut config = match context {
         Some(ctx) => {
             let opts = KubeConfigOptions {
                 context: Some(ctx.to_owned()),
@@ -49,11 +73,12 @@ pub async fn client(context: Option<&str>) -> Result<Client, KubeSourceError> {
             .await
             .map_err(|e| KubeSourceError::Config(e.to_string()))?,
     };
+    config.read_timeout = Some(read_timeout);
     Ok(Client::try_from(config)?)
 }
 
 /// Which of `kinds` the cluster serves, and at which version, found
-/// through API discovery. Kinds that are not served are logged and left out.
+/// through API discovery.
 pub async fn discover(client: &Client, kinds: &[Kind]) -> Result<Vec<(Kind, String)>, kube::Error> {
     let mut served = Vec::new();
     let mut groups: Vec<&str> = kinds.iter().map(|k| k.group()).collect();
@@ -76,17 +101,120 @@ pub async fn discover(client: &Client, kinds: &[Kind]) -> Result<Vec<(Kind, Stri
                         .any(|(ar, _)| ar.plural == kind.plural())
                 })
             });
-            match version {
-                Some(v) => served.push((kind, (*v).to_owned())),
-                None => info!(
-                    resource = kind.resource(),
-                    versions = ?kind.versions(),
-                    "not served by the cluster; not watching it"
-                ),
+            if let Some(v) = version {
+                served.push((kind, (*v).to_owned()));
             }
         }
     }
     Ok(served)
+}
+
+/// Run the source until the aggregator goes away: discover (retrying with
+/// backoff), announce and watch each served kind, report
+/// [`DISCOVERY_TARGET`] synced, then re-discover every interval.
+pub async fn run(client: Client, options: Options, tx: mpsc::Sender<SourceEvent>) {
+    let mut watchers: HashMap<Kind, (String, JoinHandle<()>)> = HashMap::new();
+    let mut delay = Duration::from_millis(500);
+    let mut first = true;
+    loop {
+        match discover(&client, &Kind::ALL).await {
+            Ok(served) => {
+                if reconcile(&client, options, &tx, &mut watchers, served, first)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if first {
+                    first = false;
+                    let done = SourceEvent::Synced {
+                        target: DISCOVERY_TARGET.into(),
+                    };
+                    if tx.send(done).await.is_err() {
+                        return;
+                    }
+                }
+                delay = options.discovery_interval;
+            }
+            Err(e) => {
+                if first {
+                    warn!(error = %e, retry_in = ?delay, "API discovery failed; retrying");
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                } else {
+                    debug!(error = %e, "periodic API discovery failed; keeping the current watches");
+                    delay = options.discovery_interval;
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Start watchers for newly served kinds and retire those no longer served.
+async fn reconcile(
+    client: &Client,
+    options: Options,
+    tx: &mpsc::Sender<SourceEvent>,
+    watchers: &mut HashMap<Kind, (String, JoinHandle<()>)>,
+    served: Vec<(Kind, String)>,
+    first: bool,
+) -> Result<(), mpsc::error::SendError<SourceEvent>> {
+    let gone: Vec<Kind> = watchers
+        .iter()
+        .filter(|(k, (v, _))| !served.iter().any(|(sk, sv)| sk == *k && sv == v))
+        .map(|(k, _)| *k)
+        .collect();
+    for kind in gone {
+        if let Some((_, handle)) = watchers.remove(&kind) {
+            info!(
+                resource = kind.resource(),
+                "no longer served; dropping its objects"
+            );
+            handle.abort();
+            let origin = Origin::Watch(kind);
+            tx.send(SourceEvent::ResyncStart {
+                origin: origin.clone(),
+            })
+            .await?;
+            tx.send(SourceEvent::ResyncEnd { origin }).await?;
+            let target = kind.resource().to_owned();
+            tx.send(SourceEvent::Forget { target }).await?;
+        }
+    }
+    for &kind in &Kind::ALL {
+        let version = served
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v.clone());
+        match version {
+            Some(version) if !watchers.contains_key(&kind) => {
+                info!(resource = kind.resource(), %version, "watching");
+                let target = kind.resource().to_owned();
+                tx.send(SourceEvent::ExpectSync { target }).await?;
+                let handle = tokio::spawn(watch(
+                    client.clone(),
+                    kind,
+                    version.clone(),
+                    options.page_size,
+                    tx.clone(),
+                ));
+                watchers.insert(kind, (version, handle));
+            }
+            None if first => info!(
+                resource = kind.resource(),
+                versions = ?kind.versions(),
+                "not served by the cluster; not watching it"
+            ),
+            _ => {}
+        }
+    }
+    if first && !watchers.keys().any(|k| k.is_report()) {
+        warn!("the cluster serves no report kinds; is Kyverno installed?");
+    }
+    Ok(())
 }
 
 /// Watch one kind until the aggregator goes away. Relists arrive as
@@ -106,13 +234,13 @@ pub async fn watch(
         config = config.fields("reason=PolicyViolation");
     }
     if kind.is_report() {
-        run::<RawReport>(client, kind, &ar, config, tx, SourceObject::report).await;
+        forward::<RawReport>(client, kind, &ar, config, tx, SourceObject::report).await;
     } else {
-        run::<RawObject>(client, kind, &ar, config, tx, SourceObject::object).await;
+        forward::<RawObject>(client, kind, &ar, config, tx, SourceObject::object).await;
     }
 }
 
-async fn run<K>(
+async fn forward<K>(
     client: Client,
     kind: Kind,
     ar: &ApiResource,
@@ -134,9 +262,28 @@ async fn run<K>(
     let resource = kind.resource();
     let mut synced = false;
     let mut errors = ErrorLog::default();
-    while let Some(item) = stream.next().await {
-        if item.is_ok() {
-            errors.recovered(resource);
+    loop {
+        let item = if errors.streak > 0 {
+            match tokio::time::timeout(QUIET_RECOVERY, stream.next()).await {
+                Ok(item) => item,
+                Err(_quiet) => {
+                    errors.recovered(resource);
+                    let target = resource.to_owned();
+                    if tx.send(SourceEvent::Recovered { target }).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            stream.next().await
+        };
+        let Some(item) = item else { return };
+        if item.is_ok() && errors.recovered(resource) {
+            let target = resource.to_owned();
+            if tx.send(SourceEvent::Recovered { target }).await.is_err() {
+                return;
+            }
         }
         let event = match item {
             Ok(Event::Init) => SourceEvent::ResyncStart {
@@ -206,11 +353,14 @@ impl ErrorLog {
         }
     }
 
-    fn recovered(&mut self, resource: &str) {
-        if self.streak > 0 {
+    /// Returns whether a failure streak just ended.
+    fn recovered(&mut self, resource: &str) -> bool {
+        let ended = self.streak > 0;
+        if ended {
             info!(resource, failures = self.streak, "watch recovered");
         }
         self.streak = 0;
         self.last_warn = None;
+        ended
     }
 }

@@ -120,6 +120,21 @@ pub enum SourceEvent {
         /// The origin being relisted.
         origin: Origin,
     },
+    /// A new sync target appeared after start-up (a kind discovered later).
+    ExpectSync {
+        /// The name /readyz and the `synced` metric use.
+        target: String,
+    },
+    /// A sync target went away (a kind no longer served).
+    Forget {
+        /// The name /readyz and the `synced` metric use.
+        target: String,
+    },
+    /// A target whose requests failed works again.
+    Recovered {
+        /// The name /readyz and the `synced` metric use.
+        target: String,
+    },
     /// A source finished its initial list; `target` is no longer pending.
     Synced {
         /// The name /readyz and the `synced` metric use.
