@@ -42,10 +42,10 @@ struct EventIn<'a> {
     #[serde(borrow, default)]
     regarding: Option<Subject<'a>>,
     #[serde(default)]
-    count: Option<u64>,
+    count: Option<i64>,
     /// `events.k8s.io/v1` name of `count`.
     #[serde(default)]
-    deprecated_count: Option<u64>,
+    deprecated_count: Option<i64>,
     #[serde(default)]
     series: Option<SeriesIn>,
 }
@@ -53,7 +53,7 @@ struct EventIn<'a> {
 #[derive(Deserialize)]
 struct SeriesIn {
     #[serde(default)]
-    count: Option<u64>,
+    count: Option<i64>,
 }
 
 /// Decode an Event. `Ok(None)` when it is valid but not a blocked admission.
@@ -93,7 +93,8 @@ pub fn decode(raw: &str) -> Result<Option<Blocked>, DecodeError> {
         .or(event.count)
         .or(event.deprecated_count)
         .unwrap_or(1)
-        .max(1);
+        .max(1)
+        .unsigned_abs();
     Ok(Some(Blocked {
         policy,
         rule: parsed.rule.to_owned(),
@@ -122,7 +123,7 @@ pub fn parse_message(message: &str) -> Option<Message<'_>> {
     let (kind, rest) = message.split_once(' ')?;
     let (resource, rest) = rest.split_once(": [")?;
     let (rule, rest) = rest.split_once("] ")?;
-    if !rest.starts_with("fail (blocked)") || kind.is_empty() || rule.is_empty() {
+    if !rest.starts_with("fail (blocked)") || kind.is_empty() {
         return None;
     }
     let (namespace, name) = resource.split_once('/').unwrap_or(("", resource));
@@ -172,6 +173,11 @@ mod tests {
         assert_eq!(parse_message("policy x applied"), None);
         assert_eq!(parse_message(""), None);
         assert_eq!(parse_message("Pod : [r] fail (blocked); x"), None);
+        // CEL policies may have no rule name.
+        assert_eq!(
+            parse_message("Pod a/b: [] fail (blocked); x").map(|m| m.rule),
+            Some("")
+        );
     }
 
     fn event(extra: &str) -> String {
@@ -188,6 +194,12 @@ mod tests {
         assert_eq!(decode(&e).expect("valid").map(|b| b.count), Some(5));
         let e = event(r#","count":2"#);
         assert_eq!(decode(&e).expect("valid").map(|b| b.count), Some(2));
+        let e = event(r#","count":-4"#);
+        assert_eq!(
+            decode(&e).expect("valid").map(|b| b.count),
+            Some(1),
+            "at least 1"
+        );
         let e = event("");
         let b = decode(&e).expect("valid").expect("blocked");
         assert_eq!(

@@ -182,6 +182,10 @@ fn independent_crosscheck_agrees() {
         examples(),
         fixtures(),
         repo().join("examples").display().to_string(),
+        repo()
+            .join("tests/crosscheck/rollout")
+            .display()
+            .to_string(),
     ] {
         let e = Exporter::serve(&["--files", &path], &[]);
         e.wait_ready(READY);
@@ -417,5 +421,129 @@ fn a_missing_path_is_reported_and_the_service_stays_up() {
         e.log_lines()
             .iter()
             .any(|l| l.contains("/nonexistent/reports"))
+    );
+}
+
+/// The rollout fixture set: controls, blocked admissions and policy modes.
+#[test]
+fn rollout_fixtures_give_exact_values() {
+    let dir = repo()
+        .join("tests/crosscheck/rollout")
+        .display()
+        .to_string();
+    let e = Exporter::serve(&["--files", &dir], &[]);
+    e.wait_ready(READY);
+    let m = e.metrics();
+    let text = std::fs::read_to_string(repo().join("tests/crosscheck/expected-rollout.txt"))
+        .expect("expected");
+    let want = Metrics::parse(&text);
+    for family in [
+        "policyreport_results",
+        "policyreport_control_resources",
+        "policyreport_admission_blocked_total",
+        "policyreport_policy_info",
+    ] {
+        assert_eq!(
+            render_family(family, &m.family(family)),
+            render_family(family, &want.family(family)),
+            "{family}"
+        );
+    }
+    let blocked = |ns: &str, policy: &str, rule: &str, kind: &str, control: &str| {
+        let labels = [
+            ("namespace", ns),
+            ("policy", policy),
+            ("rule", rule),
+            ("kind", kind),
+            ("control", control),
+        ];
+        m.value("policyreport_admission_blocked_total", &labels)
+    };
+    // series.count 3 (core/v1) + deprecatedCount 2 (events.k8s.io/v1).
+    assert_eq!(
+        blocked(
+            "shop",
+            "require-requests-limits",
+            "validate-resources",
+            "Pod",
+            "resource-limits"
+        ),
+        Some(5.0)
+    );
+    // No policy object: the control comes from the category in report results.
+    assert_eq!(
+        blocked(
+            "shop",
+            "disallow-host-path",
+            "host-path",
+            "Pod",
+            "secure-context"
+        ),
+        Some(1.0)
+    );
+    // A cluster-scoped blocked resource, counted from `count`.
+    assert_eq!(
+        blocked(
+            "",
+            "require-ns-labels",
+            "check-for-labels-on-namespace",
+            "Namespace",
+            ""
+        ),
+        Some(3.0)
+    );
+    let control = |c: &str, ns: &str, status: &str| {
+        m.value(
+            "policyreport_control_resources",
+            &[
+                ("control", c),
+                ("namespace", ns),
+                ("kind", "Pod"),
+                ("status", status),
+            ],
+        )
+    };
+    // A pod without uid passing in one file and failing in another.
+    assert_eq!(
+        control("secure-context", "legacy", "noncompliant"),
+        Some(1.0)
+    );
+    // An error plus a fail; autogen fails on ReplicaSet/Deployment excluded.
+    assert_eq!(
+        control("resource-limits", "shop", "noncompliant"),
+        Some(2.0)
+    );
+    let info = m.family("policyreport_policy_info");
+    let modes = |p: &str| -> Vec<String> {
+        info.keys()
+            .filter(|l| l.contains(&("policy".into(), p.into())))
+            .flat_map(|l| {
+                l.iter()
+                    .filter(|(k, _)| k == "mode")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    };
+    assert_eq!(modes("podsecurity-subrule-baseline"), ["mixed"]);
+    assert_eq!(
+        modes("disallow-latest-tag"),
+        ["audit"],
+        "one series although in two files"
+    );
+    assert!(
+        modes("disallow-proc-mount").is_empty(),
+        "invalid action: no series"
+    );
+    assert!(
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", "clusterpolicies.kyverno.io")]
+        ) >= Some(1.0)
+    );
+    assert!(
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", "events")]
+        ) >= Some(1.0)
     );
 }

@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use indexmap::IndexMap;
+
 use string_interner::DefaultSymbol as Sym;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -145,8 +147,11 @@ pub struct Aggregate {
     control_state: Vec<ControlState>,
     blocked: HashMap<BlockedKey, u64>,
     policies: BTreeMap<PolicyInfo, u32>,
-    origins: HashMap<Origin, HashMap<ObjectId, Contribution>>,
-    pending: HashMap<Origin, HashMap<ObjectId, Contribution>>,
+    // Objects of each origin. Insertion-ordered, so a relist activates its
+    // objects in the order the source listed them: results are then the
+    // same for the same input, whatever the hash seeds.
+    origins: HashMap<Origin, IndexMap<ObjectId, Contribution>>,
+    pending: HashMap<Origin, IndexMap<ObjectId, Contribution>>,
     stats: Stats,
     sync: BTreeMap<String, SyncState>,
     generation: u64,
@@ -210,7 +215,10 @@ impl Aggregate {
         match event {
             SourceEvent::Apply { origin, object } => {
                 let (id, new) = self.prepare(&origin, &object);
-                let old = self.origins.get_mut(&origin).and_then(|m| m.remove(&id));
+                let old = self
+                    .origins
+                    .get_mut(&origin)
+                    .and_then(|m| m.swap_remove(&id));
                 match new {
                     Some(mut new) => {
                         self.activate(&mut new, old.as_ref());
@@ -230,14 +238,17 @@ impl Aggregate {
             }
             SourceEvent::Delete { origin, object } => {
                 let id = object_id(&object);
-                let removed = self.origins.get_mut(&origin).and_then(|m| m.remove(&id));
+                let removed = self
+                    .origins
+                    .get_mut(&origin)
+                    .and_then(|m| m.swap_remove(&id));
                 if let Some(old) = removed {
                     self.deactivate(old);
                     self.count_object(object.kind, -1);
                 }
             }
             SourceEvent::ResyncStart { origin } => {
-                if let Some(stale) = self.pending.insert(origin, HashMap::new()) {
+                if let Some(stale) = self.pending.insert(origin, IndexMap::new()) {
                     stale.into_values().for_each(|c| self.release(c));
                 }
             }
@@ -246,7 +257,7 @@ impl Aggregate {
                 let pending = self.pending.entry(origin).or_default();
                 let dup = match new {
                     Some(new) => pending.insert(id, new),
-                    None => pending.remove(&id),
+                    None => pending.shift_remove(&id),
                 };
                 if let Some(dup) = dup {
                     self.release(dup);
@@ -457,7 +468,7 @@ impl Aggregate {
         let mut fresh = self.pending.remove(&origin).unwrap_or_default();
         let mut old = self.origins.remove(&origin).unwrap_or_default();
         for (id, new) in fresh.iter_mut() {
-            let prev = old.remove(id);
+            let prev = old.swap_remove(id);
             self.activate(new, prev.as_ref());
             match prev {
                 Some(prev) => self.deactivate(prev),

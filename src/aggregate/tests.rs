@@ -484,6 +484,29 @@ fn policy_wide_reports_combine_per_pod() {
     );
 }
 
+#[test]
+fn relists_activate_in_listing_order() {
+    // One uid under two namespaces (only possible with inconsistent input):
+    // the resource takes the namespace of the first report listed, always.
+    for _ in 0..20 {
+        let mut agg = new_agg(LabelOptions::default());
+        let f = Origin::File(Arc::from(Path::new("/f.yaml")));
+        agg.handle(SourceEvent::ResyncStart { origin: f.clone() });
+        for (ns, r) in [("q8a", "pass"), ("q8b", "fail")] {
+            let results = json!([{"policy": "require-requests-limits", "result": r}]);
+            agg.handle(SourceEvent::ResyncApply {
+                origin: f.clone(),
+                object: pod_report(ns, "same-uid", results),
+            });
+        }
+        agg.handle(SourceEvent::ResyncEnd { origin: f });
+        assert_eq!(
+            controls_of(&agg),
+            BTreeMap::from([ctl("resource-limits", "q8a", "Pod", false, 1)])
+        );
+    }
+}
+
 // ---- blocked admissions and policies --------------------------------------
 
 fn blocked_event(
