@@ -15,17 +15,24 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "POLICYREPORT_EXPORTER_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log filter, in tracing's EnvFilter syntax (for example `info` or
-    /// `info,policyreport_exporter=debug`).
-    #[arg(
-        long,
-        global = true,
-        default_value = "info",
-        env = "POLICYREPORT_EXPORTER_LOG_LEVEL"
-    )]
-    pub log_level: String,
+    /// `info,policyreport_exporter=debug`). Defaults to `info` for `serve`
+    /// and `warn` for `summary`.
+    #[arg(long, global = true, env = "POLICYREPORT_EXPORTER_LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log filter: the flag, else the command's default.
+    pub fn log_filter(&self) -> &str {
+        match (&self.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, Command::Serve(_)) => "info",
+            (None, Command::Summary(_)) => "warn",
+        }
+    }
 }
 
 /// Subcommands.
