@@ -16,7 +16,8 @@ pub struct Cli {
     pub log_format: LogFormat,
     /// Log filter, in tracing's EnvFilter syntax (for example `info` or
     /// `info,policyreport_exporter=debug`). Defaults to `info` for `serve`
-    /// and `warn` for `summary`.
+    /// and `warn` for `summary`. kube_client is shown from `error` up unless
+    /// the filter names it.
     #[arg(long, global = true, env = "POLICYREPORT_EXPORTER_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// What to run.
@@ -25,12 +26,21 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The log filter: the flag, else the command's default.
-    pub fn log_filter(&self) -> &str {
-        match (&self.log_level, &self.command) {
-            (Some(level), _) => level,
+    /// The log filter: the flag, else the command's default (`info` for
+    /// `serve`, `warn` for `summary`). kube_client warns once per cut watch
+    /// connection, which the watcher resumes by itself, and the exporter
+    /// reports failures itself; so unless the filter names `kube_client`,
+    /// its messages are shown from `error` up.
+    pub fn log_filter(&self) -> String {
+        let base = match (&self.log_level, &self.command) {
+            (Some(level), _) => level.as_str(),
             (None, Command::Serve(_)) => "info",
             (None, Command::Summary(_)) => "warn",
+        };
+        if base.contains("kube_client") {
+            base.to_owned()
+        } else {
+            format!("{base},kube_client=error")
         }
     }
 }
@@ -228,6 +238,21 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn log_filter_defaults_per_command() {
+        let f = |args: &[&str]| Cli::try_parse_from(args).expect("valid").log_filter();
+        assert_eq!(f(&["x", "serve"]), "info,kube_client=error");
+        assert_eq!(f(&["x", "summary"]), "warn,kube_client=error");
+        assert_eq!(
+            f(&["x", "--log-level", "debug", "serve"]),
+            "debug,kube_client=error"
+        );
+        assert_eq!(
+            f(&["x", "--log-level", "kube_client=debug", "serve"]),
+            "kube_client=debug"
+        );
     }
 
     #[test]

@@ -102,11 +102,15 @@ enum Contribution {
         series: Box<[(SeriesId, u32)]>,
         controls: Box<[ControlDelta]>,
     },
-    /// A blocked-admission Event: what it names and the count last seen.
-    Blocked {
+    /// An Event: its uid, what it blocked (when it is a blocked admission)
+    /// and the count already added. The count is carried through updates
+    /// that are invalid or not blocks, so a flapping Event is never counted
+    /// twice.
+    Event {
         uid: Box<str>,
-        key: BlockedKey,
-        count: u64,
+        key: Option<BlockedKey>,
+        counted: u64,
+        invalid: bool,
     },
     /// A policy.
     Policy(Box<PolicyInfo>),
@@ -154,6 +158,8 @@ pub struct Aggregate {
     pending: HashMap<Origin, IndexMap<ObjectId, Contribution>>,
     stats: Stats,
     sync: BTreeMap<String, SyncState>,
+    /// Set once every target has listed; readiness never goes back.
+    ready_once: bool,
     generation: u64,
 }
 
@@ -198,6 +204,7 @@ impl Aggregate {
             pending: HashMap::new(),
             stats,
             sync: BTreeMap::new(),
+            ready_once: false,
             generation: 0,
         }
     }
@@ -212,6 +219,13 @@ impl Aggregate {
     /// Apply one event.
     pub fn handle(&mut self, event: SourceEvent) {
         self.generation += 1;
+        self.apply_event(event);
+        if !self.ready_once && !self.sync.is_empty() && self.sync.values().all(|s| s.listed) {
+            self.ready_once = true;
+        }
+    }
+
+    fn apply_event(&mut self, event: SourceEvent) {
         match event {
             SourceEvent::Apply { origin, object } => {
                 let (id, new) = self.prepare(&origin, &object);
@@ -316,7 +330,21 @@ impl Aggregate {
                 report::decode(raw).map(|r| Some(self.report_contribution(&r, &id.namespace)))
             }
             Body::Object(raw) if object.kind == Kind::Event => {
-                event::decode(raw.raw.get()).map(|b| b.map(|b| self.blocked_contribution(raw, b)))
+                let uid = raw.metadata.uid.as_deref().or(raw.metadata.name.as_deref());
+                let uid: Box<str> = uid.unwrap_or_default().into();
+                let contribution = match event::decode(raw.raw.get()) {
+                    Ok(blocked) => self.event_contribution(uid, blocked),
+                    Err(err) => {
+                        self.invalid(origin, object, &id, &err);
+                        Contribution::Event {
+                            uid,
+                            key: None,
+                            counted: 0,
+                            invalid: true,
+                        }
+                    }
+                };
+                Ok(Some(contribution))
             }
             Body::Object(raw) => policy::decode(object.kind, raw.raw.get())
                 .map(|p| Some(Contribution::Policy(Box::new(p)))),
@@ -342,7 +370,12 @@ impl Aggregate {
             .origins
             .get(origin)
             .and_then(|m| m.get(id))
-            .is_some_and(|c| matches!(c, Contribution::Invalid));
+            .is_some_and(|c| {
+                matches!(
+                    c,
+                    Contribution::Invalid | Contribution::Event { invalid: true, .. }
+                )
+            });
         if was_invalid {
             debug!(kind = %object.kind, name = %id.name, "object still invalid");
             return;
@@ -372,27 +405,28 @@ impl Aggregate {
         Contribution::Report { series, controls }
     }
 
-    fn blocked_contribution(
+    fn event_contribution(
         &mut self,
-        raw: &crate::object::RawObject,
-        b: event::Blocked,
+        uid: Box<str>,
+        blocked: Option<event::Blocked>,
     ) -> Contribution {
-        let key = BlockedKey {
-            namespace: self.series.intern(&b.namespace),
-            policy: self.series.intern(&b.policy),
-            rule: self.series.intern(&b.rule),
-            kind: self.series.intern(&b.kind),
+        let (key, counted) = match blocked {
+            Some(b) => {
+                let key = BlockedKey {
+                    namespace: self.series.intern(&b.namespace),
+                    policy: self.series.intern(&b.policy),
+                    rule: self.series.intern(&b.rule),
+                    kind: self.series.intern(&b.kind),
+                };
+                (Some(key), b.count)
+            }
+            None => (None, 0),
         };
-        let uid = raw
-            .metadata
-            .uid
-            .as_deref()
-            .or(raw.metadata.name.as_deref())
-            .unwrap_or_default();
-        Contribution::Blocked {
-            uid: uid.into(),
+        Contribution::Event {
+            uid,
             key,
-            count: b.count,
+            counted,
+            invalid: false,
         }
     }
 
@@ -407,18 +441,22 @@ impl Aggregate {
                     self.control_state[d.control as usize].apply(d, 1);
                 }
             }
-            Contribution::Blocked { uid, key, count } => {
+            Contribution::Event {
+                uid, key, counted, ..
+            } => {
                 let seen = match old {
-                    Some(Contribution::Blocked {
-                        uid: u, count: c, ..
+                    Some(Contribution::Event {
+                        uid: u, counted: c, ..
                     }) if u == uid => *c,
                     _ => 0,
                 };
-                // Counters only grow: add the increase, never subtract.
-                if *count > seen {
-                    *self.blocked.entry(*key).or_default() += *count - seen;
-                } else {
-                    *count = seen;
+                // Counters only grow: add the increase, never subtract, and
+                // remember the highest count added.
+                match key {
+                    Some(key) if *counted > seen => {
+                        *self.blocked.entry(*key).or_default() += *counted - seen;
+                    }
+                    _ => *counted = seen,
                 }
             }
             Contribution::Policy(info) => *self.policies.entry((**info).clone()).or_default() += 1,
@@ -445,7 +483,7 @@ impl Aggregate {
                     }
                 }
             }
-            Contribution::Blocked { .. } | Contribution::Invalid => {}
+            Contribution::Event { .. } | Contribution::Invalid => {}
         }
         self.release(old);
     }
@@ -484,13 +522,18 @@ impl Aggregate {
         }
     }
 
-    /// Whether every expected source has finished its initial list.
+    /// Whether every expected source has finished its initial list. Once
+    /// true it stays true: a kind discovered later does not make a running
+    /// exporter unready (its `synced` gauge shows its progress).
     pub fn ready(&self) -> bool {
-        self.sync.values().all(|s| s.listed)
+        self.ready_once || self.sync.values().all(|s| s.listed)
     }
 
-    /// Sync targets still waiting for their initial list.
+    /// Sync targets still waiting for their initial list, while not ready.
     pub fn pending_targets(&self) -> Vec<&str> {
+        if self.ready() {
+            return Vec::new();
+        }
         self.sync
             .iter()
             .filter(|(_, s)| !s.listed)

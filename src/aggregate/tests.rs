@@ -675,7 +675,7 @@ fn blocked_admissions_count_increases_only() {
     assert_eq!(
         agg.stats().objects["events"],
         1,
-        "only blocked events are held"
+        "events missing from the relist are dropped"
     );
     // Malformed events are counted as invalid and change nothing.
     let bad = object(

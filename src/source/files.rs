@@ -45,6 +45,9 @@ pub enum FileError {
     /// The YAML is malformed.
     #[error("parsing YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
+    /// The YAML nests deeper than [`MAX_NESTING`].
+    #[error("parsing YAML: nested deeper than {0} levels")]
+    TooDeep(usize),
 }
 
 /// An object of a kind the exporter reads, but whose metadata is unusable.
@@ -65,18 +68,136 @@ pub struct FileContents {
     pub bad: Vec<BadObject>,
 }
 
+/// Deepest `[`/`{` nesting accepted in a file. serde_json refuses deeper
+/// JSON by itself; YAML is checked before parsing, because the YAML parser
+/// takes time quadratic in the depth to refuse it.
+pub const MAX_NESTING: usize = 128;
+
 /// Parse a file's bytes. JSON when `json` is set, else YAML (one or more
 /// documents). Objects of other kinds are ignored.
 pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     let mut out = FileContents::default();
     if json {
-        collect(serde_json::from_slice::<Value>(bytes)?, &mut out, true);
+        collect_json(bytes, &mut out)?;
     } else {
+        if flow_depth(bytes) > MAX_NESTING {
+            return Err(FileError::TooDeep(MAX_NESTING));
+        }
         for doc in serde_yaml_ng::Deserializer::from_slice(bytes) {
             collect(Value::deserialize(doc)?, &mut out, true);
         }
     }
     Ok(out)
+}
+
+/// JSON without building a value tree: read the document's type, then take
+/// each object (or each `items` entry of a List) straight into its raw form.
+/// Only the text of each object is copied, so memory stays near the file's
+/// size.
+fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(default, rename = "apiVersion")]
+        api_version: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default, borrow)]
+        items: Option<Vec<&'a serde_json::value::RawValue>>,
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
+    let take = |raw: &str, head: Head<'_>, out: &mut FileContents| {
+        let (Some(api_version), Some(kind)) = (head.api_version, head.kind) else {
+            return;
+        };
+        let Some(kind) = Kind::from_type(&api_version, &kind) else {
+            return;
+        };
+        let object = if kind.is_report() {
+            serde_json::from_str::<RawReport>(raw).map(|r| SourceObject::report(kind, r))
+        } else {
+            serde_json::from_str::<RawObject>(raw).map(|o| SourceObject::object(kind, o))
+        };
+        match object {
+            Ok(object) => out.objects.push(object),
+            Err(e) => out.bad.push(BadObject {
+                kind,
+                reason: e.to_string(),
+            }),
+        }
+    };
+    let head: Head<'_> = match serde_json::from_str(text) {
+        Ok(h) => h,
+        // Not an object (an array, a number): nothing to read. Malformed
+        // JSON is an error.
+        Err(e) if e.is_data() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let is_list = head.kind.as_deref().is_some_and(|k| k.ends_with("List"))
+        && Kind::from_type(
+            head.api_version.as_deref().unwrap_or(""),
+            head.kind.as_deref().unwrap_or(""),
+        )
+        .is_none();
+    if is_list {
+        for item in head.items.unwrap_or_default() {
+            if let Ok(h) = serde_json::from_str::<Head<'_>>(item.get()) {
+                take(item.get(), Head { items: None, ..h }, out);
+            }
+        }
+    } else {
+        take(
+            text,
+            Head {
+                items: None,
+                ..head
+            },
+            out,
+        );
+    }
+    Ok(())
+}
+
+/// The deepest nesting of `[` and `{` outside quoted strings and comments:
+/// a cheap upper bound on what the YAML parser will have to descend into.
+fn flow_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut i = 0;
+    let mut line_start = true;
+    let mut prev_space = true;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'\'' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += 1;
+                }
+            }
+            b'#' if prev_space || line_start => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        line_start = b == b'\n';
+        prev_space = b == b' ' || b == b'\t' || line_start;
+        i += 1;
+    }
+    max
 }
 
 /// Gather objects from a document: an object, or a `List` of objects.
@@ -143,6 +264,8 @@ struct Fingerprint {
     len: u64,
     modified: Option<SystemTime>,
     inode: u64,
+    /// Status change time: catches `chmod`, which changes nothing else.
+    changed: (i64, i64),
 }
 
 struct Known {
@@ -282,6 +405,7 @@ impl FilesSource {
                                 len: m.len(),
                                 modified: m.modified().ok(),
                                 inode: m.ino(),
+                                changed: (m.ctime(), m.ctime_nsec()),
                             },
                         );
                     }
@@ -493,6 +617,56 @@ apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: defau
         };
         assert_eq!(o.metadata.uid.as_deref(), Some("u1"));
         assert!(o.raw.get().contains("PolicyViolation"));
+    }
+
+    #[test]
+    fn json_lists_and_objects_take_the_lean_path() {
+        let json = br#"{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":"a","namespace":"n"},
+            "results":[{"policy":"p","result":"pass"}]}"#;
+        let c = parse(json, true).expect("valid");
+        assert_eq!(c.objects.len(), 1);
+        let Body::Report(r) = &c.objects[0].body else {
+            panic!("a report")
+        };
+        assert_eq!(
+            r.results.as_ref().map(|r| r.get()),
+            Some(r#"[{"policy":"p","result":"pass"}]"#)
+        );
+        // Other kinds, arrays and scalars are ignored; a report list's items too.
+        assert!(
+            parse(
+                br#"{"apiVersion":"v1","kind":"ConfigMap","items":[1]}"#,
+                true
+            )
+            .expect("valid")
+            .objects
+            .is_empty()
+        );
+        assert!(parse(b"[1,2]", true).expect("valid").objects.is_empty());
+        assert!(parse(b"7", true).expect("valid").objects.is_empty());
+        let bad = br#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":5}}]}"#;
+        assert_eq!(parse(bad, true).expect("valid JSON").bad.len(), 1);
+        assert!(parse(b"\xff\xfe", true).is_err(), "invalid UTF-8");
+    }
+
+    #[test]
+    fn deep_yaml_is_refused_before_parsing() {
+        let deep = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
+        assert!(matches!(
+            parse(deep.as_bytes(), false),
+            Err(FileError::TooDeep(_))
+        ));
+        let fine = format!(
+            "a: {}{}\nb: '[[[[' # [[[[\nc: \"{{{{\"\n",
+            "[".repeat(10),
+            "]".repeat(10)
+        );
+        assert!(parse(fine.as_bytes(), false).is_ok());
+        assert_eq!(flow_depth(b"a: '[[' # [[\nb: [{c: [1]}]\n"), 3);
     }
 
     #[test]

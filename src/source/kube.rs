@@ -279,7 +279,13 @@ async fn forward<K>(
             stream.next().await
         };
         let Some(item) = item else { return };
-        if item.is_ok() && errors.recovered(resource) {
+        // A relist's first pages are no proof of recovery (it may fail on a
+        // later page); its end, or a watch event, is.
+        let progressed = matches!(
+            item,
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_))
+        );
+        if progressed && errors.recovered(resource) {
             let target = resource.to_owned();
             if tx.send(SourceEvent::Recovered { target }).await.is_err() {
                 return;

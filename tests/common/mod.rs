@@ -320,3 +320,808 @@ pub fn copy_tree(from: &Path, to: &Path) {
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+// ---------------------------------------------------------------------------
+// Reliability helpers (faults, bad input, HTTP load, soak). Appended only.
+// ---------------------------------------------------------------------------
+
+/// The four families computed from objects (not the exporter's own
+/// self-observation), in a stable text form for comparisons.
+pub const DATA_FAMILIES: [&str; 4] = [
+    "policyreport_results",
+    "policyreport_control_resources",
+    "policyreport_admission_blocked_total",
+    "policyreport_policy_info",
+];
+
+/// [`DATA_FAMILIES`] of `m`, sorted, one sample per line.
+pub fn data_text(m: &Metrics) -> String {
+    DATA_FAMILIES
+        .iter()
+        .map(|f| render_family(f, &m.family(f)))
+        .collect()
+}
+
+/// Lines that differ between two renderings (`-` only in `want`, `+` only in
+/// `got`), at most `limit` of them, for failure messages.
+pub fn text_diff(want: &str, got: &str, limit: usize) -> String {
+    let w: std::collections::BTreeSet<&str> = want.lines().collect();
+    let g: std::collections::BTreeSet<&str> = got.lines().collect();
+    let mut out: Vec<String> = w.difference(&g).map(|l| format!("- {l}")).collect();
+    out.extend(g.difference(&w).map(|l| format!("+ {l}")));
+    let n = out.len();
+    out.truncate(limit);
+    if n > limit {
+        out.push(format!("… {} more", n - limit));
+    }
+    out.join("\n")
+}
+
+/// Compute the served metrics from scratch: a fresh aggregate with the
+/// default configuration, fed one `Apply` per object, then rendered.
+pub fn from_scratch<'a>(
+    objects: impl IntoIterator<Item = (policyreport_exporter::kind::Kind, &'a serde_json::Value)>,
+) -> Metrics {
+    use policyreport_exporter::aggregate::{Aggregate, Config};
+    use policyreport_exporter::source::{Origin, SourceEvent};
+    let mut agg = Aggregate::new(Config::default());
+    for (kind, value) in objects {
+        let object = source_object(kind, value);
+        agg.handle(SourceEvent::Apply {
+            origin: Origin::Watch(kind),
+            object,
+        });
+    }
+    let snapshot = policyreport_exporter::metrics::Snapshot::render(&agg);
+    Metrics::parse(&String::from_utf8_lossy(&snapshot.prometheus))
+}
+
+/// An object as the watch source hands it over.
+pub fn source_object(
+    kind: policyreport_exporter::kind::Kind,
+    value: &serde_json::Value,
+) -> policyreport_exporter::source::SourceObject {
+    use policyreport_exporter::source::SourceObject;
+    let text = value.to_string();
+    if kind.is_report() {
+        SourceObject::report(kind, serde_json::from_str(&text).expect("report metadata"))
+    } else {
+        SourceObject::object(kind, serde_json::from_str(&text).expect("object metadata"))
+    }
+}
+
+/// Run the independent Python count (`tests/crosscheck/crosscheck.py`) over
+/// `objects` (written to a temporary folder as one JSON `List` per kind)
+/// against `metrics` (Prometheus text). Returns its output, or an error
+/// with the differing series.
+pub fn crosscheck(
+    objects: &[(policyreport_exporter::kind::Kind, serde_json::Value)],
+    metrics: &str,
+) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let objects_dir = dir.path().join("objects");
+    std::fs::create_dir(&objects_dir).map_err(|e| e.to_string())?;
+    let mut by_kind: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+    for (kind, v) in objects {
+        by_kind.entry(kind.kind()).or_default().push(v.clone());
+    }
+    for (kind, items) in by_kind {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        std::fs::write(objects_dir.join(format!("{kind}.json")), list.to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    let metrics_file = dir.path().join("metrics.txt");
+    std::fs::write(&metrics_file, metrics).map_err(|e| e.to_string())?;
+    let out = Command::new("python3")
+        .arg(repo().join("tests/crosscheck/crosscheck.py"))
+        .arg("--metrics")
+        .arg(&metrics_file)
+        .arg(&objects_dir)
+        .output()
+        .map_err(|e| format!("running python3: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+impl Exporter {
+    /// Start `serve ARGS` like [`Exporter::serve`], letting `configure`
+    /// adjust the command first (for example to run as another user).
+    pub fn serve_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
+        Self::serve_program(
+            Path::new(env!("CARGO_BIN_EXE_policyreport-exporter")),
+            args,
+            env,
+            configure,
+        )
+    }
+
+    /// Like [`Exporter::serve_with`], running `program` (a copy of the
+    /// binary, say) instead of the one cargo built.
+    pub fn serve_program(
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
+        let mut cmd = Command::new(program);
+        cmd.args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info,policyreport_exporter=debug",
+            "serve",
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("start the exporter binary");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "exporter did not start listening; logs: {:#?}",
+                    logs.lock().expect("log lock")
+                );
+            }
+        };
+        Exporter { child, addr, logs }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `kB` field of `/proc/PID/status`, such as `VmRSS` or `VmHWM` (peak RSS).
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Log lines parsed as JSON (lines that are not JSON are skipped).
+    pub fn log_json(&self) -> Vec<serde_json::Value> {
+        self.log_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Log lines at `level` (`WARN`, `INFO`, …) whose message contains `text`.
+    pub fn count_logs(&self, level: &str, text: &str) -> usize {
+        self.log_json()
+            .iter()
+            .filter(|v| {
+                v["level"] == level && v["message"].as_str().is_some_and(|m| m.contains(text))
+            })
+            .count()
+    }
+
+    /// Wait until a log line satisfies `pred`; returns it.
+    pub fn wait_log(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = self.log_json().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for a log line: {what}; logs:\n{}",
+                self.log_lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Wait until the data families served equal `want` (see [`data_text`]);
+    /// returns how long it took. Fails with a diff.
+    pub fn wait_data(&self, what: &str, want: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let got = data_text(&self.metrics());
+            if got == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: served metrics differ from the from-scratch computation after {timeout:?}:\n{}",
+                text_diff(want, &got, 40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `policyreport_exporter_synced` value of one target.
+    pub fn synced(&self, m: &Metrics, target: &str) -> Option<f64> {
+        m.value("policyreport_exporter_synced", &[("resource", target)])
+    }
+
+    /// The `/readyz` status code.
+    pub fn ready_status(&self) -> u16 {
+        self.get_with("/readyz", &[]).map(|r| r.0).unwrap_or(0)
+    }
+}
+
+/// A small deterministic random generator (splitmix64), so tests need no
+/// extra dependency and print a seed that reproduces them.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// Policies the generated objects use: (name, category). The first three
+/// match the built-in controls.
+pub const GEN_POLICIES: [(&str, &str); 6] = [
+    ("require-requests-limits", "Best Practices"),
+    (
+        "restrict-image-registries",
+        "Best Practices, EKS Best Practices",
+    ),
+    (
+        "podsecurity-subrule-baseline",
+        "Pod Security Standards (Baseline)",
+    ),
+    (
+        "disallow-privileged-containers",
+        "Pod Security Standards (Baseline)",
+    ),
+    ("disallow-latest-tag", "Best Practices"),
+    ("require-team-label", ""),
+];
+
+const GEN_OUTCOMES: [&str; 5] = ["pass", "fail", "warn", "error", "skip"];
+
+fn gen_subject(kind: &str, ns: &str, name: &str) -> serde_json::Value {
+    let mut s = serde_json::json!({
+        "apiVersion": "v1", "kind": kind, "name": name,
+        // One uid per (kind, namespace, name): the same resource always
+        // looks the same, whichever report names it.
+        "uid": format!("uid-{kind}-{ns}-{name}"),
+    });
+    if !ns.is_empty() {
+        s["namespace"] = ns.into();
+    }
+    s
+}
+
+/// A random report of a report kind. With `invalid_rate` > 0 some reports
+/// carry an unknown outcome (and are invalid as a whole).
+pub fn gen_report(
+    rng: &mut Rng,
+    kind: policyreport_exporter::kind::Kind,
+    ns: &str,
+    name: &str,
+    invalid_rate: f64,
+) -> serde_json::Value {
+    use policyreport_exporter::kind::Kind;
+    let namespaced = kind.namespaced();
+    let openreports = matches!(kind, Kind::Report | Kind::ClusterReport);
+    let subject_kind = if namespaced { "Pod" } else { "Namespace" };
+    let subject_ns = if namespaced { ns } else { "" };
+    let policy_wide = rng.chance(0.25);
+    let n = 1 + rng.below(6);
+    let mut results = Vec::new();
+    for _ in 0..n {
+        let (policy, category) = *rng.pick(&GEN_POLICIES);
+        let policy = if policy == "require-team-label" && namespaced {
+            format!("{ns}/{policy}")
+        } else {
+            policy.to_owned()
+        };
+        let mut r = serde_json::json!({
+            "policy": policy,
+            "rule": format!("check-{}", rng.below(2)),
+            "result": rng.pick(&GEN_OUTCOMES),
+            "message": "generated",
+            "scored": true,
+            "properties": {"process": "background scan"},
+            "timestamp": {"seconds": 1_700_000_000u64 + rng.below(1000), "nanos": 0},
+        });
+        if !(openreports && rng.chance(0.5)) {
+            r["source"] = "kyverno".into();
+        }
+        if !category.is_empty() {
+            r["category"] = category.into();
+        }
+        if rng.chance(0.7) {
+            r["severity"] = (*rng.pick(&["low", "medium", "high"])).into();
+        }
+        if policy_wide {
+            let subjects: Vec<_> = (0..1 + rng.below(3))
+                .map(|_| gen_subject(subject_kind, subject_ns, &format!("res-{}", rng.below(8))))
+                .collect();
+            r["resources"] = subjects.into();
+        }
+        results.push(r);
+    }
+    if rng.chance(invalid_rate) {
+        let i = rng.below(results.len() as u64) as usize;
+        results[i]["result"] = "maybe".into();
+    }
+    let mut metadata = serde_json::json!({"name": name});
+    if namespaced {
+        metadata["namespace"] = ns.into();
+    }
+    let mut report = serde_json::json!({
+        "apiVersion": format!("{}/{}", kind.group(), kind.versions()[0]),
+        "kind": kind.kind(),
+        "metadata": metadata,
+        "results": results,
+    });
+    if !policy_wide {
+        report["scope"] = gen_subject(subject_kind, subject_ns, &format!("res-{}", rng.below(8)));
+    }
+    if openreports {
+        report["source"] = "kyverno".into();
+    }
+    report
+}
+
+/// A blocked-admission Event about a ClusterPolicy (or a Policy when the
+/// policy name has a `namespace/` prefix), with `series.count` = `count`.
+pub fn gen_event(ns: &str, name: &str, policy: &str, pod: &str, count: u64) -> serde_json::Value {
+    let involved = match policy.split_once('/') {
+        Some((pns, p)) => {
+            serde_json::json!({"apiVersion": "kyverno.io/v1", "kind": "Policy", "namespace": pns, "name": p})
+        }
+        None => {
+            serde_json::json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "name": policy})
+        }
+    };
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "type": "Warning", "reason": "PolicyViolation", "action": "Resource Blocked",
+        "reportingComponent": "kyverno-admission",
+        "involvedObject": involved,
+        "message": format!("Pod {ns}/{pod}: [check-0] fail (blocked); generated"),
+        "series": {"count": count, "lastObservedTime": "2026-11-27T05:00:00.000000Z"},
+    })
+}
+
+/// A random Kyverno policy of a policy kind (`name` is one of the
+/// [`GEN_POLICIES`] names, so reports and Events refer to it).
+pub fn gen_policy(
+    rng: &mut Rng,
+    kind: policyreport_exporter::kind::Kind,
+    ns: &str,
+    name: &str,
+) -> serde_json::Value {
+    use policyreport_exporter::kind::Kind;
+    let category = GEN_POLICIES
+        .iter()
+        .find(|(p, _)| *p == name)
+        .map_or("", |(_, c)| *c);
+    let mut metadata = serde_json::json!({
+        "name": name,
+        "annotations": {
+            "policies.kyverno.io/category": category,
+            "policies.kyverno.io/severity": rng.pick(&["low", "medium", "high"]),
+            "policies.kyverno.io/title": format!("Title {}", rng.below(3)),
+        },
+    });
+    if kind == Kind::Policy {
+        metadata["namespace"] = ns.into();
+    }
+    let spec = if kind == Kind::ValidatingPolicy {
+        serde_json::json!({
+            "validationActions": [rng.pick(&["Deny", "Audit", "Warn"])],
+            "evaluation": {"background": {"enabled": rng.chance(0.5)}},
+        })
+    } else {
+        let rules: Vec<_> = (0..1 + rng.below(3))
+            .map(|i| {
+                let mut validate = serde_json::json!({"message": "m", "pattern": {}});
+                if rng.chance(0.3) {
+                    validate["failureAction"] = (*rng.pick(&["Audit", "Enforce"])).into();
+                }
+                serde_json::json!({"name": format!("check-{i}"), "validate": validate})
+            })
+            .collect();
+        serde_json::json!({
+            "validationFailureAction": rng.pick(&["Audit", "Enforce", "audit", "enforce"]),
+            "background": rng.chance(0.8),
+            "rules": rules,
+        })
+    };
+    serde_json::json!({
+        "apiVersion": format!("{}/{}", kind.group(), kind.versions()[0]),
+        "kind": kind.kind(),
+        "metadata": metadata,
+        "spec": spec,
+    })
+}
+
+/// A fake Kubernetes cluster (the project's fake API server on a runtime of
+/// its own) plus a kubeconfig for it, tracking which kinds it serves.
+pub struct FakeCluster {
+    pub rt: tokio::runtime::Runtime,
+    pub server: fake_apiserver::FakeApiServer,
+    pub kubeconfig: String,
+    served: Mutex<std::collections::BTreeSet<policyreport_exporter::kind::Kind>>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeCluster {
+    pub fn start(kinds: &[policyreport_exporter::kind::Kind]) -> FakeCluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt
+            .block_on(fake_apiserver::FakeApiServer::start())
+            .expect("fake API server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&path).expect("kubeconfig");
+        let cluster = FakeCluster {
+            rt,
+            server,
+            kubeconfig: path.display().to_string(),
+            served: Mutex::new(Default::default()),
+            _dir: dir,
+        };
+        for k in kinds {
+            cluster.serve_kind(*k);
+        }
+        cluster
+    }
+
+    /// The resource definition the fake server uses for a kind.
+    pub fn def(kind: policyreport_exporter::kind::Kind) -> fake_apiserver::ResourceDef {
+        fake_apiserver::ResourceDef::new(
+            kind.group(),
+            kind.versions()[0],
+            kind.kind(),
+            kind.plural(),
+            kind.namespaced(),
+        )
+    }
+
+    pub fn serve_kind(&self, kind: policyreport_exporter::kind::Kind) {
+        self.server.serve(Self::def(kind));
+        self.served.lock().expect("lock").insert(kind);
+    }
+
+    /// Stop serving a kind (it leaves discovery; its objects stay stored).
+    pub fn unserve_kind(&self, kind: policyreport_exporter::kind::Kind) {
+        self.server
+            .unserve(kind.group(), kind.versions()[0], kind.plural());
+        self.served.lock().expect("lock").remove(&kind);
+    }
+
+    pub fn served(&self) -> Vec<policyreport_exporter::kind::Kind> {
+        self.served.lock().expect("lock").iter().copied().collect()
+    }
+
+    pub fn exporter(&self, args: &[&str]) -> Exporter {
+        Exporter::serve(args, &[("KUBECONFIG", &self.kubeconfig)])
+    }
+
+    /// Apply an object; its kind comes from its `apiVersion` and `kind`.
+    pub fn apply(&self, object: serde_json::Value) {
+        let kind = policyreport_exporter::kind::Kind::from_type(
+            object["apiVersion"].as_str().unwrap_or(""),
+            object["kind"].as_str().unwrap_or(""),
+        )
+        .expect("a kind the exporter reads");
+        self.server.apply(&Self::def(kind), object);
+    }
+
+    pub fn delete(
+        &self,
+        kind: policyreport_exporter::kind::Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> bool {
+        self.server.delete(&Self::def(kind), namespace, name)
+    }
+
+    /// Every object of the kinds currently served.
+    pub fn objects(&self) -> Vec<(policyreport_exporter::kind::Kind, serde_json::Value)> {
+        self.served()
+            .into_iter()
+            .flat_map(|k| {
+                self.server
+                    .objects(&Self::def(k))
+                    .into_iter()
+                    .map(move |v| (k, v))
+            })
+            .collect()
+    }
+
+    /// The data families computed from scratch over what the server holds
+    /// (served kinds only), as [`data_text`].
+    pub fn expected(&self) -> String {
+        let objects = self.objects();
+        data_text(&from_scratch(objects.iter().map(|(k, v)| (*k, v))))
+    }
+
+    pub fn stop(&self) {
+        self.rt.block_on(self.server.stop());
+    }
+
+    pub fn resume(&self) {
+        self.rt.block_on(self.server.resume()).expect("resume");
+    }
+
+    pub fn restart(&self) {
+        self.rt.block_on(self.server.restart()).expect("restart");
+    }
+
+    pub fn restart_keeping_history(&self) {
+        self.rt
+            .block_on(self.server.restart_keeping_history())
+            .expect("restart");
+    }
+}
+
+/// Poll `cond` every 20 ms until it holds; returns the elapsed time, or
+/// `None` on timeout.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the tests run as root (which ignores file permissions).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Creates, updates and deletes generated objects in a [`FakeCluster`]:
+/// reports of every report kind, blocked-admission Events (created and
+/// grown, never deleted, so the blocked counters equal the Events' counts)
+/// and policies. Deterministic for a seed.
+pub struct Workload {
+    pub rng: Rng,
+    kinds: Vec<policyreport_exporter::kind::Kind>,
+    /// Event name → (namespace, policy, pod, count).
+    events: BTreeMap<String, (String, String, String, u64)>,
+    /// Reports per kind and namespace the names are drawn from.
+    pub pool: u64,
+    /// Probability that a written report is invalid.
+    pub invalid_rate: f64,
+    /// Operations applied so far.
+    pub ops: u64,
+}
+
+pub const GEN_NAMESPACES: [&str; 3] = ["team-a", "team-b", "prod"];
+
+impl Workload {
+    pub fn new(seed: u64, kinds: &[policyreport_exporter::kind::Kind]) -> Workload {
+        Workload {
+            rng: Rng::new(seed),
+            kinds: kinds.to_vec(),
+            events: BTreeMap::new(),
+            pool: 12,
+            invalid_rate: 0.0,
+            ops: 0,
+        }
+    }
+
+    /// Create `reports` reports of each report kind, `events` Events and
+    /// every policy.
+    pub fn populate(&mut self, c: &FakeCluster, reports: usize, events: usize) {
+        use policyreport_exporter::kind::Kind;
+        for kind in self.kinds.clone() {
+            if kind.is_report() {
+                for i in 0..reports {
+                    let ns = GEN_NAMESPACES[i % GEN_NAMESPACES.len()];
+                    let name = format!("r-{}", i / GEN_NAMESPACES.len());
+                    self.write_report(c, kind, ns, &name);
+                }
+            } else if kind == Kind::Event {
+                for _ in 0..events {
+                    self.new_event(c);
+                }
+            } else {
+                for (policy, _) in GEN_POLICIES {
+                    self.write_policy(c, kind, policy);
+                }
+            }
+        }
+    }
+
+    fn write_report(
+        &mut self,
+        c: &FakeCluster,
+        kind: policyreport_exporter::kind::Kind,
+        ns: &str,
+        name: &str,
+    ) {
+        let r = gen_report(&mut self.rng, kind, ns, name, self.invalid_rate);
+        c.apply(r);
+    }
+
+    fn write_policy(
+        &mut self,
+        c: &FakeCluster,
+        kind: policyreport_exporter::kind::Kind,
+        policy: &str,
+    ) {
+        let ns = *self.rng.pick(&GEN_NAMESPACES);
+        let p = gen_policy(&mut self.rng, kind, ns, policy);
+        c.apply(p);
+    }
+
+    fn new_event(&mut self, c: &FakeCluster) {
+        let name = format!("ev-{}", self.events.len());
+        let ns = (*self.rng.pick(&GEN_NAMESPACES)).to_owned();
+        let (policy, _) = *self.rng.pick(&GEN_POLICIES);
+        let policy = if policy == "require-team-label" {
+            format!("{ns}/{policy}")
+        } else {
+            policy.to_owned()
+        };
+        let pod = format!("res-{}", self.rng.below(8));
+        let count = 1 + self.rng.below(3);
+        c.apply(gen_event(&ns, &name, &policy, &pod, count));
+        self.events.insert(name, (ns, policy, pod, count));
+    }
+
+    fn grow_event(&mut self, c: &FakeCluster) {
+        if self.events.is_empty() {
+            return self.new_event(c);
+        }
+        let i = self.rng.below(self.events.len() as u64) as usize;
+        let name = self.events.keys().nth(i).expect("event").clone();
+        let grow = 1 + self.rng.below(3);
+        let (ns, policy, pod, count) = self.events.get_mut(&name).expect("event");
+        *count += grow;
+        let e = gen_event(ns, &name, policy, pod, *count);
+        c.apply(e);
+    }
+
+    /// One change to an object of `kind`.
+    pub fn touch(&mut self, c: &FakeCluster, kind: policyreport_exporter::kind::Kind) {
+        use policyreport_exporter::kind::Kind;
+        self.ops += 1;
+        if kind.is_report() {
+            let ns = *self.rng.pick(&GEN_NAMESPACES);
+            let name = format!("r-{}", self.rng.below(self.pool));
+            let ns_arg = kind.namespaced().then_some(ns);
+            if self.rng.chance(0.2) {
+                c.delete(kind, ns_arg, &name);
+            } else {
+                self.write_report(c, kind, ns, &name);
+            }
+        } else if kind == Kind::Event {
+            if self.rng.chance(0.3) {
+                self.new_event(c);
+            } else {
+                self.grow_event(c);
+            }
+        } else {
+            let (policy, _) = *self.rng.pick(&GEN_POLICIES);
+            if self.rng.chance(0.2) {
+                let ns = *self.rng.pick(&GEN_NAMESPACES);
+                c.delete(kind, kind.namespaced().then_some(ns), policy);
+            } else {
+                self.write_policy(c, kind, policy);
+            }
+        }
+    }
+
+    /// One change to an object of a random kind (reports more often).
+    pub fn step(&mut self, c: &FakeCluster) {
+        let reports: Vec<_> = self
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| k.is_report())
+            .collect();
+        let kind = if !reports.is_empty() && self.rng.chance(0.7) {
+            *self.rng.pick(&reports)
+        } else {
+            let kinds = self.kinds.clone();
+            *self.rng.pick(&kinds)
+        };
+        self.touch(c, kind);
+    }
+
+    /// One change to every kind, so that each watch sees an event.
+    pub fn touch_all(&mut self, c: &FakeCluster) {
+        for kind in self.kinds.clone() {
+            self.ops += 1;
+            if kind.is_report() {
+                let ns = GEN_NAMESPACES[0];
+                self.write_report(c, kind, ns, "touched");
+            } else if kind == policyreport_exporter::kind::Kind::Event {
+                self.grow_event(c);
+            } else {
+                // A change that is never a no-op: a fresh title every time.
+                let mut p = gen_policy(&mut self.rng, kind, GEN_NAMESPACES[0], "touched");
+                p["metadata"]["annotations"]["policies.kyverno.io/title"] =
+                    format!("touch {}", self.ops).into();
+                c.apply(p);
+            }
+        }
+    }
+}
