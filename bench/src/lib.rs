@@ -1,0 +1,19 @@
+//! Reproducible benchmark of policyreport-exporter (issue 5).
+//!
+//! - [`reportgen`]: a deterministic generator of report sets shaped like Kyverno's.
+//! - [`run`]: the end-to-end benchmark of the real exporter binary against the
+//!   fake API server, with the floor and jq baselines on the same bytes.
+//! - [`soak`]: a long churn of creates, updates and deletes with forced relists.
+//! - [`glue`]: the only place that touches the exporter's library API.
+//!
+//! `cargo run --release -p policyreport-bench -- run` prints the tables;
+//! `docs/benchmarks.md` explains them.
+
+pub mod cluster;
+pub mod exporter;
+pub mod glue;
+pub mod procfs;
+pub mod reportgen;
+pub mod run;
+pub mod soak;
+pub mod stats;
