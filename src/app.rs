@@ -21,7 +21,7 @@ use crate::source::kube::{self as kube_source, KubeSourceError};
 /// sources wait, so memory stays bounded when input outruns the aggregator.
 pub const CHANNEL: usize = 1024;
 /// Under load, snapshots are re-rendered at most this often.
-const PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Errors that stop a command.
 #[derive(Debug, thiserror::Error)]

@@ -701,38 +701,56 @@ async fn list(
         let mut state = shared.state();
         let current = state.rv;
         let store = state.store(&def.key());
-        let (snapshot_rv, candidates): (u64, Vec<(ObjKey, Arc<Value>)>) = match &token {
-            Some((rv, after)) => match store.snapshot_after(*rv, after) {
-                Ok(items) => (*rv, items),
-                Err(_) => {
-                    return status_response(
-                        410,
-                        "Expired",
-                        "The provided continue parameter is too old to display a consistent list result. \
-                         You can start a new list without the continue parameter.",
-                        None,
-                    );
+        // Continue pages read the live objects when nothing changed since the
+        // snapshot (the usual case), and rebuild the snapshot otherwise. Only
+        // the page itself is cloned, so a paged list costs O(n) per page in
+        // comparisons but not in copies.
+        let rebuilt: Vec<(ObjKey, Arc<Value>)>;
+        let (snapshot_rv, candidates): (u64, Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>>) =
+            match &token {
+                Some((rv, after)) => match store.events_after(*rv) {
+                    Ok(newer) if newer.is_empty() => {
+                        let range = store.objects.range::<ObjKey, _>((
+                            std::ops::Bound::Excluded(after),
+                            std::ops::Bound::Unbounded,
+                        ));
+                        (*rv, Box::new(range))
+                    }
+                    Ok(_) => match store.snapshot_after(*rv, after) {
+                        Ok(items) => {
+                            rebuilt = items;
+                            (*rv, Box::new(rebuilt.iter().map(|(k, v)| (k, v))))
+                        }
+                        Err(_) => return expired_continue(),
+                    },
+                    Err(_) => return expired_continue(),
+                },
+                None => {
+                    let iter: Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>> =
+                        match &filter.namespace {
+                            Some(ns) => Box::new(
+                                store
+                                    .objects
+                                    .range((ns.clone(), String::new())..)
+                                    .take_while(|(k, _)| k.0 == *ns),
+                            ),
+                            None => Box::new(store.objects.iter()),
+                        };
+                    (current, iter)
                 }
-            },
-            None => {
-                let iter: Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>> = match &filter.namespace
-                {
-                    Some(ns) => Box::new(
-                        store
-                            .objects
-                            .range((ns.clone(), String::new())..)
-                            .take_while(|(k, _)| k.0 == *ns),
-                    ),
-                    None => Box::new(store.objects.iter()),
-                };
-                (current, iter.map(|(k, v)| (k.clone(), v.clone())).collect())
-            }
-        };
-        let mut matching = candidates.into_iter().filter(|(k, v)| filter.matches(k, v));
+            };
+        let mut matching = candidates.filter(|(k, v)| filter.matches(k, v));
         let page: Vec<(ObjKey, Arc<Value>)> = if limit > 0 {
-            matching.by_ref().take(limit).collect()
+            matching
+                .by_ref()
+                .take(limit)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         } else {
-            matching.by_ref().collect()
+            matching
+                .by_ref()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
         let remaining = matching.count();
         (snapshot_rv, page, remaining > 0, remaining)
@@ -836,4 +854,15 @@ mod tests {
         assert_eq!(decode_continue(&tok), Some((42, key)));
         assert_eq!(decode_continue("garbage!"), None);
     }
+}
+
+/// 410 for a continue token whose snapshot is no longer available.
+fn expired_continue() -> Response<Body> {
+    status_response(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. \
+         You can start a new list without the continue parameter.",
+        None,
+    )
 }

@@ -5,10 +5,9 @@
 //! compliant and noncompliant resources per namespace and kind, updated as
 //! tallies change: an update to one report never rescans the others.
 
-use std::collections::HashMap;
-
 use string_interner::DefaultSymbol as Sym;
 
+use super::Map;
 use super::series::SeriesTable;
 use crate::controls::Controls;
 use crate::report::{DecodedReport, Outcome, Subject};
@@ -49,8 +48,8 @@ impl Tally {
 /// The state of one control.
 #[derive(Debug, Default)]
 pub(super) struct ControlState {
-    resources: HashMap<Box<str>, Tally>,
-    counts: HashMap<(Sym, Sym, bool), u64>,
+    resources: Map<Box<str>, Tally>,
+    counts: Map<(Sym, Sym, bool), u64>,
 }
 
 impl ControlState {
@@ -115,7 +114,7 @@ pub(super) fn deltas(
     if controls.is_empty() {
         return Box::new([]);
     }
-    let mut acc: HashMap<(u16, String), ControlDelta> = HashMap::new();
+    let mut acc: Map<(u16, String), ControlDelta> = Map::default();
     let scope = report.scope.as_slice();
     for r in &report.results {
         let (pass, bad) = match r.result {

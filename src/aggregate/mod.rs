@@ -11,11 +11,17 @@
 mod controls;
 pub mod series;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+
+/// Hash maps of the aggregate: foldhash is fast, and seeded per process so
+/// crafted names cannot force collisions.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// An insertion-ordered [`Map`].
+type OrderedMap<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 
 use string_interner::DefaultSymbol as Sym;
 use tokio::sync::mpsc;
@@ -149,13 +155,13 @@ pub struct Aggregate {
     controls: Arc<Controls>,
     series: SeriesTable,
     control_state: Vec<ControlState>,
-    blocked: HashMap<BlockedKey, u64>,
+    blocked: Map<BlockedKey, u64>,
     policies: BTreeMap<PolicyInfo, u32>,
     // Objects of each origin. Insertion-ordered, so a relist activates its
     // objects in the order the source listed them: results are then the
     // same for the same input, whatever the hash seeds.
-    origins: HashMap<Origin, IndexMap<ObjectId, Contribution>>,
-    pending: HashMap<Origin, IndexMap<ObjectId, Contribution>>,
+    origins: Map<Origin, OrderedMap<ObjectId, Contribution>>,
+    pending: Map<Origin, OrderedMap<ObjectId, Contribution>>,
     stats: Stats,
     sync: BTreeMap<String, SyncState>,
     /// Set once every target has listed; readiness never goes back.
@@ -198,10 +204,10 @@ impl Aggregate {
                 .collect(),
             controls: config.controls,
             series: SeriesTable::default(),
-            blocked: HashMap::new(),
+            blocked: Map::default(),
             policies: BTreeMap::new(),
-            origins: HashMap::new(),
-            pending: HashMap::new(),
+            origins: Map::default(),
+            pending: Map::default(),
             stats,
             sync: BTreeMap::new(),
             ready_once: false,
@@ -262,7 +268,7 @@ impl Aggregate {
                 }
             }
             SourceEvent::ResyncStart { origin } => {
-                if let Some(stale) = self.pending.insert(origin, IndexMap::new()) {
+                if let Some(stale) = self.pending.insert(origin, OrderedMap::default()) {
                     stale.into_values().for_each(|c| self.release(c));
                 }
             }
@@ -658,8 +664,8 @@ impl Aggregate {
     }
 
     /// Each policy's category: from policy objects first, else from results.
-    fn policy_categories(&self) -> HashMap<&str, &str> {
-        let mut out: HashMap<&str, &str> = HashMap::new();
+    fn policy_categories(&self) -> Map<&str, &str> {
+        let mut out: Map<&str, &str> = Map::default();
         self.series.for_each(|values, _| {
             if !values[CATEGORY].is_empty() {
                 out.entry(values[POLICY]).or_insert(values[CATEGORY]);
@@ -693,7 +699,7 @@ fn count_rows<'a>(
     namespace: &'a str,
     opts: LabelOptions,
 ) -> Vec<([&'a str; SLOTS], u32)> {
-    let mut rows: HashMap<[&'a str; SLOTS], u32> = HashMap::new();
+    let mut rows: Map<[&'a str; SLOTS], u32> = Map::default();
     let top_source = report.source.as_ref().map(|s| s.as_str());
     let scope_kind = report
         .scope

@@ -5,9 +5,10 @@
 //! series lives exactly as long as some report (committed or in a pending
 //! relist) mentions it, and its slot is reused afterwards.
 
-use std::collections::HashMap;
+use foldhash::fast::RandomState;
+use string_interner::{DefaultBackend, DefaultSymbol, StringInterner};
 
-use string_interner::{DefaultStringInterner, DefaultSymbol};
+use super::Map;
 
 /// Number of label slots in a series key.
 pub const SLOTS: usize = 8;
@@ -28,8 +29,8 @@ struct Slot {
 /// Interned label values and the series built from them.
 #[derive(Debug)]
 pub struct SeriesTable {
-    strings: DefaultStringInterner,
-    index: HashMap<SeriesKey, SeriesId>,
+    strings: StringInterner<DefaultBackend, RandomState>,
+    index: Map<SeriesKey, SeriesId>,
     slots: Vec<Slot>,
     free: Vec<SeriesId>,
 }
@@ -37,8 +38,8 @@ pub struct SeriesTable {
 impl Default for SeriesTable {
     fn default() -> Self {
         Self {
-            strings: DefaultStringInterner::new(),
-            index: HashMap::new(),
+            strings: StringInterner::with_hasher(RandomState::default()),
+            index: Map::default(),
             slots: Vec::new(),
             free: Vec::new(),
         }

@@ -126,13 +126,12 @@ fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::
             }),
         }
     };
-    let head: Head<'_> = match serde_json::from_str(text) {
-        Ok(h) => h,
-        // Not an object (an array, a number): nothing to read. Malformed
-        // JSON is an error.
-        Err(e) if e.is_data() => return Ok(()),
-        Err(e) => return Err(e),
-    };
+    // A document that is not an object (an array, a number) holds nothing to
+    // read, but must still be valid JSON.
+    if !text.trim_start().starts_with('{') {
+        return serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ());
+    }
+    let head: Head<'_> = serde_json::from_str(text)?;
     let is_list = head.kind.as_deref().is_some_and(|k| k.ends_with("List"))
         && Kind::from_type(
             head.api_version.as_deref().unwrap_or(""),
@@ -647,6 +646,23 @@ apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: defau
         let bad = br#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":5}}]}"#;
         assert_eq!(parse(bad, true).expect("valid JSON").bad.len(), 1);
         assert!(parse(b"\xff\xfe", true).is_err(), "invalid UTF-8");
+        assert!(
+            parse(b"[1,", true).is_err(),
+            "a malformed array is an error"
+        );
+        // Deep nesting in a field is skipped without recursion, and inside a
+        // report it is kept raw here and refused when the report is decoded.
+        let deep = format!(
+            "{{\"a\":{}1{}}}",
+            "{\"a\":".repeat(100_000),
+            "}".repeat(100_000)
+        );
+        assert!(
+            parse(deep.as_bytes(), true)
+                .expect("valid JSON")
+                .objects
+                .is_empty()
+        );
     }
 
     #[test]
