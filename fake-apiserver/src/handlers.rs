@@ -706,39 +706,37 @@ async fn list(
         // the page itself is cloned, so a paged list costs O(n) per page in
         // comparisons but not in copies.
         let rebuilt: Vec<(ObjKey, Arc<Value>)>;
-        let (snapshot_rv, candidates): (u64, Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>>) =
-            match &token {
-                Some((rv, after)) => match store.events_after(*rv) {
-                    Ok(newer) if newer.is_empty() => {
-                        let range = store.objects.range::<ObjKey, _>((
-                            std::ops::Bound::Excluded(after),
-                            std::ops::Bound::Unbounded,
-                        ));
-                        (*rv, Box::new(range))
+        let (snapshot_rv, candidates): (u64, Entries<'_>) = match &token {
+            Some((rv, after)) => match store.events_after(*rv) {
+                Ok(newer) if newer.is_empty() => {
+                    let range = store.objects.range::<ObjKey, _>((
+                        std::ops::Bound::Excluded(after),
+                        std::ops::Bound::Unbounded,
+                    ));
+                    (*rv, Box::new(range))
+                }
+                Ok(_) => match store.snapshot_after(*rv, after) {
+                    Ok(items) => {
+                        rebuilt = items;
+                        (*rv, Box::new(rebuilt.iter().map(|(k, v)| (k, v))))
                     }
-                    Ok(_) => match store.snapshot_after(*rv, after) {
-                        Ok(items) => {
-                            rebuilt = items;
-                            (*rv, Box::new(rebuilt.iter().map(|(k, v)| (k, v))))
-                        }
-                        Err(_) => return expired_continue(),
-                    },
                     Err(_) => return expired_continue(),
                 },
-                None => {
-                    let iter: Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>> =
-                        match &filter.namespace {
-                            Some(ns) => Box::new(
-                                store
-                                    .objects
-                                    .range((ns.clone(), String::new())..)
-                                    .take_while(|(k, _)| k.0 == *ns),
-                            ),
-                            None => Box::new(store.objects.iter()),
-                        };
-                    (current, iter)
-                }
-            };
+                Err(_) => return expired_continue(),
+            },
+            None => {
+                let iter: Entries<'_> = match &filter.namespace {
+                    Some(ns) => Box::new(
+                        store
+                            .objects
+                            .range((ns.clone(), String::new())..)
+                            .take_while(|(k, _)| k.0 == *ns),
+                    ),
+                    None => Box::new(store.objects.iter()),
+                };
+                (current, iter)
+            }
+        };
         let mut matching = candidates.filter(|(k, v)| filter.matches(k, v));
         let page: Vec<(ObjKey, Arc<Value>)> = if limit > 0 {
             matching
@@ -786,6 +784,20 @@ async fn list(
     body.extend_from_slice(b"]}");
     bytes_response(StatusCode::OK, JSON, Bytes::from(body))
 }
+
+/// 410 for a continue token whose snapshot is no longer available.
+fn expired_continue() -> Response<Body> {
+    status_response(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. \
+         You can start a new list without the continue parameter.",
+        None,
+    )
+}
+
+/// Stored objects in key order, borrowed from the store.
+type Entries<'a> = Box<dyn Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a>;
 
 #[cfg(test)]
 mod tests {
@@ -854,15 +866,4 @@ mod tests {
         assert_eq!(decode_continue(&tok), Some((42, key)));
         assert_eq!(decode_continue("garbage!"), None);
     }
-}
-
-/// 410 for a continue token whose snapshot is no longer available.
-fn expired_continue() -> Response<Body> {
-    status_response(
-        410,
-        "Expired",
-        "The provided continue parameter is too old to display a consistent list result. \
-         You can start a new list without the continue parameter.",
-        None,
-    )
 }

@@ -20,49 +20,12 @@ pub struct Exporter {
 impl Exporter {
     /// Start `policyreport-exporter serve ARGS` on a free loopback port.
     pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Exporter {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"));
-        cmd.args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info,policyreport_exporter=debug",
-            "serve",
-        ])
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start the exporter binary");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "listening"
-                {
-                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().expect("log lock").push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "exporter did not start listening; logs: {:#?}",
-                    logs.lock().expect("log lock")
-                );
-            }
-        };
-        Exporter { child, addr, logs }
+        Self::serve_program(
+            Path::new(env!("CARGO_BIN_EXE_policyreport-exporter")),
+            args,
+            env,
+            |_| {},
+        )
     }
 
     /// GET a path; returns status and body.
