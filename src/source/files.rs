@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use notify::RecursiveMode;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -95,19 +96,22 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
 /// Only the text of each object is copied, so memory stays near the file's
 /// size.
 fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::Error> {
+    /// The type fields, kept raw: a field of another type than expected
+    /// means "not an object the exporter reads", never an error.
     #[derive(Deserialize)]
     struct Head<'a> {
-        #[serde(default, rename = "apiVersion")]
-        api_version: Option<std::borrow::Cow<'a, str>>,
-        #[serde(default)]
-        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default, rename = "apiVersion", borrow)]
+        api_version: Option<&'a RawValue>,
         #[serde(default, borrow)]
-        items: Option<Vec<&'a serde_json::value::RawValue>>,
+        kind: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        items: Option<&'a RawValue>,
     }
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
-    let take = |raw: &str, head: Head<'_>, out: &mut FileContents| {
-        let (Some(api_version), Some(kind)) = (head.api_version, head.kind) else {
+    fn string(raw: Option<&RawValue>) -> Option<String> {
+        raw.and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+    let take = |raw: &str, head: &Head<'_>, out: &mut FileContents| {
+        let (Some(api_version), Some(kind)) = (string(head.api_version), string(head.kind)) else {
             return;
         };
         let Some(kind) = Kind::from_type(&api_version, &kind) else {
@@ -126,33 +130,35 @@ fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::
             }),
         }
     };
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
     // A document that is not an object (an array, a number) holds nothing to
     // read, but must still be valid JSON.
     if !text.trim_start().starts_with('{') {
         return serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ());
     }
     let head: Head<'_> = serde_json::from_str(text)?;
-    let is_list = head.kind.as_deref().is_some_and(|k| k.ends_with("List"))
+    let (api_version, kind) = (string(head.api_version), string(head.kind));
+    let is_list = kind.as_deref().is_some_and(|k| k.ends_with("List"))
         && Kind::from_type(
-            head.api_version.as_deref().unwrap_or(""),
-            head.kind.as_deref().unwrap_or(""),
+            api_version.as_deref().unwrap_or(""),
+            kind.as_deref().unwrap_or(""),
         )
         .is_none();
-    if is_list {
-        for item in head.items.unwrap_or_default() {
-            if let Ok(h) = serde_json::from_str::<Head<'_>>(item.get()) {
-                take(item.get(), Head { items: None, ..h }, out);
-            }
+    if !is_list {
+        take(text, &head, out);
+        return Ok(());
+    }
+    let items: Vec<&RawValue> = head
+        .items
+        .and_then(|i| serde_json::from_str(i.get()).ok())
+        .unwrap_or_default();
+    for item in items {
+        if item.get().starts_with('{')
+            && let Ok(h) = serde_json::from_str::<Head<'_>>(item.get())
+        {
+            take(item.get(), &h, out);
         }
-    } else {
-        take(
-            text,
-            Head {
-                items: None,
-                ..head
-            },
-            out,
-        );
     }
     Ok(())
 }
@@ -643,6 +649,14 @@ apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: defau
         );
         assert!(parse(b"[1,2]", true).expect("valid").objects.is_empty());
         assert!(parse(b"7", true).expect("valid").objects.is_empty());
+        for odd in [
+            r#"{"apiVersion":false}"#,
+            r#"{"kind":"List","items":5}"#,
+            r#"{"kind":"List","items":[1,"x",null]}"#,
+        ] {
+            let parsed = parse(odd.as_bytes(), true).expect("well-formed");
+            assert!(parsed.objects.is_empty(), "{odd}");
+        }
         let bad = br#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":5}}]}"#;
         assert_eq!(parse(bad, true).expect("valid JSON").bad.len(), 1);
         assert!(parse(b"\xff\xfe", true).is_err(), "invalid UTF-8");
