@@ -108,6 +108,11 @@ pub async fn serve(
                 }
             },
         };
+        // The body goes out in chunks; without this, Nagle's algorithm and
+        // delayed ACKs stall the last chunk for ~40 ms.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             debug!(%peer, "connection limit reached; closing");
             continue;
