@@ -590,7 +590,8 @@ impl Aggregate {
         });
     }
 
-    /// Result counts per namespace and outcome.
+    /// Result counts per namespace, indexed in [`Outcome::ALL`] order:
+    /// pass, fail, warn, error, skip.
     pub fn results_by_namespace(&self) -> BTreeMap<String, [u64; 5]> {
         let mut out: BTreeMap<String, [u64; 5]> = BTreeMap::new();
         self.series.for_each(|values, n| {

@@ -247,13 +247,7 @@ fn raw_report(mut obj: Map<String, Value>) -> Result<RawReport, serde_json::Erro
     let source = raw("source")?;
     let results = raw("results")?;
     let metadata = match obj.remove("metadata") {
-        Some(m) => {
-            serde_json::from_value::<RawReport>(Value::Object(Map::from_iter([(
-                "metadata".to_owned(),
-                m,
-            )])))?
-            .metadata
-        }
+        Some(m) => crate::object::lean_meta(m)?,
         None => Default::default(),
     };
     Ok(RawReport {
