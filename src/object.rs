@@ -1,6 +1,7 @@
-//! Raw objects as sources hand them over: identity in a lean `metadata`, the
-//! content kept as unparsed JSON so that one bad object can never break a
-//! list page or a file. The aggregator decodes the content.
+//! Objects other than reports as sources hand them over: identity in a lean
+//! `metadata`, the content kept as unparsed JSON so that one bad object can
+//! never break a list page or a file. The aggregator decodes the content.
+//! (Reports are decoded by [`crate::report::Report`] as they are read.)
 
 use std::borrow::Cow;
 
@@ -8,23 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, DynamicResourceScope};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-
-/// A report: only `scope`, `source` and `results` are kept, unparsed.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct RawReport {
-    /// Only name, namespace, uid and resourceVersion are kept.
-    #[serde(default, deserialize_with = "lean_meta")]
-    pub metadata: ObjectMeta,
-    /// The resource this report is about (per-resource layout).
-    #[serde(default)]
-    pub scope: Option<Box<RawValue>>,
-    /// openreports.io top-level `source`.
-    #[serde(default)]
-    pub source: Option<Box<RawValue>>,
-    /// The `results` array.
-    #[serde(default)]
-    pub results: Option<Box<RawValue>>,
-}
 
 /// Any other object (Events, policies): the whole object kept unparsed.
 #[derive(Clone, Debug)]
@@ -113,7 +97,7 @@ macro_rules! dynamic_resource {
     };
 }
 
-dynamic_resource!(RawReport);
+dynamic_resource!(crate::report::Report);
 dynamic_resource!(RawObject);
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ fn loaded(
     n: usize,
 ) -> (
     policyreport_exporter::aggregate::Aggregate,
-    Vec<(GenKind, policyreport_exporter::report::RawReport)>,
+    Vec<(GenKind, policyreport_exporter::report::Report)>,
 ) {
     let set = reportgen::generate(&Spec::with_reports(n, 1));
     let raws: Vec<_> = set
@@ -32,7 +32,7 @@ fn loaded(
         .iter()
         .map(|r| {
             let json = serde_json::to_vec(&r.value).expect("serialize");
-            (r.kind, glue::parse_raw(&json).expect("parse"))
+            (r.kind, glue::parse_report(&json).expect("parse"))
         })
         .collect();
     let mut agg = glue::new_aggregate();
@@ -44,13 +44,9 @@ fn loaded(
 
 fn decode(c: &mut Criterion) {
     let json = pod_report_json();
-    let raw = glue::parse_raw(&json).expect("parse");
     let mut g = c.benchmark_group("decode");
-    g.bench_function("parse_raw_report_20_results", |b| {
-        b.iter(|| glue::parse_raw(black_box(&json)).expect("parse"))
-    });
-    g.bench_function("report_decode_20_results", |b| {
-        b.iter(|| glue::decode_count(black_box(&raw)))
+    g.bench_function("decode_report_20_results", |b| {
+        b.iter(|| glue::results_count(&glue::parse_report(black_box(&json)).expect("parse")))
     });
     g.finish();
 }

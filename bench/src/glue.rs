@@ -5,9 +5,8 @@
 use policyreport_exporter::aggregate::{Aggregate, Config};
 use policyreport_exporter::kind::Kind;
 use policyreport_exporter::metrics::Snapshot;
-use policyreport_exporter::report::{self, RawReport};
+use policyreport_exporter::report::Report;
 use policyreport_exporter::source::{Origin, SourceEvent, SourceObject};
-use serde::Deserialize;
 
 use crate::reportgen::GenKind;
 
@@ -20,12 +19,12 @@ pub fn kind(k: GenKind) -> Kind {
 }
 
 /// A source object as the Kubernetes source hands it to the aggregator.
-pub fn source_object(k: GenKind, raw: RawReport) -> SourceObject {
+pub fn source_object(k: GenKind, raw: Report) -> SourceObject {
     SourceObject::report(kind(k), raw)
 }
 
 /// The apply event a watch delivers for a report.
-pub fn apply_event(k: GenKind, raw: RawReport) -> SourceEvent {
+pub fn apply_event(k: GenKind, raw: Report) -> SourceEvent {
     SourceEvent::Apply {
         origin: Origin::Watch(kind(k)),
         object: source_object(k, raw),
@@ -42,24 +41,18 @@ pub fn render(aggregate: &Aggregate) -> usize {
     Snapshot::render(aggregate).prometheus.len()
 }
 
-/// Parses one report's JSON into the exporter's raw report.
-pub fn parse_raw(json: &[u8]) -> serde_json::Result<RawReport> {
+/// Decodes one report's JSON as the exporter does.
+pub fn parse_report(json: &[u8]) -> serde_json::Result<Report> {
     serde_json::from_slice(json)
 }
 
-/// Decodes a raw report; returns its number of results (0 when invalid).
-pub fn decode_count(raw: &RawReport) -> usize {
-    report::decode(raw).map_or(0, |d| d.results.len())
+/// The number of results of a decoded report (0 when invalid).
+pub fn results_count(report: &Report) -> usize {
+    report.results().len()
 }
 
-/// The floor: plain serde_json decoding of a `kind: List` of reports into
-/// the exporter's report structs, then its strict decoder, on this thread.
+/// The floor baseline on a `kind: List` of reports (see [`crate::floor`]).
 /// Returns the number of results seen.
 pub fn floor_decode(list_json: &[u8]) -> serde_json::Result<usize> {
-    #[derive(Deserialize)]
-    struct List {
-        items: Vec<RawReport>,
-    }
-    let list: List = serde_json::from_slice(list_json)?;
-    Ok(list.items.iter().map(decode_count).sum())
+    crate::floor::decode_list(list_json)
 }

@@ -4,6 +4,7 @@
 //! - [`run`]: the end-to-end benchmark of the real exporter binary against the
 //!   fake API server, with the floor and jq baselines on the same bytes.
 //! - [`soak`]: a long churn of creates, updates and deletes with forced relists.
+//! - [`floor`]: the floor baseline, plain serde decoding into typed report structs.
 //! - [`glue`]: the only place that touches the exporter's library API.
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
@@ -11,6 +12,7 @@
 
 pub mod cluster;
 pub mod exporter;
+pub mod floor;
 pub mod glue;
 pub mod procfs;
 pub mod reportgen;

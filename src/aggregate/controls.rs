@@ -5,12 +5,18 @@
 //! compliant and noncompliant resources per namespace and kind, updated as
 //! tallies change: an update to one report never rescans the others.
 
+use std::fmt::Write as _;
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use string_interner::DefaultSymbol as Sym;
 
 use super::Map;
 use super::series::SeriesTable;
 use crate::controls::Controls;
-use crate::report::{DecodedReport, Outcome, Subject};
+use crate::report::{Outcome, Report, SubjectView};
 
 /// One report's contribution to one resource under one control.
 #[derive(Debug)]
@@ -104,65 +110,155 @@ impl ControlState {
     }
 }
 
+/// Remembers which controls match a (policy, category, rule), so that
+/// glob matching runs once per distinct rule, not once per result.
+#[derive(Debug, Default)]
+pub(super) struct Matcher {
+    hasher: RandomState,
+    table: HashTable<Matched>,
+}
+
+#[derive(Debug)]
+struct Matched {
+    policy: Box<str>,
+    category: Box<str>,
+    rule: Box<str>,
+    controls: Box<[u16]>,
+}
+
+impl Matcher {
+    /// Distinct rules remembered at most; beyond, the memory starts over
+    /// (policies renamed again and again must not grow it forever).
+    const CAPACITY: usize = 16_384;
+
+    /// Indices of the controls matching a result of this policy, category
+    /// and rule.
+    fn matching(
+        &mut self,
+        controls: &Controls,
+        policy: &str,
+        category: &str,
+        rule: &str,
+    ) -> &[u16] {
+        let hash = self.hasher.hash_one((policy, category, rule));
+        if self.table.len() >= Self::CAPACITY
+            && self
+                .table
+                .find(hash, |m| m.is(policy, category, rule))
+                .is_none()
+        {
+            self.table.clear();
+        }
+        let hasher = &self.hasher;
+        let entry = self.table.entry(
+            hash,
+            |m| m.is(policy, category, rule),
+            |m| hasher.hash_one((&*m.policy, &*m.category, &*m.rule)),
+        );
+        let matched = match entry {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v
+                .insert(Matched {
+                    policy: policy.into(),
+                    category: category.into(),
+                    rule: rule.into(),
+                    controls: controls
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.matches(policy, category, rule))
+                        .map(|(i, _)| i as u16)
+                        .collect(),
+                })
+                .into_mut(),
+        };
+        &matched.controls
+    }
+}
+
+impl Matched {
+    fn is(&self, policy: &str, category: &str, rule: &str) -> bool {
+        &*self.policy == policy && &*self.category == category && &*self.rule == rule
+    }
+}
+
 /// What one report contributes to each control.
 pub(super) fn deltas(
     controls: &Controls,
-    report: &DecodedReport<'_>,
+    matcher: &mut Matcher,
+    report: &Report,
     namespace: &str,
     strings: &mut SeriesTable,
 ) -> Box<[ControlDelta]> {
     if controls.is_empty() {
         return Box::new([]);
     }
-    let mut acc: Map<(u16, String), ControlDelta> = Map::default();
-    let scope = report.scope.as_slice();
-    for r in &report.results {
-        let (pass, bad) = match r.result {
+    // Most reports hold few (control, resource) pairs: a list beats a map,
+    // until it grows long.
+    let mut acc: Vec<ControlDelta> = Vec::new();
+    let mut index: HashTable<usize> = HashTable::new();
+    let hasher = RandomState::default();
+    let hash = |control: u16, resource: &str| hasher.hash_one((control, resource));
+    let mut key = String::new();
+    let scope = report.scope();
+    for r in report.results() {
+        let (pass, bad) = match r.outcome {
             Outcome::Pass => (1, 0),
             Outcome::Fail | Outcome::Warn | Outcome::Error => (0, 1),
             Outcome::Skip => continue,
         };
-        let category = r.category.as_ref().map_or("", |t| t.as_str());
-        let rule = r.rule.as_ref().map_or("", |t| t.as_str());
-        let subjects: &[Subject<'_>] = if r.subjects().is_empty() {
-            scope
-        } else {
-            r.subjects()
-        };
-        for (i, control) in controls.iter().enumerate() {
-            if !control.matches(r.policy.as_str(), category, rule) {
+        let matching = matcher.matching(controls, r.policy, r.category, r.rule);
+        for &i in matching {
+            let Some(control) = controls.get(i as usize) else {
                 continue;
-            }
-            for s in subjects {
-                let kind = s.kind.as_ref().map_or("", |t| t.as_str());
-                if !control.counts_kind(kind) {
-                    continue;
+            };
+            let mut count = |s: SubjectView<'_>| {
+                if !control.counts_kind(s.kind) {
+                    return;
                 }
-                let ns = s
-                    .namespace
-                    .as_ref()
-                    .map(|t| t.as_str())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or(namespace);
-                let name = s.name.as_ref().map_or("", |t| t.as_str());
-                let key = match s.uid.as_ref().map(|t| t.as_str()).filter(|u| !u.is_empty()) {
-                    Some(uid) => uid.to_owned(),
-                    None => format!("{kind}/{ns}/{name}"),
+                let ns = if s.namespace.is_empty() {
+                    namespace
+                } else {
+                    s.namespace
                 };
-                let d = acc
-                    .entry((i as u16, key))
-                    .or_insert_with_key(|(_, key)| ControlDelta {
-                        control: i as u16,
-                        resource: key.as_str().into(),
-                        namespace: strings.intern(ns),
-                        kind: strings.intern(kind),
-                        pass: 0,
-                        bad: 0,
-                    });
+                key.clear();
+                if s.uid.is_empty() {
+                    let _ = write!(key, "{}/{ns}/{}", s.kind, s.name);
+                } else {
+                    key.push_str(s.uid);
+                }
+                let same = |d: &ControlDelta| d.control == i && *d.resource == *key;
+                let found = if index.is_empty() {
+                    acc.iter().position(same)
+                } else {
+                    index.find(hash(i, &key), |&n| same(&acc[n])).copied()
+                };
+                let d = match found {
+                    Some(at) => &mut acc[at],
+                    None => {
+                        acc.push(ControlDelta {
+                            control: i,
+                            resource: key.as_str().into(),
+                            namespace: strings.intern(ns),
+                            kind: strings.intern(s.kind),
+                            pass: 0,
+                            bad: 0,
+                        });
+                        super::index_long_list(&mut index, acc.len(), |n| {
+                            hash(acc[n].control, &acc[n].resource)
+                        });
+                        let last = acc.len() - 1;
+                        &mut acc[last]
+                    }
+                };
                 d.pass += pass;
                 d.bad += bad;
+            };
+            if r.subject_count() == 0 {
+                scope.into_iter().for_each(&mut count);
+            } else {
+                r.subjects().for_each(&mut count);
             }
         }
     }
-    acc.into_values().collect()
+    acc.into_boxed_slice()
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use indexmap::IndexMap;
 
 /// Hash maps of the aggregate: foldhash is fast, and seeded per process so
@@ -30,10 +31,10 @@ use tracing::{debug, warn};
 use crate::controls::Controls;
 use crate::kind::Kind;
 use crate::policy::{self, PolicyInfo};
-use crate::report::{self, DecodeError, DecodedReport};
+use crate::report::{DecodeError, Report};
 use crate::source::{Body, Origin, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
-use controls::{ControlDelta, ControlState};
+use controls::{ControlDelta, ControlState, Matcher};
 use series::{SLOTS, SeriesId, SeriesTable};
 
 /// Names of the label slots of `policyreport_results`, in slot order.
@@ -155,6 +156,7 @@ pub struct Aggregate {
     controls: Arc<Controls>,
     series: SeriesTable,
     control_state: Vec<ControlState>,
+    matcher: Matcher,
     blocked: Map<BlockedKey, u64>,
     policies: BTreeMap<PolicyInfo, u32>,
     // Objects of each origin. Insertion-ordered, so a relist activates its
@@ -203,6 +205,7 @@ impl Aggregate {
                 .map(|_| ControlState::default())
                 .collect(),
             controls: config.controls,
+            matcher: Matcher::default(),
             series: SeriesTable::default(),
             blocked: Map::default(),
             policies: BTreeMap::new(),
@@ -332,9 +335,10 @@ impl Aggregate {
     ) -> (ObjectId, Option<Contribution>) {
         let id = object_id(object);
         let decoded = match &object.body {
-            Body::Report(raw) => {
-                report::decode(raw).map(|r| Some(self.report_contribution(&r, &id.namespace)))
-            }
+            Body::Report(report) => match report.error() {
+                Some(err) => Err(err.clone()),
+                None => Ok(Some(self.report_contribution(report, &id.namespace))),
+            },
             Body::Object(raw) if object.kind == Kind::Event => {
                 let uid = raw.metadata.uid.as_deref().or(raw.metadata.name.as_deref());
                 let uid: Box<str> = uid.unwrap_or_default().into();
@@ -401,13 +405,19 @@ impl Aggregate {
             .or_default() += 1;
     }
 
-    fn report_contribution(&mut self, report: &DecodedReport<'_>, namespace: &str) -> Contribution {
-        let rows = count_rows(report, namespace, self.labels);
+    fn report_contribution(&mut self, report: &Report, namespace: &str) -> Contribution {
+        let rows = count_rows(&self.series, report, namespace, self.labels);
         let series = rows
             .into_iter()
-            .map(|(labels, n)| (self.series.acquire(&labels), n))
+            .map(|(hash, labels, n)| (self.series.acquire_hashed(hash, &labels), n))
             .collect();
-        let controls = controls::deltas(&self.controls, report, namespace, &mut self.series);
+        let controls = controls::deltas(
+            &self.controls,
+            &mut self.matcher,
+            report,
+            namespace,
+            &mut self.series,
+        );
         Contribution::Report { series, controls }
     }
 
@@ -694,54 +704,81 @@ fn object_id(object: &SourceObject) -> ObjectId {
 }
 
 /// Apply the counting rules to one report: each result counts once per
-/// listed subject, or once when it lists none.
+/// listed subject, or once when it lists none. Rows come with their label
+/// hash, for [`SeriesTable::acquire_hashed`].
 fn count_rows<'a>(
-    report: &'a DecodedReport<'a>,
+    series: &SeriesTable,
+    report: &'a Report,
     namespace: &'a str,
     opts: LabelOptions,
-) -> Vec<([&'a str; SLOTS], u32)> {
-    let mut rows: Map<[&'a str; SLOTS], u32> = Map::default();
-    let top_source = report.source.as_ref().map(|s| s.as_str());
-    let scope_kind = report
-        .scope
-        .as_ref()
-        .and_then(|s| s.kind.as_ref())
-        .map(|k| k.as_str());
-    for r in &report.results {
+) -> Vec<(u64, [&'a str; SLOTS], u32)> {
+    // Most reports hold few distinct rows: a list beats a map, until it
+    // grows long.
+    let mut rows: Vec<(u64, [&'a str; SLOTS], u32)> = Vec::new();
+    let mut index: HashTable<usize> = HashTable::new();
+    let mut add = |labels: [&'a str; SLOTS], n: u32| {
+        let hash = series.hash(&labels);
+        let same = |row: &(u64, [&str; SLOTS], u32)| row.0 == hash && row.1 == labels;
+        let found = if index.is_empty() {
+            rows.iter().position(same)
+        } else {
+            index.find(hash, |&i| same(&rows[i])).copied()
+        };
+        match found {
+            Some(i) => rows[i].2 += n,
+            None => {
+                rows.push((hash, labels, n));
+                index_long_list(&mut index, rows.len(), |i| rows[i].0);
+            }
+        }
+    };
+    let top_source = report.source();
+    let scope_kind = report.scope().map_or("", |s| s.kind);
+    for r in report.results() {
         let mut labels = [
             namespace,
-            r.policy.as_str(),
-            r.category.as_ref().map_or("", |t| t.as_str()),
-            r.severity.as_ref().map_or("", |t| t.as_str()),
-            r.source
-                .as_ref()
-                .map(|t| t.as_str())
-                .or(top_source)
-                .unwrap_or(""),
-            r.result.as_str(),
-            if opts.rule {
-                r.rule.as_ref().map_or("", |t| t.as_str())
-            } else {
-                ""
-            },
+            r.policy,
+            r.category,
+            r.severity,
+            r.source.or(top_source).unwrap_or(""),
+            r.outcome.as_str(),
+            if opts.rule { r.rule } else { "" },
             "",
         ];
-        let subjects = r.subjects();
-        if subjects.is_empty() {
+        let subjects = r.subject_count();
+        if subjects == 0 {
             if opts.kind {
-                labels[KIND] = scope_kind.unwrap_or("");
+                labels[KIND] = scope_kind;
             }
-            *rows.entry(labels).or_default() += 1;
+            add(labels, 1);
         } else if !opts.kind {
-            *rows.entry(labels).or_default() += subjects.len() as u32;
+            add(labels, subjects as u32);
         } else {
-            for s in subjects {
-                labels[KIND] = s.kind.as_ref().map_or("", |t| t.as_str());
-                *rows.entry(labels).or_default() += 1;
+            for s in r.subjects() {
+                labels[KIND] = s.kind;
+                add(labels, 1);
             }
         }
     }
-    rows.into_iter().collect()
+    rows
+}
+
+/// Entries a list is searched linearly before [`index_long_list`] indexes it.
+const LINEAR: usize = 16;
+
+/// Keep `index` over a list of `len` entries, which just grew by one: empty
+/// while the list is short, then holding every position by its hash.
+fn index_long_list(index: &mut HashTable<usize>, len: usize, hash: impl Fn(usize) -> u64) {
+    if len <= LINEAR {
+        return;
+    }
+    if index.is_empty() {
+        for i in 0..len {
+            index.insert_unique(hash(i), i, |&j| hash(j));
+        }
+    } else {
+        index.insert_unique(hash(len - 1), len - 1, |&j| hash(j));
+    }
 }
 
 /// Consume events until every sender is gone. After each batch of changes,

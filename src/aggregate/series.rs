@@ -4,11 +4,15 @@
 //! Contributions refer to series by [`SeriesId`] and hold a reference, so a
 //! series lives exactly as long as some report (committed or in a pending
 //! relist) mentions it, and its slot is reused afterwards.
+//!
+//! Series are found by one hash of their label strings, compared against
+//! the interned strings, so finding an existing series interns nothing.
+
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use string_interner::{DefaultBackend, DefaultSymbol, StringInterner};
-
-use super::Map;
 
 /// Number of label slots in a series key.
 pub const SLOTS: usize = 8;
@@ -30,7 +34,8 @@ struct Slot {
 #[derive(Debug)]
 pub struct SeriesTable {
     strings: StringInterner<DefaultBackend, RandomState>,
-    index: Map<SeriesKey, SeriesId>,
+    hasher: RandomState,
+    index: HashTable<SeriesId>,
     slots: Vec<Slot>,
     free: Vec<SeriesId>,
 }
@@ -39,7 +44,8 @@ impl Default for SeriesTable {
     fn default() -> Self {
         Self {
             strings: StringInterner::with_hasher(RandomState::default()),
-            index: Map::default(),
+            hasher: RandomState::default(),
+            index: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
         }
@@ -47,29 +53,53 @@ impl Default for SeriesTable {
 }
 
 impl SeriesTable {
+    /// The hash [`acquire_hashed`](Self::acquire_hashed) takes.
+    pub fn hash(&self, labels: &[&str; SLOTS]) -> u64 {
+        self.hasher.hash_one(labels)
+    }
+
     /// Find or create the series for these label values and take a reference.
     pub fn acquire(&mut self, labels: &[&str; SLOTS]) -> SeriesId {
-        let key: SeriesKey = labels.map(|s| self.strings.get_or_intern(s));
-        if let Some(&id) = self.index.get(&key) {
-            self.slots[id as usize].refs += 1;
+        self.acquire_hashed(self.hash(labels), labels)
+    }
+
+    /// [`acquire`](Self::acquire) with the labels' [`hash`](Self::hash).
+    pub fn acquire_hashed(&mut self, hash: u64, labels: &[&str; SLOTS]) -> SeriesId {
+        let Self {
+            strings,
+            hasher,
+            index,
+            slots,
+            free,
+        } = self;
+        let same = |id: &SeriesId| {
+            let key = &slots[*id as usize].key;
+            key.iter()
+                .zip(labels)
+                .all(|(sym, label)| strings.resolve(*sym) == Some(*label))
+        };
+        if let Some(&id) = index.find(hash, same) {
+            slots[id as usize].refs += 1;
             return id;
         }
         let slot = Slot {
-            key,
+            key: labels.map(|s| strings.get_or_intern(s)),
             value: 0,
             refs: 1,
         };
-        let id = match self.free.pop() {
+        let id = match free.pop() {
             Some(id) => {
-                self.slots[id as usize] = slot;
+                slots[id as usize] = slot;
                 id
             }
             None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as SeriesId
+                slots.push(slot);
+                (slots.len() - 1) as SeriesId
             }
         };
-        self.index.insert(key, id);
+        index.insert_unique(hash, id, |id| {
+            key_hash(hasher, strings, &slots[*id as usize].key)
+        });
         id
     }
 
@@ -90,7 +120,10 @@ impl SeriesTable {
         slot.refs -= 1;
         if slot.refs == 0 {
             debug_assert_eq!(slot.value, 0, "released series still has a value");
-            self.index.remove(&slot.key);
+            let hash = key_hash(&self.hasher, &self.strings, &slot.key);
+            if let Ok(entry) = self.index.find_entry(hash, |x| *x == id) {
+                entry.remove();
+            }
             self.free.push(id);
         }
     }
@@ -135,6 +168,15 @@ impl SeriesTable {
     pub fn strings(&self) -> usize {
         self.strings.len()
     }
+}
+
+/// The hash of a stored key: the same as [`SeriesTable::hash`] of its strings.
+fn key_hash(
+    hasher: &RandomState,
+    strings: &StringInterner<DefaultBackend, RandomState>,
+    key: &SeriesKey,
+) -> u64 {
+    hasher.hash_one(key.map(|s| strings.resolve(s).unwrap_or("")))
 }
 
 #[cfg(test)]

@@ -16,15 +16,17 @@ use std::time::{Duration, SystemTime};
 
 use notify::RecursiveMode;
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::{Origin, SourceEvent, SourceObject};
 use crate::aggregate::FILE_RESOURCE;
 use crate::kind::Kind;
-use crate::object::{RawObject, RawReport};
+use crate::object::RawObject;
+use crate::report::{Document, Report};
 
 /// The sync target name of the files source.
 pub const SYNC_TARGET: &str = "files";
@@ -49,6 +51,26 @@ pub enum FileError {
     /// The YAML nests deeper than [`MAX_NESTING`].
     #[error("parsing YAML: nested deeper than {0} levels")]
     TooDeep(usize),
+    /// The file is larger than `--max-file-size`.
+    #[error("the file has {len} bytes, more than --max-file-size ({max} bytes)")]
+    TooLarge {
+        /// The file's size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// Read and parse one file of `len` bytes, refusing it above `max`. JSON
+/// when its extension says so, else YAML.
+pub fn read(path: &Path, len: u64, max: u64) -> Result<FileContents, FileError> {
+    if len > max {
+        return Err(FileError::TooLarge { len, max });
+    }
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    parse(&std::fs::read(path)?, json)
 }
 
 /// An object of a kind the exporter reads, but whose metadata is unusable.
@@ -91,76 +113,166 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     Ok(out)
 }
 
-/// JSON without building a value tree: read the document's type, then take
-/// each object (or each `items` entry of a List) straight into its raw form.
-/// Only the text of each object is copied, so memory stays near the file's
-/// size.
+/// JSON without building a value tree: the document, and the entries of
+/// its `items`, are decoded in one pass straight into [`Report`]s. Events
+/// and policies are kept as raw text, so a document holding some is read
+/// again by [`collect_json_raw`].
 fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::Error> {
-    /// The type fields, kept raw: a field of another type than expected
-    /// means "not an object the exporter reads", never an error.
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        #[serde(default, rename = "apiVersion", borrow)]
-        api_version: Option<&'a RawValue>,
-        #[serde(default, borrow)]
-        kind: Option<&'a RawValue>,
-        #[serde(default, borrow)]
-        items: Option<&'a RawValue>,
-    }
-    fn string(raw: Option<&RawValue>) -> Option<String> {
-        raw.and_then(|r| serde_json::from_str(r.get()).ok())
-    }
-    let take = |raw: &str, head: &Head<'_>, out: &mut FileContents| {
-        let (Some(api_version), Some(kind)) = (string(head.api_version), string(head.kind)) else {
-            return;
-        };
-        let Some(kind) = Kind::from_type(&api_version, &kind) else {
-            return;
-        };
-        let object = if kind.is_report() {
-            serde_json::from_str::<RawReport>(raw).map(|r| SourceObject::report(kind, r))
-        } else {
-            serde_json::from_str::<RawObject>(raw).map(|o| SourceObject::object(kind, o))
-        };
-        match object {
-            Ok(object) => out.objects.push(object),
-            Err(e) => out.bad.push(BadObject {
-                kind,
-                reason: e.to_string(),
-            }),
-        }
-    };
     let text =
         std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
-    // A document that is not an object (an array, a number) holds nothing to
-    // read, but must still be valid JSON.
-    if !text.trim_start().starts_with('{') {
-        return serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ());
+    let doc: Document = serde_json::from_str(text)?;
+    let is_list = is_list(doc.object.type_meta());
+    let reports = if is_list { doc.items } else { vec![doc.object] };
+    if reports
+        .iter()
+        .any(|r| report_kind(r).is_some_and(|k| !k.is_report()))
+    {
+        return collect_json_raw(text, is_list, out);
     }
-    let head: Head<'_> = serde_json::from_str(text)?;
-    let (api_version, kind) = (string(head.api_version), string(head.kind));
-    let is_list = kind.as_deref().is_some_and(|k| k.ends_with("List"))
-        && Kind::from_type(
-            api_version.as_deref().unwrap_or(""),
-            kind.as_deref().unwrap_or(""),
-        )
-        .is_none();
-    if !is_list {
-        take(text, &head, out);
-        return Ok(());
-    }
-    let items: Vec<&RawValue> = head
-        .items
-        .and_then(|i| serde_json::from_str(i.get()).ok())
-        .unwrap_or_default();
-    for item in items {
-        if item.get().starts_with('{')
-            && let Ok(h) = serde_json::from_str::<Head<'_>>(item.get())
-        {
-            take(item.get(), &h, out);
+    for report in reports {
+        if let Some(kind) = report_kind(&report) {
+            out.objects.push(SourceObject::report(kind, report));
         }
     }
     Ok(())
+}
+
+/// A `List` of objects, as opposed to a list kind the exporter reads.
+fn is_list((api_version, kind): (Option<&str>, Option<&str>)) -> bool {
+    kind.is_some_and(|k| k.ends_with("List"))
+        && Kind::from_type(api_version.unwrap_or(""), kind.unwrap_or("")).is_none()
+}
+
+/// The kind of a decoded object, if the exporter reads it.
+fn report_kind(report: &Report) -> Option<Kind> {
+    match report.type_meta() {
+        (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
+        _ => None,
+    }
+}
+
+/// JSON holding Events or policies: one scan delimits each object, then
+/// each is taken by [`take_json`].
+fn collect_json_raw(
+    text: &str,
+    is_list: bool,
+    out: &mut FileContents,
+) -> Result<(), serde_json::Error> {
+    if !is_list {
+        take_json(text, out);
+        return Ok(());
+    }
+    let head: Head<'_> = serde_json::from_str(text)?;
+    for item in head.items.0 {
+        if item.get().starts_with('{') {
+            take_json(item.get(), out);
+        }
+    }
+    Ok(())
+}
+
+/// The type fields of a JSON object, kept raw: a field of another type than
+/// expected means "not an object the exporter reads", never an error.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default, rename = "apiVersion", borrow)]
+    api_version: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    items: Items<'a>,
+}
+
+/// The entries of an `items` array, delimited but not decoded; anything
+/// else than an array holds none.
+#[derive(Default)]
+struct Items<'a>(Vec<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Items<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Items<'a>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = s.next_element::<&'a RawValue>()? {
+                    items.push(item);
+                }
+                Ok(Items(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Items<'a>, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Items::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_unit<E>(self) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+fn string(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// The kind of an object, if the exporter reads it.
+fn kind_of(head: &Head<'_>) -> Option<Kind> {
+    Kind::from_type(&string(head.api_version)?, &string(head.kind)?)
+}
+
+/// Take one JSON object: a report decoded, an Event or policy kept raw;
+/// objects of other kinds are ignored.
+fn take_json(raw: &str, out: &mut FileContents) {
+    let object = match serde_json::from_str::<Report>(raw) {
+        Ok(report) => {
+            let kind = match report.type_meta() {
+                (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
+                _ => None,
+            };
+            match kind {
+                Some(kind) if kind.is_report() => Ok(SourceObject::report(kind, report)),
+                Some(kind) => serde_json::from_str::<RawObject>(raw)
+                    .map(|o| SourceObject::object(kind, o))
+                    .map_err(|e| (kind, e)),
+                None => return,
+            }
+        }
+        // Unusable metadata, or not an object: refused only if the object
+        // is of a kind the exporter reads.
+        Err(e) => match serde_json::from_str::<Head<'_>>(raw)
+            .ok()
+            .and_then(|h| kind_of(&h))
+        {
+            Some(kind) => Err((kind, e)),
+            None => return,
+        },
+    };
+    match object {
+        Ok(object) => out.objects.push(object),
+        Err((kind, e)) => out.bad.push(BadObject {
+            kind,
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// The deepest nesting of `[` and `{` outside quoted strings and comments:
@@ -214,7 +326,7 @@ fn collect(value: Value, out: &mut FileContents, top: bool) {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if let Some(kind) = Kind::from_type(api_version, kind) {
         let object = if kind.is_report() {
-            raw_report(obj).map(|r| SourceObject::report(kind, r))
+            Report::deserialize(Value::Object(obj)).map(|r| SourceObject::report(kind, r))
         } else {
             RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
         };
@@ -233,29 +345,6 @@ fn collect(value: Value, out: &mut FileContents, top: bool) {
             collect(item, out, false);
         }
     }
-}
-
-/// Take a decoded object apart into the raw form the watch source produces.
-fn raw_report(mut obj: Map<String, Value>) -> Result<RawReport, serde_json::Error> {
-    let mut raw = |field: &str| {
-        obj.remove(field)
-            .filter(|v| !v.is_null())
-            .map(|v| serde_json::value::to_raw_value(&v))
-            .transpose()
-    };
-    let scope = raw("scope")?;
-    let source = raw("source")?;
-    let results = raw("results")?;
-    let metadata = match obj.remove("metadata") {
-        Some(m) => crate::object::lean_meta(m)?,
-        None => Default::default(),
-    };
-    Ok(RawReport {
-        metadata,
-        scope,
-        source,
-        results,
-    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -431,53 +520,60 @@ impl FilesSource {
             .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
             .collect();
         changed.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, fingerprint) in changed {
-            let origin = match self.known.get(&path) {
-                Some(k) => k.origin.clone(),
-                None => Origin::File(Arc::from(path.as_path())),
-            };
-            let objects = if fingerprint.len > self.max_file_size {
-                let reason = format!(
-                    "the file has {} bytes, more than --max-file-size ({} bytes)",
-                    fingerprint.len, self.max_file_size
-                );
-                let _ = self.send(SourceEvent::Invalid {
-                    resource: FILE_RESOURCE,
-                    location: path.display().to_string(),
-                    reason,
-                });
-                Vec::new()
+        // Files are parsed in parallel, a few at a time, and sent in order.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for batch in changed.chunks(workers) {
+            let max = self.max_file_size;
+            let read = |(path, fp): &(PathBuf, Fingerprint)| read(path, fp.len, max);
+            let contents: Vec<Result<FileContents, FileError>> = if batch.len() == 1 {
+                batch.iter().map(read).collect()
             } else {
-                self.load(&path)
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = batch.iter().map(|f| s.spawn(move || read(f))).collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(FileError::Io(std::io::Error::other("the parser panicked")))
+                            })
+                        })
+                        .collect()
+                })
             };
-            self.known.insert(
-                path,
-                Known {
-                    fingerprint,
-                    origin: origin.clone(),
-                },
-            );
-            if self.relist(origin, objects).is_err() {
-                break;
+            for ((path, fingerprint), contents) in batch.iter().zip(contents) {
+                let origin = match self.known.get(path) {
+                    Some(k) => k.origin.clone(),
+                    None => Origin::File(Arc::from(path.as_path())),
+                };
+                let objects = self.take(path, contents);
+                self.known.insert(
+                    path.clone(),
+                    Known {
+                        fingerprint: *fingerprint,
+                        origin: origin.clone(),
+                    },
+                );
+                if self.relist(origin, objects).is_err() {
+                    return count;
+                }
             }
         }
         count
     }
 
-    /// Read one file; problems are reported and yield no objects.
-    fn load(&mut self, path: &Path) -> Vec<SourceObject> {
-        let json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let contents = std::fs::read(path)
-            .map_err(FileError::from)
-            .and_then(|b| parse(&b, json));
+    /// Report what could not be read of one file; return its objects.
+    fn take(
+        &mut self,
+        path: &Path,
+        contents: Result<FileContents, FileError>,
+    ) -> Vec<SourceObject> {
+        let location = || path.display().to_string();
         match contents {
             Ok(contents) => {
                 for bad in contents.bad {
                     let _ = self.send(SourceEvent::Invalid {
                         resource: bad.kind.resource(),
-                        location: path.display().to_string(),
+                        location: location(),
                         reason: bad.reason,
                     });
                 }
@@ -486,7 +582,7 @@ impl FilesSource {
             Err(e) => {
                 let _ = self.send(SourceEvent::Invalid {
                     resource: FILE_RESOURCE,
-                    location: path.display().to_string(),
+                    location: location(),
                     reason: e.to_string(),
                 });
                 Vec::new()
@@ -571,7 +667,7 @@ source: kyverno
         let Body::Report(r) = &c.objects[1].body else {
             panic!("a report")
         };
-        assert_eq!(r.source.as_ref().map(|r| r.get()), Some("\"kyverno\""));
+        assert_eq!(r.source(), Some("kyverno"));
         assert!(c.bad.is_empty());
     }
 
@@ -584,7 +680,7 @@ source: kyverno
         let Body::Report(r) = &c.objects[0].body else {
             panic!("a report")
         };
-        assert!(r.results.is_none());
+        assert_eq!(r.results().len(), 0);
     }
 
     #[test]
@@ -592,8 +688,18 @@ source: kyverno
         let yaml =
             b"apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: [1]}\n";
         let c = parse(yaml, false).expect("valid YAML");
-        assert!(c.objects.is_empty());
-        assert_eq!(c.bad.len(), 1);
+        // Taken, and refused by the aggregator with the reason.
+        assert!(c.bad.is_empty());
+        let Body::Report(r) = &c.objects[0].body else {
+            panic!("a report")
+        };
+        assert_eq!(r.error().map(|e| e.field.as_str()), Some("metadata.name"));
+        let json = br#"{"kind":"List","items":[{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":1}}]}"#;
+        let c = parse(json, true).expect("valid JSON");
+        let Body::Report(r) = &c.objects[0].body else {
+            panic!("a report")
+        };
+        assert_eq!(r.error().map(|e| e.field.as_str()), Some("metadata.name"));
     }
 
     #[test]
@@ -627,10 +733,8 @@ apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: defau
         let Body::Report(r) = &c.objects[0].body else {
             panic!("a report")
         };
-        assert_eq!(
-            r.results.as_ref().map(|r| r.get()),
-            Some(r#"[{"policy":"p","result":"pass"}]"#)
-        );
+        let results: Vec<_> = r.results().map(|e| (e.policy, e.outcome)).collect();
+        assert_eq!(results, vec![("p", crate::report::Outcome::Pass)]);
         // Other kinds, arrays and scalars are ignored; a report list's items too.
         assert!(
             parse(

@@ -23,7 +23,8 @@ use tracing::{debug, info, warn};
 
 use super::{Origin, SourceEvent, SourceObject};
 use crate::kind::Kind;
-use crate::object::{RawObject, RawReport};
+use crate::object::RawObject;
+use crate::report::Report;
 
 /// The sync target that is pending until the first discovery succeeds.
 pub const DISCOVERY_TARGET: &str = "discovery";
@@ -234,7 +235,7 @@ pub async fn watch(
         config = config.fields("reason=PolicyViolation");
     }
     if kind.is_report() {
-        forward::<RawReport>(client, kind, &ar, config, tx, SourceObject::report).await;
+        forward::<Report>(client, kind, &ar, config, tx, SourceObject::report).await;
     } else {
         forward::<RawObject>(client, kind, &ar, config, tx, SourceObject::object).await;
     }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::kind::Kind;
-use crate::object::{RawObject, RawReport};
+use crate::object::RawObject;
+use crate::report::Report;
 
 /// Where an object came from. A resync replaces everything of one origin.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -43,15 +44,15 @@ pub struct SourceObject {
 /// The content of a [`SourceObject`].
 #[derive(Clone, Debug)]
 pub enum Body {
-    /// A report, with its parts kept apart.
-    Report(RawReport),
+    /// A report, decoded.
+    Report(Report),
     /// Any other object.
     Object(RawObject),
 }
 
 impl SourceObject {
     /// A report of a report kind.
-    pub fn report(kind: Kind, report: RawReport) -> Self {
+    pub fn report(kind: Kind, report: Report) -> Self {
         Self {
             kind,
             body: Body::Report(report),

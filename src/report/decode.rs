@@ -1,0 +1,1141 @@
+//! One-pass decoding of a report into a [`Report`].
+//!
+//! The decoder walks the report once, straight from the JSON (or YAML value)
+//! a source read, and keeps only what the aggregator uses: the identifying
+//! metadata, the scope, the top-level `source`, and per result its labels,
+//! verdict and subjects. Their strings are copied into one buffer per report
+//! (a repeated value, such as the category of consecutive results, once).
+//!
+//! It is strict about the format but never fails on it: a field of the wrong
+//! type, an unknown verdict or a missing `policy` is recorded as the report's
+//! [`DecodeError`] and the rest of the report is skipped, so one bad report
+//! can never break the list page or file it came in. Only malformed JSON, or
+//! a report that is not an object, fails the decode.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor,
+};
+
+use super::{DecodeError, Outcome, Text};
+
+/// A string in a report's text buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// A subject's strings; empty when absent.
+#[derive(Clone, Copy, Debug, Default)]
+struct SubjectSpans {
+    kind: Span,
+    namespace: Span,
+    name: Span,
+    uid: Span,
+}
+
+/// One result; strings are empty when absent, except `source`, whose
+/// absence means "the report's source".
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    policy: Span,
+    rule: Span,
+    category: Span,
+    severity: Span,
+    source: Option<Span>,
+    outcome: Outcome,
+    subjects: (u32, u32),
+}
+
+/// A report reduced to what the exporter reads, decoded in one pass.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Only name, namespace, uid and resourceVersion are kept.
+    pub metadata: ObjectMeta,
+    text: String,
+    api_version: Option<Span>,
+    kind: Option<Span>,
+    scope: Option<SubjectSpans>,
+    source: Option<Span>,
+    entries: Vec<Entry>,
+    subjects: Vec<SubjectSpans>,
+    error: Option<Box<DecodeError>>,
+}
+
+/// A subject of a result, or a report's scope. Absent strings are empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubjectView<'a> {
+    /// Kind of the object.
+    pub kind: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// UID.
+    pub uid: &'a str,
+}
+
+/// One result of a report. Absent strings are empty.
+#[derive(Clone, Copy, Debug)]
+pub struct ResultView<'a> {
+    /// `name` of a ClusterPolicy, `namespace/name` of a Policy.
+    pub policy: &'a str,
+    /// Rule name; empty for CEL policy types.
+    pub rule: &'a str,
+    /// The policy's comma-separated categories, as written.
+    pub category: &'a str,
+    /// The policy's severity, as written.
+    pub severity: &'a str,
+    /// The result's own `source`, when it has one.
+    pub source: Option<&'a str>,
+    /// The verdict.
+    pub outcome: Outcome,
+    report: &'a Report,
+    subjects: &'a [SubjectSpans],
+}
+
+impl<'a> ResultView<'a> {
+    /// The listed subjects (none in the per-resource layout).
+    pub fn subjects(&self) -> impl ExactSizeIterator<Item = SubjectView<'a>> + use<'a> {
+        let report = self.report;
+        self.subjects.iter().map(move |s| report.subject(s))
+    }
+
+    /// How many subjects the result lists.
+    pub fn subject_count(&self) -> usize {
+        self.subjects.len()
+    }
+}
+
+impl Report {
+    /// Why the report's content does not match the format, if it does not.
+    pub fn error(&self) -> Option<&DecodeError> {
+        self.error.as_deref()
+    }
+
+    /// `apiVersion` and `kind`, when they are strings.
+    pub fn type_meta(&self) -> (Option<&str>, Option<&str>) {
+        (
+            self.api_version.map(|s| self.str(s)),
+            self.kind.map(|s| self.str(s)),
+        )
+    }
+
+    /// The resource the report is about (per-resource layout).
+    pub fn scope(&self) -> Option<SubjectView<'_>> {
+        self.scope.as_ref().map(|s| self.subject(s))
+    }
+
+    /// The top-level `source` (openreports).
+    pub fn source(&self) -> Option<&str> {
+        self.source.map(|s| self.str(s))
+    }
+
+    /// The results, in order.
+    pub fn results(&self) -> impl ExactSizeIterator<Item = ResultView<'_>> {
+        self.entries.iter().map(|e| ResultView {
+            policy: self.str(e.policy),
+            rule: self.str(e.rule),
+            category: self.str(e.category),
+            severity: self.str(e.severity),
+            source: e.source.map(|s| self.str(s)),
+            outcome: e.outcome,
+            report: self,
+            subjects: self
+                .subjects
+                .get(e.subjects.0 as usize..e.subjects.1 as usize)
+                .unwrap_or(&[]),
+        })
+    }
+
+    fn str(&self, s: Span) -> &str {
+        let start = s.start as usize;
+        self.text.get(start..start + s.len as usize).unwrap_or("")
+    }
+
+    fn subject(&self, s: &SubjectSpans) -> SubjectView<'_> {
+        SubjectView {
+            kind: self.str(s.kind),
+            namespace: self.str(s.namespace),
+            name: self.str(s.name),
+            uid: self.str(s.uid),
+        }
+    }
+
+    /// Record the first problem found; later ones are not looked for.
+    fn fail(&mut self, field: String, reason: String) {
+        if self.error.is_none() {
+            self.error = Some(Box::new(DecodeError { field, reason }));
+        }
+    }
+}
+
+/// Copy `v` into the buffer, unless it equals `prev` (already there).
+fn push(text: &mut String, v: &str, prev: Span) -> Span {
+    let start = prev.start as usize;
+    if prev.len as usize == v.len() && text.get(start..start + v.len()) == Some(v) {
+        return prev;
+    }
+    let start = text.len();
+    text.push_str(v);
+    Span {
+        start: start as u32,
+        len: v.len() as u32,
+    }
+}
+
+/// A problem in a part of the report: where within the part, and why.
+#[derive(Debug)]
+struct Bad {
+    path: String,
+    reason: String,
+}
+
+impl Bad {
+    fn at(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Bad {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn invalid_type(got: impl fmt::Display, expected: &str) -> Bad {
+    Bad::at("", format!("invalid type: {got}, expected {expected}"))
+}
+
+/// Visitor methods that take a value of a type the visitor does not expect:
+/// the value is consumed and described as the problem.
+macro_rules! reject {
+    ($what:literal: $($m:ident)*) => { $(reject!(@ $what $m);)* };
+    (@ $what:literal bool) => {
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Err(invalid_type(Unexpected::Bool(v), $what)))
+        }
+    };
+    (@ $what:literal num) => {
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Err(invalid_type(Unexpected::Signed(v), $what)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Err(invalid_type(Unexpected::Unsigned(v), $what)))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Err(invalid_type(Unexpected::Float(v), $what)))
+        }
+    };
+    (@ $what:literal unit) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Err(invalid_type("null", $what)))
+        }
+    };
+    (@ $what:literal str) => {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Err(invalid_type(Unexpected::Str(v), $what)))
+        }
+    };
+    (@ $what:literal map) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Err(invalid_type("map", $what)))
+        }
+    };
+    (@ $what:literal seq) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+            while s.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Err(invalid_type("sequence", $what)))
+        }
+    };
+}
+
+/// Field names of an object, matched without allocating.
+macro_rules! keys {
+    ($name:ident { $($lit:literal => $var:ident),* $(,)? }) => {
+        #[derive(Clone, Copy)]
+        enum $name { $($var,)* Other }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a field name")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok(match v { $($lit => $name::$var,)* _ => $name::Other })
+                    }
+                }
+                d.deserialize_identifier(V)
+            }
+        }
+    };
+}
+
+keys!(TopKey {
+    "metadata" => Metadata,
+    "apiVersion" => ApiVersion,
+    "kind" => Kind,
+    "scope" => Scope,
+    "source" => Source,
+    "results" => Results,
+    "items" => Items,
+});
+
+keys!(EntryKey {
+    "policy" => Policy,
+    "rule" => Rule,
+    "category" => Category,
+    "severity" => Severity,
+    "source" => Source,
+    "result" => Result,
+    "resources" => Resources,
+    "message" => Message,
+    "scored" => Scored,
+    "properties" => Properties,
+    "timestamp" => Timestamp,
+});
+
+keys!(SubjectKey {
+    "kind" => Kind,
+    "namespace" => Namespace,
+    "name" => Name,
+    "uid" => Uid,
+    "apiVersion" => ApiVersion,
+});
+
+/// A string: copied into the buffer (or, without one, only checked), or
+/// `None` for null.
+struct Str<'t> {
+    text: Option<&'t mut String>,
+    prev: Span,
+}
+
+impl<'t> Str<'t> {
+    fn keep(text: &'t mut String, prev: Span) -> Self {
+        Str {
+            text: Some(text),
+            prev,
+        }
+    }
+
+    fn check() -> Self {
+        Str {
+            text: None,
+            prev: Span::default(),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Str<'_> {
+    type Value = Result<Option<Span>, Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Str<'_> {
+    type Value = Result<Option<Span>, Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(Some(match self.text {
+            Some(text) => push(text, v, self.prev),
+            None => Span::default(),
+        })))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(None))
+    }
+    reject!("a string": bool num map seq);
+}
+
+/// A string that must not be null.
+fn required(got: Result<Option<Span>, Bad>) -> Result<Span, Bad> {
+    got?.ok_or_else(|| invalid_type("null", "a string"))
+}
+
+/// A verdict.
+struct OutcomeSeed;
+
+impl<'de> DeserializeSeed<'de> for OutcomeSeed {
+    type Value = Result<Outcome, Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OutcomeSeed {
+    type Value = Result<Outcome, Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a verdict")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(match v {
+            "pass" => Ok(Outcome::Pass),
+            "fail" => Ok(Outcome::Fail),
+            "warn" => Ok(Outcome::Warn),
+            "error" => Ok(Outcome::Error),
+            "skip" => Ok(Outcome::Skip),
+            _ => Err(Bad::at(
+                "",
+                format!(
+                    "unknown variant `{v}`, expected one of `pass`, `fail`, `warn`, `error`, `skip`"
+                ),
+            )),
+        })
+    }
+    reject!("a verdict": bool num unit map seq);
+}
+
+/// A boolean or null.
+struct BoolSeed;
+
+impl<'de> DeserializeSeed<'de> for BoolSeed {
+    type Value = Result<(), Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoolSeed {
+    type Value = Result<(), Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a boolean")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    reject!("a boolean": num str map seq);
+}
+
+/// A map of strings to strings (`properties`), checked, or null.
+struct StrMapSeed;
+
+impl<'de> DeserializeSeed<'de> for StrMapSeed {
+    type Value = Result<(), Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrMapSeed {
+    type Value = Result<(), Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of strings")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut bad = None;
+        while let Some(key) = m.next_key::<Text<'de>>()? {
+            if bad.is_some() {
+                m.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if let Err(b) = required(m.next_value_seed(Str::check())?) {
+                bad = Some(Bad::at(format!(".{}", key.as_str()), b.reason));
+            }
+        }
+        Ok(bad.map_or(Ok(()), Err))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    reject!("a map of strings": bool num str seq);
+}
+
+/// A subject (`scope`, or an entry of `resources`); `None` for null.
+struct SubjectSeed<'t> {
+    text: &'t mut String,
+    prev: SubjectSpans,
+}
+
+impl<'de> DeserializeSeed<'de> for SubjectSeed<'_> {
+    type Value = Result<Option<SubjectSpans>, Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SubjectSeed<'_> {
+    type Value = Result<Option<SubjectSpans>, Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object reference")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut s = SubjectSpans::default();
+        let mut bad: Option<Bad> = None;
+        while let Some(key) = m.next_key::<SubjectKey>()? {
+            if bad.is_some() {
+                m.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let (slot, prev, name) = match key {
+                SubjectKey::Kind => (&mut s.kind, self.prev.kind, "kind"),
+                SubjectKey::Namespace => (&mut s.namespace, self.prev.namespace, "namespace"),
+                SubjectKey::Name => (&mut s.name, Span::default(), "name"),
+                SubjectKey::Uid => (&mut s.uid, Span::default(), "uid"),
+                SubjectKey::ApiVersion => {
+                    if let Err(b) = m.next_value_seed(Str::check())? {
+                        bad = Some(Bad::at(".apiVersion", b.reason));
+                    }
+                    continue;
+                }
+                SubjectKey::Other => {
+                    m.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            match m.next_value_seed(Str::keep(self.text, prev))? {
+                Ok(v) => *slot = v.unwrap_or_default(),
+                Err(b) => bad = Some(Bad::at(format!(".{name}"), b.reason)),
+            }
+        }
+        Ok(bad.map_or(Ok(Some(s)), Err))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(None))
+    }
+    reject!("an object reference": bool num str seq);
+}
+
+/// The `resources` of a result, appended to the report's subjects.
+struct SubjectsSeed<'r>(&'r mut Report);
+
+impl<'de> DeserializeSeed<'de> for SubjectsSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SubjectsSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of object references")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let r = self.0;
+        let mut prev = SubjectSpans::default();
+        let mut bad = None;
+        let mut j = 0usize;
+        loop {
+            if bad.is_some() {
+                if seq.next_element::<IgnoredAny>()?.is_none() {
+                    break;
+                }
+                continue;
+            }
+            let seed = SubjectSeed {
+                text: &mut r.text,
+                prev,
+            };
+            match seq.next_element_seed(seed)? {
+                None => break,
+                Some(Ok(Some(s))) => {
+                    r.subjects.push(s);
+                    prev = s;
+                }
+                Some(Ok(None)) => {
+                    bad = Some(Bad::at(
+                        format!("[{j}]"),
+                        "invalid type: null, expected an object reference",
+                    ));
+                }
+                Some(Err(b)) => bad = Some(Bad::at(format!("[{j}]{}", b.path), b.reason)),
+            }
+            j += 1;
+        }
+        Ok(bad.map_or(Ok(()), Err))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    reject!("a list of object references": bool num str map);
+}
+
+/// The last strings of each field, to store repeats once.
+#[derive(Clone, Copy, Default)]
+struct Last {
+    policy: Span,
+    rule: Span,
+    category: Span,
+    severity: Span,
+    source: Span,
+}
+
+/// One entry of `results`.
+struct EntrySeed<'r> {
+    report: &'r mut Report,
+    last: &'r mut Last,
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = Result<Entry, Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = Result<Entry, Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a result")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let (r, last) = (self.report, self.last);
+        let first_subject = r.subjects.len() as u32;
+        let mut policy = None;
+        let mut outcome = None;
+        let mut e = Entry {
+            policy: Span::default(),
+            rule: Span::default(),
+            category: Span::default(),
+            severity: Span::default(),
+            source: None,
+            outcome: Outcome::Pass,
+            subjects: (first_subject, first_subject),
+        };
+        let mut bad: Option<Bad> = None;
+        while let Some(key) = m.next_key::<EntryKey>()? {
+            if bad.is_some() {
+                m.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let got = match key {
+                EntryKey::Policy => {
+                    required(m.next_value_seed(Str::keep(&mut r.text, last.policy))?).map(|s| {
+                        policy = Some(s);
+                        last.policy = s;
+                    })
+                }
+                EntryKey::Rule => m
+                    .next_value_seed(Str::keep(&mut r.text, last.rule))?
+                    .map(|s| {
+                        e.rule = s.unwrap_or_default();
+                        last.rule = e.rule;
+                    }),
+                EntryKey::Category => m
+                    .next_value_seed(Str::keep(&mut r.text, last.category))?
+                    .map(|s| {
+                        e.category = s.unwrap_or_default();
+                        last.category = e.category;
+                    }),
+                EntryKey::Severity => m
+                    .next_value_seed(Str::keep(&mut r.text, last.severity))?
+                    .map(|s| {
+                        e.severity = s.unwrap_or_default();
+                        last.severity = e.severity;
+                    }),
+                EntryKey::Source => {
+                    m.next_value_seed(Str::keep(&mut r.text, last.source))?
+                        .map(|s| {
+                            e.source = s;
+                            last.source = s.unwrap_or_default();
+                        })
+                }
+                EntryKey::Result => m.next_value_seed(OutcomeSeed)?.map(|o| outcome = Some(o)),
+                EntryKey::Resources => {
+                    let start = r.subjects.len() as u32;
+                    let got = m.next_value_seed(SubjectsSeed(r))?;
+                    e.subjects = (start, r.subjects.len() as u32);
+                    got
+                }
+                EntryKey::Message => m.next_value_seed(Str::check())?.map(drop),
+                EntryKey::Scored => m.next_value_seed(BoolSeed)?,
+                EntryKey::Properties => m.next_value_seed(StrMapSeed)?,
+                EntryKey::Timestamp | EntryKey::Other => {
+                    m.next_value::<IgnoredAny>()?;
+                    Ok(())
+                }
+            };
+            if let Err(b) = got {
+                let field = match key {
+                    EntryKey::Policy => "policy",
+                    EntryKey::Rule => "rule",
+                    EntryKey::Category => "category",
+                    EntryKey::Severity => "severity",
+                    EntryKey::Source => "source",
+                    EntryKey::Result => "result",
+                    EntryKey::Resources => "resources",
+                    EntryKey::Message => "message",
+                    EntryKey::Scored => "scored",
+                    EntryKey::Properties => "properties",
+                    EntryKey::Timestamp | EntryKey::Other => "",
+                };
+                bad = Some(Bad::at(format!(".{field}{}", b.path), b.reason));
+            }
+        }
+        if let Some(b) = bad {
+            return Ok(Err(b));
+        }
+        match (policy, outcome) {
+            (Some(p), Some(o)) => {
+                e.policy = p;
+                e.outcome = o;
+                Ok(Ok(e))
+            }
+            (None, _) => Ok(Err(Bad::at("", "missing field `policy`"))),
+            (_, None) => Ok(Err(Bad::at("", "missing field `result`"))),
+        }
+    }
+    reject!("a result": bool num unit str seq);
+}
+
+/// The `results` array.
+struct ResultsSeed<'r>(&'r mut Report);
+
+impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultsSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of results")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let r = self.0;
+        let mut last = Last::default();
+        let mut i = 0usize;
+        loop {
+            if r.error.is_some() {
+                if seq.next_element::<IgnoredAny>()?.is_none() {
+                    break;
+                }
+                continue;
+            }
+            let seed = EntrySeed {
+                report: r,
+                last: &mut last,
+            };
+            match seq.next_element_seed(seed)? {
+                None => break,
+                Some(Ok(e)) => r.entries.push(e),
+                Some(Err(b)) => r.fail(format!("results[{i}]{}", b.path), b.reason),
+            }
+            i += 1;
+        }
+        Ok(Ok(()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    reject!("a list of results": bool num str map);
+}
+
+/// A string kept as its own `String` (metadata), or `None` for null.
+struct OwnedStr;
+
+impl<'de> DeserializeSeed<'de> for OwnedStr {
+    type Value = Result<Option<String>, Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OwnedStr {
+    type Value = Result<Option<String>, Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(Some(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(Some(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(None))
+    }
+    reject!("a string": bool num map seq);
+}
+
+keys!(MetaKey {
+    "name" => Name,
+    "namespace" => Namespace,
+    "uid" => Uid,
+    "resourceVersion" => ResourceVersion,
+});
+
+/// `metadata`: only what identifies the object is kept, so that large
+/// `managedFields` or annotations are skipped instead of allocated.
+struct MetaSeed<'r>(&'r mut Report);
+
+impl<'de> DeserializeSeed<'de> for MetaSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetaSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("object metadata")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let meta = &mut self.0.metadata;
+        let mut bad = None;
+        while let Some(key) = m.next_key::<MetaKey>()? {
+            let (slot, name) = match key {
+                MetaKey::Name => (&mut meta.name, "name"),
+                MetaKey::Namespace => (&mut meta.namespace, "namespace"),
+                MetaKey::Uid => (&mut meta.uid, "uid"),
+                MetaKey::ResourceVersion => (&mut meta.resource_version, "resourceVersion"),
+                MetaKey::Other => {
+                    m.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            match m.next_value_seed(OwnedStr)? {
+                Ok(v) => *slot = v,
+                Err(b) if bad.is_none() => bad = Some(Bad::at(format!(".{name}"), b.reason)),
+                Err(_) => {}
+            }
+        }
+        Ok(bad.map_or(Ok(()), Err))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    reject!("object metadata": bool num str seq);
+}
+
+/// A JSON or YAML document of a file: an object, which may be a report,
+/// and the entries of its `items`, decoded as reports in the same pass (in
+/// case the object is a `List`). A document that is not an object holds
+/// nothing.
+#[derive(Debug, Default)]
+pub struct Document {
+    /// The object itself.
+    pub object: Report,
+    /// The objects of its `items`; entries that are not objects are left out.
+    pub items: Vec<Report>,
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Result<Document, Bad>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a document")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                let object = ReportVisitor {
+                    items: Some(&mut items),
+                }
+                .visit_map(m)?;
+                Ok(Ok(Document { object, items }))
+            }
+            reject!("a document": bool num unit str seq);
+        }
+        Ok(d.deserialize_any(V)?.unwrap_or_default())
+    }
+}
+
+/// The `items` of a document: each object decoded as a report.
+struct ItemsSeed<'i>(&'i mut Vec<Report>);
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsSeed<'_> {
+    type Value = Result<(), Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while let Some(item) = s.next_element_seed(ItemSeed)? {
+            if let Ok(report) = item {
+                self.0.push(report);
+            }
+        }
+        Ok(Ok(()))
+    }
+    reject!("a list of objects": bool num unit str map);
+}
+
+/// One entry of `items`: a report if it is an object.
+struct ItemSeed;
+
+impl<'de> DeserializeSeed<'de> for ItemSeed {
+    type Value = Result<Report, Bad>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed {
+    type Value = Result<Report, Bad>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
+        ReportVisitor { items: None }.visit_map(m).map(Ok)
+    }
+    reject!("an object": bool num unit str seq);
+}
+
+impl<'de> Deserialize<'de> for Report {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ReportVisitor { items: None })
+    }
+}
+
+/// A report object; with `items`, also the entries of its `items`.
+struct ReportVisitor<'i> {
+    items: Option<&'i mut Vec<Report>>,
+}
+
+impl<'de> Visitor<'de> for ReportVisitor<'_> {
+    type Value = Report;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a report object")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut m: A) -> Result<Report, A::Error> {
+        let mut r = Report::default();
+        while let Some(key) = m.next_key::<TopKey>()? {
+            match key {
+                TopKey::Metadata => {
+                    if let Err(b) = m.next_value_seed(MetaSeed(&mut r))? {
+                        r.fail(format!("metadata{}", b.path), b.reason);
+                    }
+                }
+                TopKey::ApiVersion => {
+                    r.api_version = m
+                        .next_value_seed(Str::keep(&mut r.text, Span::default()))?
+                        .ok()
+                        .flatten();
+                }
+                TopKey::Kind => {
+                    r.kind = m
+                        .next_value_seed(Str::keep(&mut r.text, Span::default()))?
+                        .ok()
+                        .flatten();
+                }
+                TopKey::Scope => {
+                    let seed = SubjectSeed {
+                        text: &mut r.text,
+                        prev: SubjectSpans::default(),
+                    };
+                    match m.next_value_seed(seed)? {
+                        Ok(s) => r.scope = s,
+                        Err(b) => r.fail(format!("scope{}", b.path), b.reason),
+                    }
+                }
+                TopKey::Source => {
+                    match m.next_value_seed(Str::keep(&mut r.text, Span::default()))? {
+                        Ok(s) => r.source = s,
+                        Err(b) => r.fail("source".into(), b.reason),
+                    }
+                }
+                TopKey::Results => {
+                    r.entries.clear();
+                    r.subjects.clear();
+                    if let Err(b) = m.next_value_seed(ResultsSeed(&mut r))? {
+                        r.fail("results".into(), b.reason);
+                    }
+                }
+                TopKey::Items => match self.items.as_deref_mut() {
+                    Some(items) => {
+                        items.clear();
+                        let _not_a_list = m.next_value_seed(ItemsSeed(items))?;
+                    }
+                    None => {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                },
+                TopKey::Other => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if r.error.is_some() {
+            // An invalid report contributes nothing: keep only its identity.
+            r.entries = Vec::new();
+            r.subjects = Vec::new();
+            r.scope = None;
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(json: &str) -> Report {
+        serde_json::from_str(json).expect("test JSON")
+    }
+
+    fn error(json: &str) -> DecodeError {
+        report(json).error().cloned().expect("invalid")
+    }
+
+    #[test]
+    fn decodes_results_in_one_pass() {
+        let r = report(
+            r#"{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport",
+            "metadata":{"name":"a","namespace":"ns","managedFields":[{"x":1}]},
+            "scope":{"apiVersion":"v1","kind":"Pod","name":"p","namespace":"ns","uid":"u1"},
+            "results":[{"policy":"p","rule":"r","result":"fail","category":"C, D","severity":"high",
+            "message":"m","scored":true,"properties":{"process":"background scan"},
+            "timestamp":{"seconds":1,"nanos":0},"resources":[{"kind":"Pod","name":"x","uid":"u"}]},
+            {"policy":"q","result":"pass","category":"C, D","source":"kyverno"}],
+            "summary":{"pass":1}}"#,
+        );
+        assert!(r.error().is_none());
+        assert_eq!(r.metadata.name.as_deref(), Some("a"));
+        assert!(r.metadata.managed_fields.is_none());
+        assert_eq!(
+            r.type_meta(),
+            (Some("wgpolicyk8s.io/v1alpha2"), Some("PolicyReport"))
+        );
+        let scope = r.scope().expect("scope");
+        assert_eq!((scope.kind, scope.uid), ("Pod", "u1"));
+        let results: Vec<_> = r.results().collect();
+        assert_eq!(results.len(), 2);
+        let e = &results[0];
+        assert_eq!(
+            (e.policy, e.rule, e.category, e.severity, e.source),
+            ("p", "r", "C, D", "high", None)
+        );
+        assert_eq!(e.outcome, Outcome::Fail);
+        let subjects: Vec<_> = e.subjects().collect();
+        assert_eq!(
+            subjects,
+            vec![SubjectView {
+                kind: "Pod",
+                namespace: "",
+                name: "x",
+                uid: "u"
+            }]
+        );
+        let e = &results[1];
+        assert_eq!((e.policy, e.rule, e.category), ("q", "", "C, D"));
+        assert_eq!((e.source, e.subject_count()), (Some("kyverno"), 0));
+        // The repeated category is stored once.
+        assert_eq!(r.text.matches("C, D").count(), 1);
+    }
+
+    #[test]
+    fn rejects_unknown_outcome_with_its_path() {
+        let e = error(
+            r#"{"results":[{"policy":"p","result":"pass"},{"policy":"p","result":"maybe"}]}"#,
+        );
+        assert_eq!(e.field, "results[1].result");
+        assert!(e.reason.contains("unknown variant `maybe`"), "{}", e.reason);
+        // Nothing of an invalid report is kept.
+        let r = report(r#"{"results":[{"policy":"p","result":"pass"},{"policy":"p","result":1}]}"#);
+        assert_eq!(r.results().len(), 0);
+    }
+
+    #[test]
+    fn rejects_missing_fields_and_wrong_types() {
+        let e = error(r#"{"results":[{"result":"pass"}]}"#);
+        assert_eq!(
+            (e.field.as_str(), e.reason.as_str()),
+            ("results[0]", "missing field `policy`")
+        );
+        let e = error(r#"{"results":[{"policy":"p"}]}"#);
+        assert_eq!(e.reason, "missing field `result`");
+        let e = error(r#"{"results":[{"policy":"p","result":"pass","message":5}]}"#);
+        assert_eq!(e.field, "results[0].message");
+        assert_eq!(e.reason, "invalid type: integer `5`, expected a string");
+        let e = error(r#"{"results":[{"policy":"p","result":"pass","properties":{"a":1}}]}"#);
+        assert_eq!(e.field, "results[0].properties.a");
+        let e = error(r#"{"results":[{"policy":"p","result":"pass","resources":["x"]}]}"#);
+        assert_eq!(e.field, "results[0].resources[0]");
+        let e = error(r#"{"results":[{"policy":"p","result":"pass","resources":[{"uid":2}]}]}"#);
+        assert_eq!(e.field, "results[0].resources[0].uid");
+        let e = error(r#"{"results":[{"policy":null,"result":"pass"}]}"#);
+        assert_eq!(e.field, "results[0].policy");
+        let e = error(r#"{"results":[{"policy":"p","result":"pass","scored":"yes"}]}"#);
+        assert_eq!(e.field, "results[0].scored");
+        let e = error(r#"{"results":[7]}"#);
+        assert_eq!(e.field, "results[0]");
+        assert_eq!(error(r#"{"results":{}}"#).field, "results");
+        assert_eq!(error(r#"{"source":7}"#).field, "source");
+        assert_eq!(error(r#"{"scope":{"kind":[]}}"#).field, "scope.kind");
+        // The first problem is the one reported.
+        let e = error(r#"{"source":1,"results":[{"result":"pass"}]}"#);
+        assert_eq!(e.field, "source");
+    }
+
+    #[test]
+    fn null_and_missing_parts_are_empty() {
+        for json in [
+            r#"{"results":null,"scope":null,"source":null}"#,
+            "{}",
+            r#"{"results":[{"policy":"p","result":"skip","rule":null,"resources":null,"properties":null,"scored":null}]}"#,
+        ] {
+            let r = report(json);
+            assert!(r.error().is_none(), "{json}");
+            assert!(r.scope().is_none() && r.source().is_none());
+        }
+    }
+
+    #[test]
+    fn escaped_strings_and_yaml_values_decode() {
+        let r = report(r#"{"results":[{"policy":"a\"b","result":"skip"}]}"#);
+        assert_eq!(r.results().next().map(|e| e.policy), Some("a\"b"));
+        let v: serde_json::Value = serde_yaml_ng::from_str(
+            "kind: PolicyReport\nmetadata: {name: y}\nresults:\n- {policy: p, result: warn, resources: [{kind: Pod}]}\n",
+        )
+        .expect("yaml");
+        let r = Report::deserialize(v).expect("value");
+        let e = r.results().next().expect("one result");
+        assert_eq!((e.policy, e.outcome), ("p", Outcome::Warn));
+        assert_eq!(e.subjects().next().map(|s| s.kind), Some("Pod"));
+    }
+
+    #[test]
+    fn bad_metadata_makes_the_report_invalid() {
+        let e = error(
+            r#"{"metadata":{"name":1,"namespace":"n"},"results":[{"policy":"p","result":"pass"}]}"#,
+        );
+        assert_eq!(e.field, "metadata.name");
+        assert_eq!(error(r#"{"metadata":[]}"#).field, "metadata");
+        let r = report(
+            r#"{"metadata":{"name":"a","namespace":"n","uid":"u","resourceVersion":"7","labels":{"x":"y"}}}"#,
+        );
+        assert_eq!(r.metadata.resource_version.as_deref(), Some("7"));
+        assert!(r.metadata.labels.is_none());
+        assert!(serde_json::from_str::<Report>(r#"[1]"#).is_err());
+    }
+
+    #[test]
+    fn documents_decode_list_items_in_the_same_pass() {
+        let d: Document = serde_json::from_str(
+            r#"{"apiVersion":"v1","items":[{"kind":"PolicyReport","metadata":{"name":"a"},"results":[{"policy":"p","result":"fail"}]},
+            1,{"kind":"ConfigMap"}],"kind":"List"}"#,
+        )
+        .expect("valid");
+        assert_eq!(d.object.type_meta(), (Some("v1"), Some("List")));
+        assert_eq!(d.items.len(), 2);
+        assert_eq!(
+            d.items[0].results().next().map(|e| e.outcome),
+            Some(Outcome::Fail)
+        );
+        assert_eq!(d.items[1].type_meta().1, Some("ConfigMap"));
+        let d: Document = serde_json::from_str("[1, 2]").expect("valid");
+        assert!(d.items.is_empty() && d.object.type_meta() == (None, None));
+        assert!(serde_json::from_str::<Document>("{\"items\": [").is_err());
+    }
+}
