@@ -13,12 +13,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::handlers::{Filter, Params, Render, status_body, status_response};
-use crate::store::{EventKind, HistEvent};
+use crate::store::{EventKind, HistEvent, Stored};
 use crate::{ResourceDef, Shared};
 
 /// Something queued for a watcher before live events.
@@ -26,7 +26,7 @@ enum Pending {
     /// A recorded event being replayed.
     Hist(Arc<HistEvent>),
     /// A synthetic ADDED for an existing object (initial state).
-    Synthetic(Arc<Value>),
+    Synthetic(Arc<Stored>),
     /// The bookmark that ends `sendInitialEvents`, at the given resourceVersion.
     InitialEnd(u64),
     /// A complete, pre-rendered line (used for the 410 ERROR event).
@@ -189,22 +189,16 @@ impl WatchStream {
             .prev
             .as_ref()
             .is_some_and(|p| self.filter.matches(&ev.key, p));
-        let bytes = |obj: &HistEvent| match self.render {
-            Render::Full => obj.object_json(),
-            Render::Metadata => Bytes::from(self.render.object_bytes(&obj.object)),
-        };
+        let bytes = |obj: &Stored| self.render.object_bytes(obj);
         let chunk = match (ev.kind, now, before) {
-            (EventKind::Added, true, _) => line("ADDED", &bytes(ev)),
-            (EventKind::Deleted, true, _) => line("DELETED", &bytes(ev)),
-            (EventKind::Modified, true, true) => line("MODIFIED", &bytes(ev)),
-            (EventKind::Modified, true, false) => line("ADDED", &bytes(ev)),
-            (EventKind::Modified, false, true) => {
-                let mut old = ev.prev.as_deref().cloned().unwrap_or(Value::Null);
-                if let Some(Value::Object(meta)) = old.get_mut("metadata") {
-                    meta.insert("resourceVersion".into(), Value::String(ev.rv.to_string()));
-                }
-                line("DELETED", &self.render.object_bytes(&old))
-            }
+            (EventKind::Added, true, _) => line("ADDED", &bytes(&ev.object)),
+            (EventKind::Deleted, true, _) => line("DELETED", &bytes(&ev.object)),
+            (EventKind::Modified, true, true) => line("MODIFIED", &bytes(&ev.object)),
+            (EventKind::Modified, true, false) => line("ADDED", &bytes(&ev.object)),
+            (EventKind::Modified, false, true) => match &ev.prev {
+                Some(prev) => line("DELETED", &bytes(&prev.with_rv(ev.rv))),
+                None => return None,
+            },
             _ => return None,
         };
         Some(self.counted(chunk))
