@@ -297,6 +297,7 @@ pub fn time_floor(list: &[u8], expect_results: u64, runs: usize) -> Result<Durat
 /// without decoding them: the part of a sync spent waiting for this server.
 pub fn time_list_fetch(cluster: &Cluster, page: u32) -> Result<Duration> {
     let mut conn = HttpConn::connect(cluster.server.addr())?;
+    let mut body = Vec::new();
     let start = Instant::now();
     for kind in [GenKind::PolicyReport, GenKind::ClusterPolicyReport] {
         let mut token = String::new();
@@ -315,7 +316,7 @@ pub fn time_list_fetch(cluster: &Cluster, page: u32) -> Result<Duration> {
                     }
                 }
             }
-            let (status, body) = conn.get(&path)?;
+            let status = conn.get_into(&path, &mut body)?;
             if status != 200 {
                 bail!("GET {path}: {status}");
             }
@@ -638,8 +639,8 @@ pub fn update_phase(
                     // Counted before the write: the exporter may show it before
                     // apply() returns.
                     written.store(k as usize + 1, Ordering::Release);
-                    // apply() hands back a copy of what it stored: keep that one
-                    // for the next change instead of cloning ours.
+                    // apply() hands back the object it stored (serialized): keep
+                    // it for the next change instead of cloning ours.
                     *slot = cluster.server.apply(&def, object);
                     times.push(start.elapsed());
                     k += 1;
@@ -651,9 +652,10 @@ pub fn update_phase(
         let mut last: u64 = 0;
         let mut anomalies = 0;
         let mut finished_at: Option<Instant> = None;
+        let mut body = Vec::new();
         loop {
             let is_done = done.load(Ordering::Acquire);
-            let (status, body) = conn.get("/metrics")?;
+            let status = conn.get_into("/metrics", &mut body)?;
             let t = start.elapsed();
             // The exporter cannot show more than has been written by now.
             let w = written.load(Ordering::Acquire) as u64;
@@ -769,7 +771,7 @@ fn restore(plan: &Plan, cluster: &Cluster, exporter: &Exporter, set: &mut Report
             }
         }
         if changed {
-            cluster.server.apply(&def, report.clone());
+            *report = cluster.server.apply(&def, std::mem::take(report));
         }
     }
     let needle_a = format!("policy=\"{}\"", plan.policy_a);
