@@ -103,7 +103,8 @@ impl Stored {
 
     /// Whether both are the same object apart from their resourceVersions.
     fn same_content(&self, other: &Stored) -> bool {
-        self.json[..self.rv_at.start] == other.json[..other.rv_at.start]
+        self.json.len() - self.rv_at.len() == other.json.len() - other.rv_at.len()
+            && self.json[..self.rv_at.start] == other.json[..other.rv_at.start]
             && self.json[self.rv_at.end..] == other.json[other.rv_at.end..]
     }
 
@@ -122,14 +123,74 @@ impl Stored {
     }
 }
 
+/// Writes a JSON string exactly as `serde_json` does (same escapes), copying
+/// runs of plain bytes at once.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(out, s);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(short);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
+/// Writes a value exactly as `serde_json::to_vec` does, without going
+/// through the generic serializer for strings, arrays and objects.
 fn write_value(out: &mut Vec<u8>, v: &Value) {
-    // Writing to a Vec fails only for non-string map keys, which a Value cannot hold.
-    let _ = serde_json::to_writer(out, v);
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        // Writing a number to a Vec cannot fail.
+        Value::Number(n) => drop(serde_json::to_writer(&mut *out, n)),
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
 }
 
 /// The kind of change recorded in the history.
@@ -280,6 +341,8 @@ pub(crate) struct State {
     uid_counter: u64,
     pub(crate) history_limit: usize,
     queue_capacity: usize,
+    /// Live events held back during `apply_all`.
+    deferred: Option<Vec<(ResKey, Arc<HistEvent>)>>,
 }
 
 impl State {
@@ -295,15 +358,17 @@ impl State {
             uid_counter: 0,
             history_limit: history_limit.max(1),
             queue_capacity,
+            deferred: None,
         }
     }
 
     /// The store of a resource, created on first use.
     pub(crate) fn store(&mut self, key: &ResKey) -> &mut Store {
-        let (floor, cap) = (self.compact_floor, self.queue_capacity);
-        self.stores
-            .entry(key.clone())
-            .or_insert_with(|| Store::new(floor, cap))
+        if !self.stores.contains_key(key) {
+            let store = Store::new(self.compact_floor, self.queue_capacity);
+            self.stores.insert(key.clone(), store);
+        }
+        self.stores.get_mut(key).expect("inserted above")
     }
 
     /// Ends every live watch on a resource (used when it stops being served).
@@ -324,8 +389,27 @@ impl State {
                 store.compacted_rv = store.compacted_rv.max(old.rv);
             }
         }
-        // No receivers is fine.
-        let _ = store.tx.send(ev);
+        match &mut self.deferred {
+            Some(held) => held.push((key.clone(), ev)),
+            // No receivers is fine.
+            None => drop(self.store(key).tx.send(ev)),
+        }
+    }
+
+    /// Applies several objects in order; their live events go out together
+    /// at the end, so a watcher wakes once per batch rather than per object.
+    pub(crate) fn apply_all(&mut self, def: &ResourceDef, objects: Vec<Value>) -> Vec<Value> {
+        self.deferred = Some(Vec::with_capacity(objects.len()));
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            objects
+                .into_iter()
+                .map(|o| self.apply(def, o))
+                .collect::<Vec<_>>()
+        }));
+        for (key, ev) in self.deferred.take().unwrap_or_default() {
+            let _ = self.store(&key).tx.send(ev);
+        }
+        out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Creates or replaces an object; see `FakeApiServer::apply`.
@@ -520,7 +604,7 @@ mod tests {
         let mut s = State::new(100, 16);
         let v = s.apply(
             &def(),
-            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"s": "q\"\\\u{1}é"}, "z": [1, 2.5, null]}),
+            json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"s": "q\"\\\u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f}é", "t": true, "f": false, "n": -3, "e": {}, "a": []}, "z": [1, 2.5, null, 1e300]}),
         );
         let stored = s
             .store(&def().key())
@@ -537,6 +621,33 @@ mod tests {
         assert_eq!(&moved.json[..], serde_json::to_vec(&expect).unwrap());
         assert_eq!(moved.meta, expect["metadata"]);
         assert!(moved.same_content(&stored));
+    }
+
+    #[test]
+    fn apply_all_sends_events_in_order_after_the_batch() {
+        let mut s = State::new(100, 16);
+        let mut rx = s.store(&def().key()).tx.subscribe();
+        let out = s.apply_all(
+            &def(),
+            vec![
+                json!({"metadata": {"name": "a"}}),
+                json!({"metadata": {"name": "b"}}),
+                json!({"metadata": {"name": "a"}, "x": 1}),
+            ],
+        );
+        let rvs: Vec<_> = out
+            .iter()
+            .map(|o| o["metadata"]["resourceVersion"].clone())
+            .collect();
+        assert_eq!(rvs, ["2", "3", "4"]);
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| (e.rv, e.kind))
+            .collect();
+        use EventKind::*;
+        assert_eq!(got, [(2, Added), (3, Added), (4, Modified)]);
+        // Later single writes are sent right away again.
+        s.apply(&def(), json!({"metadata": {"name": "c"}}));
+        assert_eq!(rx.try_recv().unwrap().rv, 5);
     }
 
     #[test]

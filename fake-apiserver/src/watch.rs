@@ -14,7 +14,10 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::handlers::{Filter, Params, Render, status_body, status_response};
@@ -128,7 +131,7 @@ impl WatchStream {
                     }
                     self.last_rv = ev.rv;
                     if let Some(chunk) = self.render_event(&ev) {
-                        return Some(Ok(chunk));
+                        return Some(Ok(self.drain_queued(chunk)));
                     }
                 }
                 Wake::Event(Err(RecvError::Lagged(n))) => {
@@ -146,6 +149,49 @@ impl WatchStream {
                 Wake::Bookmark => return Some(Ok(self.bookmark())),
             }
         }
+    }
+
+    /// Appends the live events already queued to `first` (up to about
+    /// 256 KiB), so a busy watch goes out in few large writes.
+    fn drain_queued(&mut self, first: Bytes) -> Bytes {
+        const MAX: usize = 256 * 1024;
+        let mut buf: Option<Vec<u8>> = None;
+        while !self.finished && buf.as_ref().map_or(first.len(), Vec::len) < MAX {
+            if self.drop_rx.has_changed().unwrap_or(false) {
+                break;
+            }
+            let Some(rx) = self.rx.as_mut() else { break };
+            let (ev, queued) = match rx.try_recv() {
+                Ok(ev) => (ev, rx.len()),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(n)) => {
+                    tracing::debug!(
+                        missed = n,
+                        "fake apiserver: watcher fell behind, closing its stream"
+                    );
+                    self.finished = true;
+                    break;
+                }
+                Err(TryRecvError::Closed) => {
+                    self.finished = true;
+                    break;
+                }
+            };
+            if ev.rv <= self.last_rv {
+                continue;
+            }
+            self.last_rv = ev.rv;
+            if let Some(chunk) = self.render_event(&ev) {
+                buf.get_or_insert_with(|| {
+                    let want = first.len() + chunk.len() * (queued + 1);
+                    let mut b = Vec::with_capacity(want.min(MAX + chunk.len()));
+                    b.extend_from_slice(&first);
+                    b
+                })
+                .extend_from_slice(&chunk);
+            }
+        }
+        buf.map_or(first, Bytes::from)
     }
 
     fn abort(&mut self) -> Option<Result<Bytes, std::io::Error>> {
