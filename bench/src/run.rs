@@ -583,6 +583,9 @@ fn cycle_position(a: u64, b: u64, r: u64) -> Option<u64> {
     }
 }
 
+/// Updates the writer of the update phase hands to the fake server at once.
+const WRITE_BATCH: u64 = 16;
+
 /// Flips results in the fake server for `opts.update_secs`, as fast as
 /// possible (`rate = None`) or at `rate` updates/s, while polling /metrics to
 /// see how far the exporter has got.
@@ -612,38 +615,47 @@ pub fn update_phase(
             .spawn_scoped(s, || {
                 let def = GenKind::PolicyReport.resource_def();
                 let mut times: Vec<Duration> = Vec::new();
+                // Updates go to the server in batches (distinct reports, as
+                // batch ≤ r): one lock and one watcher wake-up per batch.
+                let batch = WRITE_BATCH.min(r);
+                let mut objects = Vec::with_capacity(batch as usize);
                 let mut k: u64 = 0;
                 loop {
-                    if k.is_multiple_of(16) {
-                        let el = start.elapsed();
-                        if el >= window {
-                            break;
-                        }
-                        if let Some(rate) = rate {
-                            let due = Duration::from_secs_f64(k as f64 / rate);
-                            if due > el {
-                                std::thread::sleep(due - el);
-                            }
+                    let el = start.elapsed();
+                    if el >= window {
+                        break;
+                    }
+                    if let Some(rate) = rate {
+                        let due = Duration::from_secs_f64(k as f64 / rate);
+                        if due > el {
+                            std::thread::sleep(due - el);
                         }
                     }
-                    let (ri, ia, ib) = plan.targets[(k % r) as usize];
-                    let (idx, outcome) = match (k / r) % 4 {
-                        0 => (ia, "fail"),
-                        1 => (ib, "fail"),
-                        2 => (ia, "pass"),
-                        _ => (ib, "pass"),
-                    };
-                    let slot = &mut set.reports[ri].value;
-                    let mut object = std::mem::take(slot);
-                    reportgen::set_outcome(&mut object, idx, outcome, 1_731_403_200 + k);
+                    for j in k..k + batch {
+                        let (ri, ia, ib) = plan.targets[(j % r) as usize];
+                        let (idx, outcome) = match (j / r) % 4 {
+                            0 => (ia, "fail"),
+                            1 => (ib, "fail"),
+                            2 => (ia, "pass"),
+                            _ => (ib, "pass"),
+                        };
+                        let mut object = std::mem::take(&mut set.reports[ri].value);
+                        reportgen::set_outcome(&mut object, idx, outcome, 1_731_403_200 + j);
+                        objects.push(object);
+                    }
                     // Counted before the write: the exporter may show it before
-                    // apply() returns.
-                    written.store(k as usize + 1, Ordering::Release);
-                    // apply() hands back the object it stored (serialized): keep
-                    // it for the next change instead of cloning ours.
-                    *slot = cluster.server.apply(&def, object);
-                    times.push(start.elapsed());
-                    k += 1;
+                    // apply_all() returns.
+                    written.store((k + batch) as usize, Ordering::Release);
+                    // apply_all() hands back the objects it stored (serialized):
+                    // keep them for the next change instead of cloning ours.
+                    let stored = cluster.server.apply_all(&def, std::mem::take(&mut objects));
+                    let t = start.elapsed();
+                    for (j, object) in (k..k + batch).zip(stored) {
+                        let (ri, _, _) = plan.targets[(j % r) as usize];
+                        set.reports[ri].value = object;
+                        times.push(t);
+                    }
+                    k += batch;
                 }
                 done.store(true, Ordering::Release);
                 times
