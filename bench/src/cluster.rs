@@ -86,12 +86,14 @@ impl Cluster {
         let mut out = Vec::new();
         out.extend_from_slice(b"{\"apiVersion\":\"v1\",\"items\":[");
         let mut first = true;
-        for (_, v) in self.objects() {
-            if !first {
-                out.push(b',');
+        for kind in [GenKind::PolicyReport, GenKind::ClusterPolicyReport] {
+            for json in self.server.objects_json(&kind.resource_def()) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(&json);
             }
-            first = false;
-            serde_json::to_writer(&mut out, &v).expect("serializing to memory");
         }
         out.extend_from_slice(b"],\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"\"}}");
         out
@@ -107,10 +109,10 @@ impl Cluster {
     pub fn object_counts(&self) -> (usize, usize) {
         (
             self.server
-                .objects(&GenKind::PolicyReport.resource_def())
+                .objects_json(&GenKind::PolicyReport.resource_def())
                 .len(),
             self.server
-                .objects(&GenKind::ClusterPolicyReport.resource_def())
+                .objects_json(&GenKind::ClusterPolicyReport.resource_def())
                 .len(),
         )
     }

@@ -281,16 +281,25 @@ impl HttpConn {
     /// GET `path`; returns the status and body. Reconnects once if the
     /// server closed the connection.
     pub fn get(&mut self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        match self.try_get(path) {
+        let mut body = Vec::new();
+        let status = self.get_into(path, &mut body)?;
+        Ok((status, body))
+    }
+
+    /// Like [`get`](Self::get), reading the body into `body` (cleared first),
+    /// so that a caller polling in a loop reuses one buffer.
+    pub fn get_into(&mut self, path: &str, body: &mut Vec<u8>) -> std::io::Result<u16> {
+        match self.try_get(path, body) {
             Ok(r) => Ok(r),
             Err(_) => {
                 *self = HttpConn::connect(self.addr)?;
-                self.try_get(path)
+                self.try_get(path, body)
             }
         }
     }
 
-    fn try_get(&mut self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    fn try_get(&mut self, path: &str, body: &mut Vec<u8>) -> std::io::Result<u16> {
+        body.clear();
         let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/plain\r\n\r\n");
         self.reader.get_mut().write_all(req.as_bytes())?;
         let mut line = String::new();
@@ -323,7 +332,6 @@ impl HttpConn {
                 }
             }
         }
-        let mut body = Vec::new();
         if chunked {
             loop {
                 line.clear();
@@ -341,11 +349,11 @@ impl HttpConn {
             }
         } else if let Some(n) = length {
             body.resize(n, 0);
-            self.reader.read_exact(&mut body)?;
+            self.reader.read_exact(body)?;
         } else {
-            self.reader.read_to_end(&mut body)?;
+            self.reader.read_to_end(body)?;
         }
-        Ok((status, body))
+        Ok(status)
     }
 }
 
@@ -441,21 +449,44 @@ pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
 }
 
 /// Sum of `policyreport_results` samples whose line contains every one of
-/// `needles` (such as `policy="x"`): a fast scan for polling.
+/// `needles` (such as `policy="x"`): a fast scan for polling. Only the lines
+/// holding the first needle are looked at, found with a SIMD substring search.
 pub fn sum_results_with(text: &[u8], needles: &[&str]) -> u64 {
-    let text = String::from_utf8_lossy(text);
+    const PREFIX: &[u8] = b"policyreport_results{";
+    let Some((first, rest)) = needles.split_first() else {
+        return text
+            .split(|b| *b == b'\n')
+            .filter(|l| l.starts_with(PREFIX))
+            .map(line_value)
+            .sum();
+    };
     let mut sum = 0;
-    for line in text.lines() {
-        if !line.starts_with("policyreport_results{") || !needles.iter().all(|n| line.contains(n)) {
-            continue;
-        }
-        if let Some((_, v)) = line.rsplit_once(' ')
-            && let Ok(v) = v.parse::<f64>()
+    let mut from = 0;
+    let finder = memchr::memmem::Finder::new(first.as_bytes());
+    while let Some(i) = finder.find(&text[from..]) {
+        let at = from + i;
+        let start = memchr::memrchr(b'\n', &text[..at]).map_or(0, |n| n + 1);
+        let end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |n| at + n);
+        let line = &text[start..end];
+        if line.starts_with(PREFIX)
+            && rest
+                .iter()
+                .all(|n| memchr::memmem::find(line, n.as_bytes()).is_some())
         {
-            sum += v as u64;
+            sum += line_value(line);
         }
+        from = end;
     }
     sum
+}
+
+/// The value of a sample line (after its last space), truncated to an integer; 0 if unparsable.
+fn line_value(line: &[u8]) -> u64 {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    memchr::memrchr(b' ', line)
+        .and_then(|i| std::str::from_utf8(&line[i + 1..]).ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 #[cfg(test)]

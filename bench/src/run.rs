@@ -297,6 +297,7 @@ pub fn time_floor(list: &[u8], expect_results: u64, runs: usize) -> Result<Durat
 /// without decoding them: the part of a sync spent waiting for this server.
 pub fn time_list_fetch(cluster: &Cluster, page: u32) -> Result<Duration> {
     let mut conn = HttpConn::connect(cluster.server.addr())?;
+    let mut body = Vec::new();
     let start = Instant::now();
     for kind in [GenKind::PolicyReport, GenKind::ClusterPolicyReport] {
         let mut token = String::new();
@@ -315,7 +316,7 @@ pub fn time_list_fetch(cluster: &Cluster, page: u32) -> Result<Duration> {
                     }
                 }
             }
-            let (status, body) = conn.get(&path)?;
+            let status = conn.get_into(&path, &mut body)?;
             if status != 200 {
                 bail!("GET {path}: {status}");
             }
@@ -582,6 +583,9 @@ fn cycle_position(a: u64, b: u64, r: u64) -> Option<u64> {
     }
 }
 
+/// Updates the writer of the update phase hands to the fake server at once.
+const WRITE_BATCH: u64 = 16;
+
 /// Flips results in the fake server for `opts.update_secs`, as fast as
 /// possible (`rate = None`) or at `rate` updates/s, while polling /metrics to
 /// see how far the exporter has got.
@@ -611,38 +615,47 @@ pub fn update_phase(
             .spawn_scoped(s, || {
                 let def = GenKind::PolicyReport.resource_def();
                 let mut times: Vec<Duration> = Vec::new();
+                // Updates go to the server in batches (distinct reports, as
+                // batch ≤ r): one lock and one watcher wake-up per batch.
+                let batch = WRITE_BATCH.min(r);
+                let mut objects = Vec::with_capacity(batch as usize);
                 let mut k: u64 = 0;
                 loop {
-                    if k.is_multiple_of(16) {
-                        let el = start.elapsed();
-                        if el >= window {
-                            break;
-                        }
-                        if let Some(rate) = rate {
-                            let due = Duration::from_secs_f64(k as f64 / rate);
-                            if due > el {
-                                std::thread::sleep(due - el);
-                            }
+                    let el = start.elapsed();
+                    if el >= window {
+                        break;
+                    }
+                    if let Some(rate) = rate {
+                        let due = Duration::from_secs_f64(k as f64 / rate);
+                        if due > el {
+                            std::thread::sleep(due - el);
                         }
                     }
-                    let (ri, ia, ib) = plan.targets[(k % r) as usize];
-                    let (idx, outcome) = match (k / r) % 4 {
-                        0 => (ia, "fail"),
-                        1 => (ib, "fail"),
-                        2 => (ia, "pass"),
-                        _ => (ib, "pass"),
-                    };
-                    let slot = &mut set.reports[ri].value;
-                    let mut object = std::mem::take(slot);
-                    reportgen::set_outcome(&mut object, idx, outcome, 1_731_403_200 + k);
+                    for j in k..k + batch {
+                        let (ri, ia, ib) = plan.targets[(j % r) as usize];
+                        let (idx, outcome) = match (j / r) % 4 {
+                            0 => (ia, "fail"),
+                            1 => (ib, "fail"),
+                            2 => (ia, "pass"),
+                            _ => (ib, "pass"),
+                        };
+                        let mut object = std::mem::take(&mut set.reports[ri].value);
+                        reportgen::set_outcome(&mut object, idx, outcome, 1_731_403_200 + j);
+                        objects.push(object);
+                    }
                     // Counted before the write: the exporter may show it before
-                    // apply() returns.
-                    written.store(k as usize + 1, Ordering::Release);
-                    // apply() hands back a copy of what it stored: keep that one
-                    // for the next change instead of cloning ours.
-                    *slot = cluster.server.apply(&def, object);
-                    times.push(start.elapsed());
-                    k += 1;
+                    // apply_all() returns.
+                    written.store((k + batch) as usize, Ordering::Release);
+                    // apply_all() hands back the objects it stored (serialized):
+                    // keep them for the next change instead of cloning ours.
+                    let stored = cluster.server.apply_all(&def, std::mem::take(&mut objects));
+                    let t = start.elapsed();
+                    for (j, object) in (k..k + batch).zip(stored) {
+                        let (ri, _, _) = plan.targets[(j % r) as usize];
+                        set.reports[ri].value = object;
+                        times.push(t);
+                    }
+                    k += batch;
                 }
                 done.store(true, Ordering::Release);
                 times
@@ -651,9 +664,10 @@ pub fn update_phase(
         let mut last: u64 = 0;
         let mut anomalies = 0;
         let mut finished_at: Option<Instant> = None;
+        let mut body = Vec::new();
         loop {
             let is_done = done.load(Ordering::Acquire);
-            let (status, body) = conn.get("/metrics")?;
+            let status = conn.get_into("/metrics", &mut body)?;
             let t = start.elapsed();
             // The exporter cannot show more than has been written by now.
             let w = written.load(Ordering::Acquire) as u64;
@@ -769,7 +783,7 @@ fn restore(plan: &Plan, cluster: &Cluster, exporter: &Exporter, set: &mut Report
             }
         }
         if changed {
-            cluster.server.apply(&def, report.clone());
+            *report = cluster.server.apply(&def, std::mem::take(report));
         }
     }
     let needle_a = format!("policy=\"{}\"", plan.policy_a);

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::ObjKey;
+use crate::selector::{FieldSelector, LabelSelector, walk};
+use crate::store::{Entry, ObjKey, Stored};
 use crate::util::{b64_decode, b64_encode};
 use crate::{Fault, RecordedRequest, ResourceDef, Shared, lock, watch};
 
@@ -524,16 +524,19 @@ impl Render {
         }
     }
 
-    /// Serializes one object in this rendering.
-    pub(crate) fn object_bytes(self, obj: &Value) -> Vec<u8> {
+    /// One object in this rendering: the stored bytes, or a small
+    /// `PartialObjectMetadata` built from its metadata.
+    pub(crate) fn object_bytes(self, obj: &Stored) -> Bytes {
         match self {
-            Render::Full => serde_json::to_vec(obj).unwrap_or_default(),
-            Render::Metadata => serde_json::to_vec(&json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-            }))
-            .unwrap_or_default(),
+            Render::Full => obj.json.clone(),
+            Render::Metadata => Bytes::from(
+                serde_json::to_vec(&json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj.meta.clone(),
+                }))
+                .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -561,12 +564,17 @@ impl Filter {
         })
     }
 
-    /// Whether an object at `key` passes the filter.
-    pub(crate) fn matches(&self, key: &ObjKey, obj: &Value) -> bool {
+    /// Whether an object at `key` passes the filter. Only field selectors
+    /// on paths outside `metadata` need the whole object parsed.
+    pub(crate) fn matches(&self, key: &ObjKey, obj: &Stored) -> bool {
         self.namespace.as_ref().is_none_or(|ns| *ns == key.0)
             && self.name.as_ref().is_none_or(|n| *n == key.1)
-            && self.fields.matches(obj)
-            && self.labels.matches(obj)
+            && (self.labels.is_empty() || self.labels.matches_labels(obj.meta.get("labels")))
+            && (self.fields.is_empty()
+                || self.fields.matches_with(|path| match path.split_first() {
+                    Some((first, rest)) if first == "metadata" => walk(&obj.meta, rest),
+                    _ => walk(obj.parsed(), path),
+                }))
     }
 
     fn has_selectors(&self) -> bool {
@@ -635,7 +643,7 @@ fn get_one(
     let key = (namespace.unwrap_or("").to_string(), name.to_string());
     let obj = shared.state().store(&def.key()).objects.get(&key).cloned();
     match obj {
-        Some(obj) => bytes_response(StatusCode::OK, JSON, Bytes::from(render.object_bytes(&obj))),
+        Some(obj) => bytes_response(StatusCode::OK, JSON, render.object_bytes(&obj)),
         None => {
             let resource = if def.group.is_empty() {
                 def.plural.clone()
@@ -696,32 +704,17 @@ async fn list(
             }
         }
     };
-    // Collect matching objects under the lock; serialize outside it.
+    // Collect the page under the lock (cloning only its Arcs); render outside it.
     let (snapshot_rv, page, more, remaining) = {
         let mut state = shared.state();
         let current = state.rv;
         let store = state.store(&def.key());
-        // Continue pages read the live objects when nothing changed since the
-        // snapshot (the usual case), and rebuild the snapshot otherwise. Only
-        // the page itself is cloned, so a paged list costs O(n) per page in
-        // comparisons but not in copies.
-        let rebuilt: Vec<(ObjKey, Arc<Value>)>;
+        // Continue pages walk the live objects merged with the older states of
+        // whatever changed since the snapshot, so a page costs O(log n + page
+        // + changes) to find, plus O(remaining) to count what is left.
         let (snapshot_rv, candidates): (u64, Entries<'_>) = match &token {
-            Some((rv, after)) => match store.events_after(*rv) {
-                Ok(newer) if newer.is_empty() => {
-                    let range = store.objects.range::<ObjKey, _>((
-                        std::ops::Bound::Excluded(after),
-                        std::ops::Bound::Unbounded,
-                    ));
-                    (*rv, Box::new(range))
-                }
-                Ok(_) => match store.snapshot_after(*rv, after) {
-                    Ok(items) => {
-                        rebuilt = items;
-                        (*rv, Box::new(rebuilt.iter().map(|(k, v)| (k, v))))
-                    }
-                    Err(_) => return expired_continue(),
-                },
+            Some((rv, after)) => match store.snapshot_after(*rv, after) {
+                Ok(items) => (*rv, Box::new(items)),
                 Err(_) => return expired_continue(),
             },
             None => {
@@ -738,18 +731,12 @@ async fn list(
             }
         };
         let mut matching = candidates.filter(|(k, v)| filter.matches(k, v));
-        let page: Vec<(ObjKey, Arc<Value>)> = if limit > 0 {
-            matching
-                .by_ref()
-                .take(limit)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        } else {
-            matching
-                .by_ref()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
+        let take = if limit > 0 { limit } else { usize::MAX };
+        let page: Vec<(ObjKey, Arc<Stored>)> = matching
+            .by_ref()
+            .take(take)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let remaining = matching.count();
         (snapshot_rv, page, remaining > 0, remaining)
     };
@@ -767,7 +754,12 @@ async fn list(
             "PartialObjectMetadataList".to_string(),
         ),
     };
-    let mut body = Vec::with_capacity(256 + page.len() * 512);
+    let items: Vec<Bytes> = page
+        .iter()
+        .map(|(_, obj)| render.object_bytes(obj))
+        .collect();
+    let size = items.iter().map(|b| b.len() + 1).sum::<usize>();
+    let mut body = Vec::with_capacity(256 + size);
     body.extend_from_slice(b"{\"apiVersion\":");
     body.extend_from_slice(&serde_json::to_vec(&api_version).unwrap_or_default());
     body.extend_from_slice(b",\"kind\":");
@@ -775,11 +767,11 @@ async fn list(
     body.extend_from_slice(b",\"metadata\":");
     body.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
     body.extend_from_slice(b",\"items\":[");
-    for (i, (_, obj)) in page.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&render.object_bytes(obj));
+        body.extend_from_slice(item);
     }
     body.extend_from_slice(b"]}");
     bytes_response(StatusCode::OK, JSON, Bytes::from(body))
@@ -797,7 +789,7 @@ fn expired_continue() -> Response<Body> {
 }
 
 /// Stored objects in key order, borrowed from the store.
-type Entries<'a> = Box<dyn Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a>;
+type Entries<'a> = Box<dyn Iterator<Item = Entry<'a>> + 'a>;
 
 #[cfg(test)]
 mod tests {

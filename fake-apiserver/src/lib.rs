@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::store::{ResKey, State};
@@ -289,6 +290,10 @@ impl FakeApiServer {
 
     /// Creates or replaces an object by (namespace, name) and returns the stored copy.
     ///
+    /// The server keeps the object serialized and hands `object` itself back
+    /// (with the fields below set), so a caller that changes and re-applies the
+    /// returned value pays no copy.
+    ///
     /// Sets `apiVersion`, `kind`, `metadata.uid` (if absent; stable across
     /// updates), `metadata.creationTimestamp` (if absent), the namespace
     /// ("default" when missing on a namespaced resource; removed on a
@@ -303,6 +308,16 @@ impl FakeApiServer {
         self.shared().state().apply(def, object)
     }
 
+    /// Like calling [`apply`](Self::apply) on each object in order, under one
+    /// lock; watchers get the events together at the end (one wake-up per
+    /// batch), which lets a load generator offer many updates per second cheaply.
+    ///
+    /// # Panics
+    /// Like [`apply`](Self::apply); the objects before the offending one stay applied.
+    pub fn apply_all(&self, def: &ResourceDef, objects: Vec<Value>) -> Vec<Value> {
+        self.shared().state().apply_all(def, objects)
+    }
+
     /// Deletes an object, recording DELETED (the last state with a new
     /// resourceVersion). `namespace` is ignored for cluster-scoped resources
     /// and defaults to "default" otherwise. Returns whether it existed.
@@ -312,12 +327,22 @@ impl FakeApiServer {
 
     /// The current objects of a resource, sorted by namespace then name.
     pub fn objects(&self, def: &ResourceDef) -> Vec<Value> {
+        let stored: Vec<_> = {
+            let mut state = self.shared().state();
+            state.store(&def.key()).objects.values().cloned().collect()
+        };
+        stored.iter().map(|s| s.to_value()).collect()
+    }
+
+    /// Like [`objects`](Self::objects), as the JSON bytes the server sends
+    /// (cheap: no parsing or copying).
+    pub fn objects_json(&self, def: &ResourceDef) -> Vec<Bytes> {
         let mut state = self.shared().state();
         state
             .store(&def.key())
             .objects
             .values()
-            .map(|v| (**v).clone())
+            .map(|s| s.json.clone())
             .collect()
     }
 
@@ -328,12 +353,14 @@ impl FakeApiServer {
         } else {
             ""
         };
-        let mut state = self.shared().state();
-        state
+        let stored = self
+            .shared()
+            .state()
             .store(&def.key())
             .objects
             .get(&(ns.to_string(), name.to_string()))
-            .map(|v| (**v).clone())
+            .cloned();
+        stored.map(|s| s.to_value())
     }
 
     /// The last resourceVersion handed out (what a list would report now).

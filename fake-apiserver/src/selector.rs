@@ -139,13 +139,15 @@ impl FieldSelector {
     }
 
     /// Whether `obj` satisfies every term. Missing fields compare as "".
+    #[cfg(test)]
     pub(crate) fn matches(&self, obj: &Value) -> bool {
+        self.matches_with(|path| walk(obj, path))
+    }
+
+    /// Like `matches`, with `field` resolving a dotted path to its value.
+    pub(crate) fn matches_with<'a>(&self, field: impl Fn(&[String]) -> Option<&'a Value>) -> bool {
         self.terms.iter().all(|t| {
-            let mut cur = Some(obj);
-            for seg in &t.path {
-                cur = cur.and_then(|v| v.get(seg));
-            }
-            let actual = match cur {
+            let actual = match field(&t.path) {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
@@ -155,6 +157,11 @@ impl FieldSelector {
             (actual == t.value) != t.negate
         })
     }
+}
+
+/// Follows `path` from `v`.
+pub(crate) fn walk<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, seg| cur.get(seg))
 }
 
 /// Parses `(a, b, c)` into its values.
@@ -211,8 +218,13 @@ impl LabelSelector {
     }
 
     /// Whether the object's `metadata.labels` satisfy every term.
+    #[cfg(test)]
     pub(crate) fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels");
+        self.matches_labels(obj.pointer("/metadata/labels"))
+    }
+
+    /// Whether these labels (`metadata.labels`, if any) satisfy every term.
+    pub(crate) fn matches_labels(&self, labels: Option<&Value>) -> bool {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.terms.iter().all(|t| match t {
             LabelTerm::Exists(k) => get(k).is_some(),

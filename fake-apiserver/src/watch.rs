@@ -13,12 +13,15 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use bytes::Bytes;
-use serde_json::{Value, json};
-use tokio::sync::broadcast::{self, error::RecvError};
+use serde_json::json;
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::handlers::{Filter, Params, Render, status_body, status_response};
-use crate::store::{EventKind, HistEvent};
+use crate::store::{EventKind, HistEvent, Stored};
 use crate::{ResourceDef, Shared};
 
 /// Something queued for a watcher before live events.
@@ -26,7 +29,7 @@ enum Pending {
     /// A recorded event being replayed.
     Hist(Arc<HistEvent>),
     /// A synthetic ADDED for an existing object (initial state).
-    Synthetic(Arc<Value>),
+    Synthetic(Arc<Stored>),
     /// The bookmark that ends `sendInitialEvents`, at the given resourceVersion.
     InitialEnd(u64),
     /// A complete, pre-rendered line (used for the 410 ERROR event).
@@ -128,7 +131,7 @@ impl WatchStream {
                     }
                     self.last_rv = ev.rv;
                     if let Some(chunk) = self.render_event(&ev) {
-                        return Some(Ok(chunk));
+                        return Some(Ok(self.drain_queued(chunk)));
                     }
                 }
                 Wake::Event(Err(RecvError::Lagged(n))) => {
@@ -146,6 +149,49 @@ impl WatchStream {
                 Wake::Bookmark => return Some(Ok(self.bookmark())),
             }
         }
+    }
+
+    /// Appends the live events already queued to `first` (up to about
+    /// 256 KiB), so a busy watch goes out in few large writes.
+    fn drain_queued(&mut self, first: Bytes) -> Bytes {
+        const MAX: usize = 256 * 1024;
+        let mut buf: Option<Vec<u8>> = None;
+        while !self.finished && buf.as_ref().map_or(first.len(), Vec::len) < MAX {
+            if self.drop_rx.has_changed().unwrap_or(false) {
+                break;
+            }
+            let Some(rx) = self.rx.as_mut() else { break };
+            let (ev, queued) = match rx.try_recv() {
+                Ok(ev) => (ev, rx.len()),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(n)) => {
+                    tracing::debug!(
+                        missed = n,
+                        "fake apiserver: watcher fell behind, closing its stream"
+                    );
+                    self.finished = true;
+                    break;
+                }
+                Err(TryRecvError::Closed) => {
+                    self.finished = true;
+                    break;
+                }
+            };
+            if ev.rv <= self.last_rv {
+                continue;
+            }
+            self.last_rv = ev.rv;
+            if let Some(chunk) = self.render_event(&ev) {
+                buf.get_or_insert_with(|| {
+                    let want = first.len() + chunk.len() * (queued + 1);
+                    let mut b = Vec::with_capacity(want.min(MAX + chunk.len()));
+                    b.extend_from_slice(&first);
+                    b
+                })
+                .extend_from_slice(&chunk);
+            }
+        }
+        buf.map_or(first, Bytes::from)
     }
 
     fn abort(&mut self) -> Option<Result<Bytes, std::io::Error>> {
@@ -189,22 +235,16 @@ impl WatchStream {
             .prev
             .as_ref()
             .is_some_and(|p| self.filter.matches(&ev.key, p));
-        let bytes = |obj: &HistEvent| match self.render {
-            Render::Full => obj.object_json(),
-            Render::Metadata => Bytes::from(self.render.object_bytes(&obj.object)),
-        };
+        let bytes = |obj: &Stored| self.render.object_bytes(obj);
         let chunk = match (ev.kind, now, before) {
-            (EventKind::Added, true, _) => line("ADDED", &bytes(ev)),
-            (EventKind::Deleted, true, _) => line("DELETED", &bytes(ev)),
-            (EventKind::Modified, true, true) => line("MODIFIED", &bytes(ev)),
-            (EventKind::Modified, true, false) => line("ADDED", &bytes(ev)),
-            (EventKind::Modified, false, true) => {
-                let mut old = ev.prev.as_deref().cloned().unwrap_or(Value::Null);
-                if let Some(Value::Object(meta)) = old.get_mut("metadata") {
-                    meta.insert("resourceVersion".into(), Value::String(ev.rv.to_string()));
-                }
-                line("DELETED", &self.render.object_bytes(&old))
-            }
+            (EventKind::Added, true, _) => line("ADDED", &bytes(&ev.object)),
+            (EventKind::Deleted, true, _) => line("DELETED", &bytes(&ev.object)),
+            (EventKind::Modified, true, true) => line("MODIFIED", &bytes(&ev.object)),
+            (EventKind::Modified, true, false) => line("ADDED", &bytes(&ev.object)),
+            (EventKind::Modified, false, true) => match &ev.prev {
+                Some(prev) => line("DELETED", &bytes(&prev.with_rv(ev.rv))),
+                None => return None,
+            },
             _ => return None,
         };
         Some(self.counted(chunk))
