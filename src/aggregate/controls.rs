@@ -14,7 +14,7 @@ use hashbrown::hash_table::Entry;
 use string_interner::DefaultSymbol as Sym;
 
 use super::Map;
-use super::series::SeriesTable;
+use super::series::{SeriesTable, same};
 use crate::controls::Controls;
 use crate::report::{Outcome, Report, SubjectView};
 
@@ -177,7 +177,7 @@ impl Matcher {
 
 impl Matched {
     fn is(&self, policy: &str, category: &str, rule: &str) -> bool {
-        &*self.policy == policy && &*self.category == category && &*self.rule == rule
+        same(&self.policy, policy) && same(&self.category, category) && same(&self.rule, rule)
     }
 }
 

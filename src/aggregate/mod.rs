@@ -718,7 +718,9 @@ fn count_rows<'a>(
     let mut index: HashTable<usize> = HashTable::new();
     let mut add = |labels: [&'a str; SLOTS], n: u32| {
         let hash = series.hash(&labels);
-        let same = |row: &(u64, [&str; SLOTS], u32)| row.0 == hash && row.1 == labels;
+        let same = |row: &(u64, [&str; SLOTS], u32)| {
+            row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
+        };
         let found = if index.is_empty() {
             rows.iter().position(same)
         } else {
@@ -782,8 +784,9 @@ fn index_long_list(index: &mut HashTable<usize>, len: usize, hash: impl Fn(usize
 }
 
 /// Consume events until every sender is gone. After each batch of changes,
-/// and at most once per `min_interval` under load, call `publish` with the
-/// state so readers see it.
+/// and at most once per `min_interval` under load (but at once when the
+/// aggregate becomes ready), call `publish` with the state so readers see
+/// it.
 pub async fn run(
     mut aggregate: Aggregate,
     mut events: mpsc::Receiver<SourceEvent>,
@@ -793,6 +796,7 @@ pub async fn run(
     const BATCH: usize = 4096;
     publish(&aggregate);
     let mut published = aggregate.generation();
+    let mut published_ready = aggregate.ready();
     let mut last_publish = tokio::time::Instant::now();
     loop {
         let event = if published != aggregate.generation() {
@@ -817,7 +821,12 @@ pub async fn run(
             }
         }
         let now = tokio::time::Instant::now();
-        if published != aggregate.generation() && now >= last_publish + min_interval {
+        // Becoming ready is published at once: /readyz need not wait.
+        let became_ready = aggregate.ready() && !published_ready;
+        if published != aggregate.generation()
+            && (now >= last_publish + min_interval || became_ready)
+        {
+            published_ready = aggregate.ready();
             publish(&aggregate);
             published = aggregate.generation();
             last_publish = now;

@@ -61,6 +61,48 @@ pub enum FileError {
     },
 }
 
+/// Read and parse files on up to `workers` threads; results in order.
+fn read_all(
+    files: &[(PathBuf, Fingerprint)],
+    workers: usize,
+    max: u64,
+) -> Vec<Result<FileContents, FileError>> {
+    let one = |(path, fp): &(PathBuf, Fingerprint)| read(path, fp.len, max);
+    if workers < 2 || files.len() < 2 {
+        return files.iter().map(one).collect();
+    }
+    let mut out: Vec<(usize, Result<FileContents, FileError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.min(files.len()))
+            .map(|w| {
+                s.spawn(move || {
+                    (w..files.len())
+                        .step_by(workers)
+                        .map(|i| (i, one(&files[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .flat_map(|(w, h)| {
+                h.join().unwrap_or_else(|_| {
+                    (w..files.len())
+                        .step_by(workers)
+                        .map(|i| (i, Err(panicked())))
+                        .collect()
+                })
+            })
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+fn panicked() -> FileError {
+    FileError::Io(std::io::Error::other("the parser panicked"))
+}
+
 /// Read and parse one file of `len` bytes, refusing it above `max`. JSON
 /// when its extension says so, else YAML.
 pub fn read(path: &Path, len: u64, max: u64) -> Result<FileContents, FileError> {
@@ -520,44 +562,43 @@ impl FilesSource {
             .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
             .collect();
         changed.sort_by(|a, b| a.0.cmp(&b.0));
-        // Files are parsed in parallel, a few at a time, and sent in order.
+        // Files are parsed in parallel, a batch at a time, while the batch
+        // before is sent; they are sent in path order.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for batch in changed.chunks(workers) {
-            let max = self.max_file_size;
-            let read = |(path, fp): &(PathBuf, Fingerprint)| read(path, fp.len, max);
-            let contents: Vec<Result<FileContents, FileError>> = if batch.len() == 1 {
-                batch.iter().map(read).collect()
-            } else {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = batch.iter().map(|f| s.spawn(move || read(f))).collect();
-                    handles
-                        .into_iter()
-                        .map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                Err(FileError::Io(std::io::Error::other("the parser panicked")))
-                            })
-                        })
-                        .collect()
-                })
+        let max = self.max_file_size;
+        let batches: Vec<&[(PathBuf, Fingerprint)]> = changed.chunks(2 * workers).collect();
+        std::thread::scope(|s| {
+            let batches = &batches;
+            let start = |i: usize| {
+                let batch: &[(PathBuf, Fingerprint)] = batches.get(i)?;
+                Some(s.spawn(move || read_all(batch, workers, max)))
             };
-            for ((path, fingerprint), contents) in batch.iter().zip(contents) {
-                let origin = match self.known.get(path) {
-                    Some(k) => k.origin.clone(),
-                    None => Origin::File(Arc::from(path.as_path())),
+            let mut next = start(0);
+            for (i, batch) in batches.iter().enumerate() {
+                let contents = match next.take().map(|h| h.join()) {
+                    Some(Ok(contents)) => contents,
+                    _ => batch.iter().map(|_| Err(panicked())).collect(),
                 };
-                let objects = self.take(path, contents);
-                self.known.insert(
-                    path.clone(),
-                    Known {
-                        fingerprint: *fingerprint,
-                        origin: origin.clone(),
-                    },
-                );
-                if self.relist(origin, objects).is_err() {
-                    return count;
+                next = start(i + 1);
+                for ((path, fingerprint), contents) in batch.iter().zip(contents) {
+                    let origin = match self.known.get(path) {
+                        Some(k) => k.origin.clone(),
+                        None => Origin::File(Arc::from(path.as_path())),
+                    };
+                    let objects = self.take(path, contents);
+                    self.known.insert(
+                        path.clone(),
+                        Known {
+                            fingerprint: *fingerprint,
+                            origin: origin.clone(),
+                        },
+                    );
+                    if self.relist(origin, objects).is_err() {
+                        return;
+                    }
                 }
             }
-        }
+        });
         count
     }
 
