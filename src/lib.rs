@@ -12,6 +12,7 @@ pub mod controls;
 pub mod event;
 pub mod kind;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod object;
 pub mod policy;

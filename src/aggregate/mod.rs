@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 
 use crate::controls::Controls;
 use crate::kind::Kind;
+use crate::memory::Trimmer;
 use crate::policy::{self, PolicyInfo};
 use crate::report::{DecodeError, Report};
 use crate::source::{Body, Origin, SourceEvent, SourceObject};
@@ -765,6 +766,20 @@ fn count_rows<'a>(
     rows
 }
 
+/// Free memory is handed back to the system at most this often.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Apply an event; a completed relist or a delete has freed memory.
+fn handle(aggregate: &mut Aggregate, trimmer: &mut Trimmer, event: SourceEvent) {
+    if matches!(
+        event,
+        SourceEvent::ResyncEnd { .. } | SourceEvent::Delete { .. }
+    ) {
+        trimmer.freed();
+    }
+    aggregate.handle(event);
+}
+
 /// Entries a list is searched linearly before [`index_long_list`] indexes it.
 const LINEAR: usize = 16;
 
@@ -786,7 +801,8 @@ fn index_long_list(index: &mut HashTable<usize>, len: usize, hash: impl Fn(usize
 /// Consume events until every sender is gone. After each batch of changes,
 /// and at most once per `min_interval` under load (but at once when the
 /// aggregate becomes ready), call `publish` with the state so readers see
-/// it.
+/// it. When idle after relists or deletes, hand freed memory back to the
+/// system (at most once a second).
 pub async fn run(
     mut aggregate: Aggregate,
     mut events: mpsc::Receiver<SourceEvent>,
@@ -797,26 +813,33 @@ pub async fn run(
     publish(&aggregate);
     let mut published = aggregate.generation();
     let mut published_ready = aggregate.ready();
+    let mut trimmer = Trimmer::new(TRIM_EVERY);
     let mut last_publish = tokio::time::Instant::now();
     loop {
-        let event = if published != aggregate.generation() {
-            match tokio::time::timeout_at(last_publish + min_interval, events.recv()).await {
+        // Wake for the next publish or memory release, if one is pending.
+        let publish_at = (published != aggregate.generation()).then(|| last_publish + min_interval);
+        let trim_at = trimmer.due_at().map(tokio::time::Instant::from_std);
+        let event = match publish_at.into_iter().chain(trim_at).min() {
+            Some(at) => match tokio::time::timeout_at(at, events.recv()).await {
                 Ok(Some(ev)) => Some(ev),
                 Ok(None) => break,
                 Err(_elapsed) => None,
-            }
-        } else {
-            match events.recv().await {
+            },
+            None => match events.recv().await {
                 Some(ev) => Some(ev),
                 None => break,
-            }
+            },
         };
+        let mut idle = event.is_none();
         if let Some(ev) = event {
-            aggregate.handle(ev);
+            handle(&mut aggregate, &mut trimmer, ev);
             for _ in 0..BATCH {
                 match events.try_recv() {
-                    Ok(ev) => aggregate.handle(ev),
-                    Err(_) => break,
+                    Ok(ev) => handle(&mut aggregate, &mut trimmer, ev),
+                    Err(_) => {
+                        idle = true;
+                        break;
+                    }
                 }
             }
         }
@@ -830,6 +853,9 @@ pub async fn run(
             publish(&aggregate);
             published = aggregate.generation();
             last_publish = now;
+        }
+        if idle {
+            trimmer.idle();
         }
     }
     if published != aggregate.generation() {

@@ -1,0 +1,88 @@
+//! Returning freed heap memory to the operating system.
+//!
+//! glibc's allocator keeps memory freed by a relist (the replaced objects'
+//! contributions, the list pages) in its arenas, so the resident size stays
+//! at its peak long after; churn of creates and deletes fragments it. The
+//! aggregator asks for it back when it is idle after relists or deletes.
+
+use std::time::{Duration, Instant};
+
+/// Releases free memory at most once per `every`.
+#[derive(Debug)]
+pub struct Trimmer {
+    every: Duration,
+    last: Option<Instant>,
+    due: bool,
+}
+
+impl Trimmer {
+    /// A trimmer that releases at most once per `every`.
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            due: false,
+        }
+    }
+
+    /// Memory was freed (a relist completed, an object was deleted).
+    pub fn freed(&mut self) {
+        self.due = true;
+    }
+
+    /// When a release is due: `None` when nothing was freed since the last.
+    pub fn due_at(&self) -> Option<Instant> {
+        self.due
+            .then(|| self.last.map_or_else(Instant::now, |t| t + self.every))
+    }
+
+    /// Release free memory if some was freed and the last release is old
+    /// enough. Returns whether it released.
+    pub fn idle(&mut self) -> bool {
+        if !self.due || self.last.is_some_and(|t| t.elapsed() < self.every) {
+            return false;
+        }
+        self.due = false;
+        self.last = Some(Instant::now());
+        release();
+        true
+    }
+}
+
+/// Hand free heap memory back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn release() {
+    // SAFETY: malloc_trim takes no pointers and only releases memory that
+    // the allocator holds free; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Hand free heap memory back to the system (a no-op off glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_only_when_due_and_not_too_often() {
+        let mut t = Trimmer::new(Duration::from_secs(3600));
+        assert!(!t.idle(), "nothing freed yet");
+        assert_eq!(t.due_at(), None);
+        t.freed();
+        assert!(t.idle());
+        assert!(!t.idle(), "no longer due");
+        t.freed();
+        assert!(!t.idle(), "too soon after the last release");
+        let due = t.due_at().expect("due");
+        assert!(due > Instant::now() + Duration::from_secs(3000));
+        let mut t = Trimmer::new(Duration::ZERO);
+        t.freed();
+        assert!(t.idle());
+        t.freed();
+        assert!(t.idle());
+    }
+}
