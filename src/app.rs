@@ -105,14 +105,15 @@ pub async fn serve(
     let aggregate = start(&args.source, labels, true, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
-    tokio::spawn(aggregate::run(
-        aggregate,
-        rx,
-        PUBLISH_INTERVAL,
+    tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {
+        // The snapshot replaced last time, if no scrape held on to it.
+        let mut spare: Option<Snapshot> = None;
         move |agg| {
-            snapshot_tx.send_replace(Arc::new(Snapshot::render(agg)));
-        },
-    ));
+            let snapshot = Snapshot::render_reusing(agg, spare.take());
+            let old = snapshot_tx.send_replace(Arc::new(snapshot));
+            spare = Arc::try_unwrap(old).ok();
+        }
+    }));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

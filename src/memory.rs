@@ -7,12 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-/// Releases free memory at most once per `every`.
+/// Releases free memory `every` after it was first freed, and at most once
+/// per `every`: the wait lets the sources drop their own buffers (a
+/// relist's pages) before the release.
 #[derive(Debug)]
 pub struct Trimmer {
     every: Duration,
     last: Option<Instant>,
-    due: bool,
+    /// When memory was first freed since the last release.
+    freed: Option<Instant>,
 }
 
 impl Trimmer {
@@ -21,28 +24,27 @@ impl Trimmer {
         Self {
             every,
             last: None,
-            due: false,
+            freed: None,
         }
     }
 
     /// Memory was freed (a relist completed, an object was deleted).
     pub fn freed(&mut self) {
-        self.due = true;
+        self.freed.get_or_insert_with(Instant::now);
     }
 
     /// When a release is due: `None` when nothing was freed since the last.
     pub fn due_at(&self) -> Option<Instant> {
-        self.due
-            .then(|| self.last.map_or_else(Instant::now, |t| t + self.every))
+        let freed = self.freed? + self.every;
+        Some(self.last.map_or(freed, |t| freed.max(t + self.every)))
     }
 
-    /// Release free memory if some was freed and the last release is old
-    /// enough. Returns whether it released.
+    /// Release free memory if it is due. Returns whether it released.
     pub fn idle(&mut self) -> bool {
-        if !self.due || self.last.is_some_and(|t| t.elapsed() < self.every) {
+        if self.due_at().is_none_or(|t| t > Instant::now()) {
             return false;
         }
-        self.due = false;
+        self.freed = None;
         self.last = Some(Instant::now());
         release();
         true
@@ -73,15 +75,19 @@ mod tests {
         assert!(!t.idle(), "nothing freed yet");
         assert_eq!(t.due_at(), None);
         t.freed();
-        assert!(t.idle());
-        assert!(!t.idle(), "no longer due");
-        t.freed();
-        assert!(!t.idle(), "too soon after the last release");
         let due = t.due_at().expect("due");
-        assert!(due > Instant::now() + Duration::from_secs(3000));
+        assert!(
+            due > Instant::now() + Duration::from_secs(3000),
+            "waits after the free"
+        );
+        assert!(!t.idle());
+        t.freed();
+        assert_eq!(t.due_at(), Some(due), "the first free counts");
         let mut t = Trimmer::new(Duration::ZERO);
         t.freed();
         assert!(t.idle());
+        assert!(!t.idle(), "no longer due");
+        assert_eq!(t.due_at(), None);
         t.freed();
         assert!(t.idle());
     }

@@ -36,7 +36,17 @@ pub struct Snapshot {
 impl Snapshot {
     /// Render the aggregate.
     pub fn render(aggregate: &Aggregate) -> Self {
+        Self::render_reusing(aggregate, None)
+    }
+
+    /// Render the aggregate into the buffers of a snapshot no longer in use,
+    /// when no reader still holds them: publishing then allocates nothing.
+    pub fn render_reusing(aggregate: &Aggregate, old: Option<Snapshot>) -> Self {
         let mut out = Exposition::default();
+        if let Some(old) = old {
+            out.prometheus = reclaim(old.prometheus);
+            out.openmetrics = reclaim(old.openmetrics);
+        }
         let names = aggregate.labels().names();
         out.family(
             "policyreport_results",
@@ -243,6 +253,18 @@ impl Exposition {
     }
 }
 
+/// An empty string with the capacity of `bytes`, if nothing else holds them.
+fn reclaim(bytes: Bytes) -> String {
+    match bytes.try_into_mut() {
+        Ok(buf) => {
+            let mut buf = Vec::from(buf);
+            buf.clear();
+            String::from_utf8(buf).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Write one sample line. Counters must be given their `_total` name.
 pub fn sample<'a>(
     buf: &mut String,
@@ -306,5 +328,23 @@ mod tests {
             b"# HELP x_total Help.\n# TYPE x_total counter\nx_total 2\n"
         );
         assert_eq!(&o[..], b"# HELP x Help.\n# TYPE x counter\nx_total 2\n");
+    }
+
+    #[test]
+    fn rendering_into_a_spare_snapshot_reuses_its_buffers() {
+        let agg = Aggregate::new(crate::aggregate::Config::default());
+        let fresh = Snapshot::render(&agg);
+        let spare = Snapshot::render(&agg);
+        let held = spare.prometheus.as_ptr();
+        let reused = Snapshot::render_reusing(&agg, Some(spare));
+        assert_eq!(reused.prometheus, fresh.prometheus);
+        assert_eq!(reused.openmetrics, fresh.openmetrics);
+        assert_eq!(reused.prometheus.as_ptr(), held, "same allocation");
+        // Buffers a reader still holds are left alone.
+        let spare = Snapshot::render(&agg);
+        let reader = spare.prometheus.clone();
+        let reused = Snapshot::render_reusing(&agg, Some(spare));
+        assert_eq!(reused.prometheus, fresh.prometheus);
+        assert_eq!(reader, fresh.prometheus);
     }
 }

@@ -9,9 +9,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use notify::RecursiveMode;
@@ -61,42 +63,80 @@ pub enum FileError {
     },
 }
 
-/// Read and parse files on up to `workers` threads; results in order.
-fn read_all(
+/// Read and parse `files` on up to `workers` threads, and hand each result
+/// to `take` in order, until it returns false. Workers parse at most a few
+/// files ahead of the one being taken, so memory stays bounded.
+fn read_in_order(
     files: &[(PathBuf, Fingerprint)],
     workers: usize,
     max: u64,
-) -> Vec<Result<FileContents, FileError>> {
-    let one = |(path, fp): &(PathBuf, Fingerprint)| read(path, fp.len, max);
+    mut take: impl FnMut(usize, Result<FileContents, FileError>) -> bool,
+) {
+    // A parser bug must cost one file, never the source.
+    let one = |i: usize| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| read(&files[i].0, files[i].1.len, max)))
+            .unwrap_or_else(|_| Err(panicked()))
+    };
     if workers < 2 || files.len() < 2 {
-        return files.iter().map(one).collect();
+        for i in 0..files.len() {
+            if !take(i, one(i)) {
+                return;
+            }
+        }
+        return;
     }
-    let mut out: Vec<(usize, Result<FileContents, FileError>)> = std::thread::scope(|s| {
+    let ahead = 2 * workers;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // How many results were taken; workers wait while they are too far ahead.
+    let taken = Mutex::new(0usize);
+    let moved = Condvar::new();
+    let (results_tx, results) = std_mpsc::channel::<(usize, Result<FileContents, FileError>)>();
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers.min(files.len()))
-            .map(|w| {
+            .map(|_| {
+                let results_tx = results_tx.clone();
+                let (next, stop, taken, moved) = (&next, &stop, &taken, &moved);
                 s.spawn(move || {
-                    (w..files.len())
-                        .step_by(workers)
-                        .map(|i| (i, one(&files[i])))
-                        .collect::<Vec<_>>()
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= files.len() {
+                            return;
+                        }
+                        let mut t = taken.lock().unwrap_or_else(PoisonError::into_inner);
+                        while i >= *t + ahead && !stop.load(Ordering::Relaxed) {
+                            t = moved.wait(t).unwrap_or_else(PoisonError::into_inner);
+                        }
+                        drop(t);
+                        if stop.load(Ordering::Relaxed) || results_tx.send((i, one(i))).is_err() {
+                            return;
+                        }
+                    }
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .enumerate()
-            .flat_map(|(w, h)| {
-                h.join().unwrap_or_else(|_| {
-                    (w..files.len())
-                        .step_by(workers)
-                        .map(|i| (i, Err(panicked())))
-                        .collect()
-                })
-            })
-            .collect()
+        drop(results_tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut want = 0;
+        let mut proceed = true;
+        for (i, contents) in results.iter() {
+            pending.insert(i, contents);
+            while proceed && let Some(contents) = pending.remove(&want) {
+                proceed = take(want, contents);
+                want += 1;
+                *taken.lock().unwrap_or_else(PoisonError::into_inner) = want;
+                moved.notify_all();
+            }
+            if !proceed {
+                stop.store(true, Ordering::Relaxed);
+                moved.notify_all();
+                break;
+            }
+        }
+        for h in handles {
+            let _ = h.join();
+        }
     });
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 fn panicked() -> FileError {
@@ -562,42 +602,23 @@ impl FilesSource {
             .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
             .collect();
         changed.sort_by(|a, b| a.0.cmp(&b.0));
-        // Files are parsed in parallel, a batch at a time, while the batch
-        // before is sent; they are sent in path order.
+        // Files are parsed in parallel and sent in path order.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let max = self.max_file_size;
-        let batches: Vec<&[(PathBuf, Fingerprint)]> = changed.chunks(2 * workers).collect();
-        std::thread::scope(|s| {
-            let batches = &batches;
-            let start = |i: usize| {
-                let batch: &[(PathBuf, Fingerprint)] = batches.get(i)?;
-                Some(s.spawn(move || read_all(batch, workers, max)))
+        read_in_order(&changed, workers, self.max_file_size, |i, contents| {
+            let (path, fingerprint) = &changed[i];
+            let origin = match self.known.get(path) {
+                Some(k) => k.origin.clone(),
+                None => Origin::File(Arc::from(path.as_path())),
             };
-            let mut next = start(0);
-            for (i, batch) in batches.iter().enumerate() {
-                let contents = match next.take().map(|h| h.join()) {
-                    Some(Ok(contents)) => contents,
-                    _ => batch.iter().map(|_| Err(panicked())).collect(),
-                };
-                next = start(i + 1);
-                for ((path, fingerprint), contents) in batch.iter().zip(contents) {
-                    let origin = match self.known.get(path) {
-                        Some(k) => k.origin.clone(),
-                        None => Origin::File(Arc::from(path.as_path())),
-                    };
-                    let objects = self.take(path, contents);
-                    self.known.insert(
-                        path.clone(),
-                        Known {
-                            fingerprint: *fingerprint,
-                            origin: origin.clone(),
-                        },
-                    );
-                    if self.relist(origin, objects).is_err() {
-                        return;
-                    }
-                }
-            }
+            let objects = self.take(path, contents);
+            self.known.insert(
+                path.clone(),
+                Known {
+                    fingerprint: *fingerprint,
+                    origin: origin.clone(),
+                },
+            );
+            self.relist(origin, objects).is_ok()
         });
         count
     }
