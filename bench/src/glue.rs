@@ -50,9 +50,3 @@ pub fn parse_report(json: &[u8]) -> serde_json::Result<Report> {
 pub fn results_count(report: &Report) -> usize {
     report.results().len()
 }
-
-/// The floor baseline on a `kind: List` of reports (see [`crate::floor`]).
-/// Returns the number of results seen.
-pub fn floor_decode(list_json: &[u8]) -> serde_json::Result<usize> {
-    crate::floor::decode_list(list_json)
-}

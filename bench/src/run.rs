@@ -14,7 +14,7 @@ use crate::cluster::Cluster;
 use crate::exporter::{Exporter, HttpConn, parse_results, sum_results_with};
 use crate::procfs::{self, Machine, mib};
 use crate::reportgen::{self, GenKind, LIBRARY, ReportSet, Spec};
-use crate::{glue, stats};
+use crate::stats;
 
 /// Which phase to record with `perf record`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -283,7 +283,7 @@ pub fn time_floor(list: &[u8], expect_results: u64, runs: usize) -> Result<Durat
     let mut best = Duration::MAX;
     for _ in 0..runs.max(1) {
         let c0 = procfs::thread_cpu();
-        let n = glue::floor_decode(list).context("floor decode")?;
+        let n = crate::floor::decode_list(list).context("floor decode")?;
         let c = procfs::thread_cpu().saturating_sub(c0);
         if n as u64 != expect_results {
             bail!("floor decoded {n} results, expected {expect_results}");

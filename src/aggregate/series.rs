@@ -59,6 +59,7 @@ impl SeriesTable {
     }
 
     /// Find or create the series for these label values and take a reference.
+    #[cfg(test)]
     pub fn acquire(&mut self, labels: &[&str; SLOTS]) -> SeriesId {
         self.acquire_hashed(self.hash(labels), labels)
     }

@@ -705,9 +705,6 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let r = self.0;
-        // Sized for a typical Pod report (about 20 results), to spare regrowth.
-        r.entries.reserve(seq.size_hint().unwrap_or(24));
-        r.text.reserve(2048);
         let mut last = Last::default();
         let mut i = 0usize;
         loop {

@@ -338,8 +338,8 @@ fn take_json(raw: &str, out: &mut FileContents) {
                 None => return,
             }
         }
-        // Unusable metadata, or not an object: refused only if the object
-        // is of a kind the exporter reads.
+        // Not decodable as a report (nested too deep): refused only if the
+        // object is of a kind the exporter reads.
         Err(e) => match serde_json::from_str::<Head<'_>>(raw)
             .ok()
             .and_then(|h| kind_of(&h))
