@@ -62,6 +62,8 @@ pub struct Report {
     scope: Option<SubjectSpans>,
     source: Option<Span>,
     entries: Vec<Entry>,
+    /// Each entry's message, only when [`super::keep_messages`] is on.
+    messages: Vec<Span>,
     subjects: Vec<SubjectSpans>,
     error: Option<Box<DecodeError>>,
 }
@@ -94,6 +96,8 @@ pub struct ResultView<'a> {
     pub source: Option<&'a str>,
     /// The verdict.
     pub outcome: Outcome,
+    /// The message; empty unless [`super::keep_messages`] is on.
+    pub message: &'a str,
     report: &'a Report,
     subjects: &'a [SubjectSpans],
 }
@@ -137,13 +141,14 @@ impl Report {
 
     /// The results, in order.
     pub fn results(&self) -> impl ExactSizeIterator<Item = ResultView<'_>> {
-        self.entries.iter().map(|e| ResultView {
+        self.entries.iter().enumerate().map(|(i, e)| ResultView {
             policy: self.str(e.policy),
             rule: self.str(e.rule),
             category: self.str(e.category),
             severity: self.str(e.severity),
             source: e.source.map(|s| self.str(s)),
             outcome: e.outcome,
+            message: self.messages.get(i).map_or("", |s| self.str(*s)),
             report: self,
             subjects: self
                 .subjects
@@ -577,14 +582,14 @@ struct EntrySeed<'r> {
 }
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Result<Entry, Bad>;
+    type Value = Result<(Entry, Span), Bad>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for EntrySeed<'_> {
-    type Value = Result<Entry, Bad>;
+    type Value = Result<(Entry, Span), Bad>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a result")
     }
@@ -602,6 +607,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             outcome: Outcome::Pass,
             subjects: (first_subject, first_subject),
         };
+        let mut message = Span::default();
         let mut bad: Option<Bad> = None;
         while let Some(key) = m.next_key::<EntryKey>()? {
             if bad.is_some() {
@@ -647,6 +653,9 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     e.subjects = (start, r.subjects.len() as u32);
                     got
                 }
+                EntryKey::Message if super::keeps_messages() => m
+                    .next_value_seed(Str::keep(&mut r.text, Span::default()))?
+                    .map(|s| message = s.unwrap_or_default()),
                 EntryKey::Message => m.next_value_seed(Str::check())?.map(drop),
                 EntryKey::Scored => m.next_value_seed(BoolSeed)?,
                 EntryKey::Properties => m.next_value_seed(StrMapSeed)?,
@@ -679,7 +688,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             (Some(p), Some(o)) => {
                 e.policy = p;
                 e.outcome = o;
-                Ok(Ok(e))
+                Ok(Ok((e, message)))
             }
             (None, _) => Ok(Err(Bad::at("", "missing field `policy`"))),
             (_, None) => Ok(Err(Bad::at("", "missing field `result`"))),
@@ -720,7 +729,12 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
             };
             match seq.next_element_seed(seed)? {
                 None => break,
-                Some(Ok(e)) => r.entries.push(e),
+                Some(Ok((e, message))) => {
+                    r.entries.push(e);
+                    if super::keeps_messages() {
+                        r.messages.push(message);
+                    }
+                }
                 Some(Err(b)) => r.fail(format!("results[{i}]{}", b.path), b.reason),
             }
             i += 1;
@@ -947,6 +961,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
                 }
                 TopKey::Results => {
                     r.entries.clear();
+                    r.messages.clear();
                     r.subjects.clear();
                     if let Err(b) = m.next_value_seed(ResultsSeed(&mut r))? {
                         r.fail("results".into(), b.reason);
@@ -969,6 +984,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
         if r.error.is_some() {
             // An invalid report contributes nothing: keep only its identity.
             r.entries = Vec::new();
+            r.messages = Vec::new();
             r.subjects = Vec::new();
             r.scope = None;
         }
