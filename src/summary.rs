@@ -606,7 +606,10 @@ fn rollout(agg: &Aggregate) -> Vec<RolloutRow> {
     agg.for_each_blocked(|_, policy, _, _, _, n| {
         *blocked.entry(policy.to_owned()).or_default() += n
     });
-    let audit: BTreeMap<String, u64> = BTreeMap::new(); // AUDIT-PENDING
+    let mut audit: BTreeMap<String, u64> = BTreeMap::new();
+    agg.for_each_audit_failure(|_, policy, _, _, _, n| {
+        *audit.entry(policy.to_owned()).or_default() += n
+    });
     let mut modes: BTreeMap<&str, Mode> = BTreeMap::new();
     for info in agg.policies() {
         modes.entry(&info.policy).or_insert(info.mode);
