@@ -52,14 +52,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a one-shot rollout summary (per-namespace counts, violation
     /// rates, control compliance against targets, blocked admissions,
-    /// policies by mode) and exit.
+    /// policies by mode, a verdict per policy, and with --failing the work
+    /// list of failing resources) and exit.
     ///
     /// Exit status: 0 when every input was read and every target is met (or
     /// --fail-on-targets is off); 3 with --fail-on-targets when a target is
     /// missed or no report was read at all; 4 when a file could not be read,
     /// was too large or did not parse, or an object was invalid (unless
-    /// --allow-invalid); 4 wins over 3. 1 for other errors (unknown --target,
-    /// bad controls file, --timeout reached).
+    /// --allow-invalid); 4 wins over 3. 1 for other errors (unknown --target
+    /// or --control, bad controls file, --timeout reached); 2 for unusable
+    /// flags.
     Summary(SummaryArgs),
 }
 

@@ -193,6 +193,13 @@ fn exit_codes_follow_targets() {
         "{}",
         String::from_utf8_lossy(&relaxed.stdout)
     );
+    let help = String::from_utf8_lossy(&summary(&["--help"], &[]).stdout).into_owned();
+    assert!(
+        help.contains("Exit status: 0 when every input was read")
+            && help.contains("4 wins over 3")
+            && help.contains("--allow-invalid"),
+        "{help}"
+    );
     let unknown = summary(&["--files", &examples(), "--target", "nope=50"], &[]);
     assert_ne!(unknown.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
