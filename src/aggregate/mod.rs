@@ -2,8 +2,8 @@
 //!
 //! It consumes [`SourceEvent`]s in order and keeps, per object, only its
 //! compact contribution: for a report, series ids and counts plus per-control
-//! resource tallies; for a blocked-admission Event, its count; for a policy,
-//! its mode. An update applies the new contribution and retires the old one,
+//! resource tallies; for an admission Event, its count; for a policy, its
+//! mode and how it varies by namespace; for a Namespace, its labels. An update applies the new contribution and retires the old one,
 //! a delete retires, and a relist replaces an origin's whole set atomically
 //! when it completes. Readers see the state only through the read methods,
 //! and [`run`] hands it to a publisher after each batch of changes.
@@ -11,7 +11,7 @@
 mod controls;
 pub mod series;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,8 @@ use tracing::{debug, warn};
 use crate::controls::Controls;
 use crate::kind::Kind;
 use crate::memory::Trimmer;
-use crate::policy::{self, PolicyInfo};
+use crate::namespace::{self, NamespaceInfo};
+use crate::policy::{self, Labels, Mode, Policy, PolicyInfo, Routing};
 use crate::report::{DecodeError, Report};
 use crate::source::{Body, Origin, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
@@ -93,13 +94,14 @@ struct ObjectId {
     name: Box<str>,
 }
 
-/// Identity of a blocked-admission counter.
+/// Identity of an admission counter: blocked, or let through by Audit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct BlockedKey {
+struct AdmissionKey {
     namespace: Sym,
     policy: Sym,
     rule: Sym,
     kind: Sym,
+    blocked: bool,
 }
 
 /// What one object contributes.
@@ -110,18 +112,20 @@ enum Contribution {
         series: Box<[(SeriesId, u32)]>,
         controls: Box<[ControlDelta]>,
     },
-    /// An Event: its uid, what it blocked (when it is a blocked admission)
-    /// and the count already added. The count is carried through updates
-    /// that are invalid or not blocks, so a flapping Event is never counted
-    /// twice.
+    /// An Event: its uid, the counter it adds to (when it is an admission
+    /// result) and the count already added. The count is carried through
+    /// updates that are invalid or not admissions, so a flapping Event is
+    /// never counted twice.
     Event {
         uid: Box<str>,
-        key: Option<BlockedKey>,
+        key: Option<AdmissionKey>,
         counted: u64,
         invalid: bool,
     },
     /// A policy.
-    Policy(Box<PolicyInfo>),
+    Policy(Box<Policy>),
+    /// A Namespace's labels.
+    Namespace(Box<NamespaceInfo>),
     /// The object could not be decoded; kept so it is logged once and its
     /// old contribution stays removed.
     Invalid,
@@ -158,8 +162,13 @@ pub struct Aggregate {
     series: SeriesTable,
     control_state: Vec<ControlState>,
     matcher: Matcher,
-    blocked: Map<BlockedKey, u64>,
+    admissions: Map<AdmissionKey, u64>,
     policies: BTreeMap<PolicyInfo, u32>,
+    /// How each policy's mode varies by namespace: every live copy (a policy
+    /// may be in several files); the first is used.
+    routing: BTreeMap<String, Vec<Routing>>,
+    /// Namespace labels: every live copy; the first is used.
+    namespaces: BTreeMap<String, Vec<Labels>>,
     // Objects of each origin. Insertion-ordered, so a relist activates its
     // objects in the order the source listed them: results are then the
     // same for the same input, whatever the hash seeds.
@@ -208,8 +217,10 @@ impl Aggregate {
             controls: config.controls,
             matcher: Matcher::default(),
             series: SeriesTable::default(),
-            blocked: Map::default(),
+            admissions: Map::default(),
             policies: BTreeMap::new(),
+            routing: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
             origins: Map::default(),
             pending: Map::default(),
             stats,
@@ -343,8 +354,9 @@ impl Aggregate {
             Body::Object(raw) if object.kind == Kind::Event => {
                 let uid = raw.metadata.uid.as_deref().or(raw.metadata.name.as_deref());
                 let uid: Box<str> = uid.unwrap_or_default().into();
-                let contribution = match event::decode(raw.raw.get()) {
-                    Ok(blocked) => self.event_contribution(uid, blocked),
+                let namespace = raw.metadata.namespace.as_deref().unwrap_or("");
+                let contribution = match event::decode(raw.raw.get(), namespace) {
+                    Ok(admission) => self.event_contribution(uid, admission),
                     Err(err) => {
                         self.invalid(origin, object, &id, &err);
                         Contribution::Event {
@@ -356,6 +368,9 @@ impl Aggregate {
                     }
                 };
                 Ok(Some(contribution))
+            }
+            Body::Object(raw) if object.kind == Kind::Namespace => {
+                namespace::decode(raw.raw.get()).map(|n| Some(Contribution::Namespace(Box::new(n))))
             }
             Body::Object(raw) => policy::decode(object.kind, raw.raw.get())
                 .map(|p| Some(Contribution::Policy(Box::new(p)))),
@@ -425,15 +440,16 @@ impl Aggregate {
     fn event_contribution(
         &mut self,
         uid: Box<str>,
-        blocked: Option<event::Blocked>,
+        admission: Option<event::Admission>,
     ) -> Contribution {
-        let (key, counted) = match blocked {
+        let (key, counted) = match admission {
             Some(b) => {
-                let key = BlockedKey {
+                let key = AdmissionKey {
                     namespace: self.series.intern(&b.namespace),
                     policy: self.series.intern(&b.policy),
                     rule: self.series.intern(&b.rule),
                     kind: self.series.intern(&b.kind),
+                    blocked: b.blocked,
                 };
                 (Some(key), b.count)
             }
@@ -471,12 +487,23 @@ impl Aggregate {
                 // remember the highest count added.
                 match key {
                     Some(key) if *counted > seen => {
-                        *self.blocked.entry(*key).or_default() += *counted - seen;
+                        *self.admissions.entry(*key).or_default() += *counted - seen;
                     }
                     _ => *counted = seen,
                 }
             }
-            Contribution::Policy(info) => *self.policies.entry((**info).clone()).or_default() += 1,
+            Contribution::Policy(p) => {
+                *self.policies.entry(p.info.clone()).or_default() += 1;
+                self.routing
+                    .entry(p.info.policy.clone())
+                    .or_default()
+                    .push(p.routing.clone());
+            }
+            Contribution::Namespace(n) => self
+                .namespaces
+                .entry(n.name.clone())
+                .or_default()
+                .push(n.labels.clone()),
             Contribution::Invalid => {}
         }
     }
@@ -492,14 +519,16 @@ impl Aggregate {
                     self.control_state[d.control as usize].apply(d, -1);
                 }
             }
-            Contribution::Policy(info) => {
-                if let Some(n) = self.policies.get_mut(info.as_ref()) {
+            Contribution::Policy(p) => {
+                if let Some(n) = self.policies.get_mut(&p.info) {
                     *n -= 1;
                     if *n == 0 {
-                        self.policies.remove(info.as_ref());
+                        self.policies.remove(&p.info);
                     }
                 }
+                remove_copy(&mut self.routing, &p.info.policy, &p.routing);
             }
+            Contribution::Namespace(n) => remove_copy(&mut self.namespaces, &n.name, &n.labels),
             Contribution::Event { .. } | Contribution::Invalid => {}
         }
         self.release(old);
@@ -649,13 +678,40 @@ impl Aggregate {
     /// rule, kind, control (or ""), and the count. The control is resolved
     /// from the policy name or its category, as learned from policy objects
     /// or from report results.
-    pub fn for_each_blocked(&self, mut f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
-        if self.blocked.is_empty() {
+    pub fn for_each_blocked(&self, f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        self.for_each_admission(true, f);
+    }
+
+    /// Visit `policyreport_admission_audit_failures_total`, the admissions
+    /// Audit let through that Enforce would have refused, with the same
+    /// arguments as [`Aggregate::for_each_blocked`].
+    pub fn for_each_audit_failure(&self, f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        self.for_each_admission(false, f);
+    }
+
+    fn for_each_admission(
+        &self,
+        blocked: bool,
+        mut f: impl FnMut(&str, &str, &str, &str, &str, u64),
+    ) {
+        let mut keys: Vec<(&AdmissionKey, &u64)> = self
+            .admissions
+            .iter()
+            .filter(|(k, _)| k.blocked == blocked)
+            .collect();
+        if keys.is_empty() {
             return;
         }
         let categories = self.policy_categories();
-        let mut keys: Vec<(&BlockedKey, &u64)> = self.blocked.iter().collect();
-        keys.sort_by_key(|(k, _)| (k.namespace, k.policy, k.rule, k.kind));
+        let resolve = |s| self.series.resolve(s);
+        keys.sort_by_key(|(k, _)| {
+            (
+                resolve(k.namespace),
+                resolve(k.policy),
+                resolve(k.rule),
+                resolve(k.kind),
+            )
+        });
         for (k, n) in keys {
             let policy = self.series.resolve(k.policy);
             let rule = self.series.resolve(k.rule);
@@ -692,6 +748,61 @@ impl Aggregate {
     /// Every policy currently known (a policy seen in several origins once).
     pub fn policies(&self) -> impl Iterator<Item = &PolicyInfo> {
         self.policies.keys()
+    }
+
+    /// Visit `policyreport_policy_namespace_mode`, sorted: policy,
+    /// namespace, and the mode in force there, for every policy whose mode
+    /// is not `none`. A namespaced policy has only its own namespace; any
+    /// other has every namespace where it has results (`""` for
+    /// cluster-scoped ones) and every namespace its overrides name
+    /// literally. Computed when the state is rendered, not per scrape.
+    pub fn for_each_namespace_mode(&self, mut f: impl FnMut(&str, &str, Mode)) {
+        if self.routing.is_empty() {
+            return;
+        }
+        let mut targets: BTreeMap<&str, (&Routing, BTreeSet<&str>)> = BTreeMap::new();
+        for (policy, copies) in &self.routing {
+            let Some(routing) = copies.first() else {
+                continue;
+            };
+            let mut namespaces = BTreeSet::new();
+            match &routing.own_namespace {
+                Some(ns) => {
+                    namespaces.insert(ns.as_str());
+                }
+                None => namespaces.extend(routing.literal_namespaces()),
+            }
+            targets.insert(policy, (routing, namespaces));
+        }
+        self.series.for_each(|values, _| {
+            if let Some((routing, namespaces)) = targets.get_mut(values[POLICY]) {
+                if routing.own_namespace.is_none() {
+                    namespaces.insert(values[NAMESPACE]);
+                }
+            }
+        });
+        let labels = |ns: &str| self.namespaces.get(ns).and_then(|copies| copies.first());
+        for (policy, (routing, namespaces)) in targets {
+            for ns in namespaces {
+                let mode = routing.mode_in(ns, labels);
+                if mode != Mode::None {
+                    f(policy, ns, mode);
+                }
+            }
+        }
+    }
+}
+
+/// Remove one copy equal to `value` from `map[key]`, and the key when no
+/// copy is left.
+fn remove_copy<T: PartialEq>(map: &mut BTreeMap<String, Vec<T>>, key: &str, value: &T) {
+    if let Some(copies) = map.get_mut(key) {
+        if let Some(i) = copies.iter().position(|c| c == value) {
+            copies.remove(i);
+        }
+        if copies.is_empty() {
+            map.remove(key);
+        }
     }
 }
 
