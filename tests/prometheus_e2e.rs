@@ -590,6 +590,13 @@ fn pod_report(index: usize, pod: &str, failing: bool) -> Value {
             "pass",
         ),
         result(
+            "e2e-audit-failing",
+            "validate-version",
+            "E2E Audit",
+            "low",
+            outcome,
+        ),
+        result(
             "e2e-override",
             "validate-tier",
             "E2E Override",
@@ -772,7 +779,8 @@ fn blocked_event(n: u32, policy: &str, rule: &str, count: u64) -> Value {
 
 /// The examples, plus generated data in `NS` so that every panel has
 /// something to show: a policy for every verdict (ready `e2e-audit-clean`,
-/// fix-first `e2e-audit-wouldblock`, enforced `e2e-enforce-clean`,
+/// fix-first `e2e-audit-wouldblock` and `e2e-audit-failing`, enforced
+/// `e2e-enforce-clean`,
 /// enforced-failing `e2e-enforce-team`, partly-enforced `e2e-override` and
 /// `e2e-selector`, none `e2e-mutate`), Enforce overrides by namespace glob and
 /// by namespaceSelector, compliant, noncompliant and excepted pods for every
@@ -813,6 +821,14 @@ fn write_fixtures(dir: &Path) {
             "low",
             "Audit",
             "validate-cost-center",
+        ),
+        cluster_policy(
+            "e2e-audit-failing",
+            "E2E Require Version",
+            "E2E Audit",
+            "low",
+            "Audit",
+            "validate-version",
         ),
         cluster_policy(
             "e2e-enforce-clean",
@@ -1266,6 +1282,7 @@ fn check_rollout(prom: &Prometheus, served: &Metrics) -> Vec<String> {
         &[
             ("e2e-audit-clean", "ready"),
             ("e2e-audit-wouldblock", "fix-first"),
+            ("e2e-audit-failing", "fix-first"),
             ("e2e-enforce-clean", "enforced"),
             ("e2e-enforce-team", "enforced-failing"),
             ("e2e-override", "partly-enforced"),
@@ -1298,6 +1315,7 @@ fn check_rollout(prom: &Prometheus, served: &Metrics) -> Vec<String> {
         let want: Vec<(String, String)> = [
             "e2e-audit-clean",
             "e2e-audit-wouldblock",
+            "e2e-audit-failing",
             "e2e-enforce-clean",
             "e2e-enforce-team",
             "e2e-override",
@@ -1327,11 +1345,16 @@ fn check_rollout(prom: &Prometheus, served: &Metrics) -> Vec<String> {
     }
 
     // The recording rule: 1 for the clean Audit policy, 0 for the Audit
-    // policy with audit admission failures, no series for other modes.
+    // policies with audit admission failures or failing results, no series
+    // for other modes.
     failures.extend(expect(
         "policy:policyreport_ready_to_enforce:bool",
         by_policy("policy:policyreport_ready_to_enforce:bool", "value"),
-        &[("e2e-audit-clean", "1"), ("e2e-audit-wouldblock", "0")],
+        &[
+            ("e2e-audit-clean", "1"),
+            ("e2e-audit-wouldblock", "0"),
+            ("e2e-audit-failing", "0"),
+        ],
     ));
 
     // Would have been blocked, with the policy's mode.
