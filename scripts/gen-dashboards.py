@@ -1154,6 +1154,35 @@ def namespace_detail():
         12,
         9,
     )
+    mode_here = f"max by (cluster, policy, mode) ({dd(NAMESPACE_MODE, s)})"
+    b.add(
+        table(
+            "Policy modes in this namespace",
+            f"(\n    sum by (cluster, policy) ({dd('policyreport_results', FAILING + s)})\n"
+            f"  or on (cluster, policy)\n    0 * {mode_here}\n)\n"
+            f"  * on (cluster, policy) group_left (mode)\n  {mode_here}",
+            "Each policy's mode in this namespace after its overrides (policyreport_policy_namespace_mode): enforce, "
+            "audit, or mixed (some rules enforced here). With its fail, warn and error results here.",
+            "Failing results",
+            th=thresholds(("green", None), ("red", 1)),
+            sort="Failing results",
+        ),
+        12,
+        9,
+    )
+    b.add(
+        table(
+            "Would have been blocked by policy and rule",
+            f"sum by (policy, rule, kind) {counted(AUDIT_FAILURES, s, '$__range')} > 0",
+            "Admissions in this namespace that failed a policy Kyverno only audits here, in the selected time range: "
+            "what Enforce would have refused.",
+            "Would have been blocked",
+            th=thresholds(("green", None), ("orange", 1)),
+            sort="Would have been blocked",
+        ),
+        12,
+        9,
+    )
     b.add(
         timeseries(
             "Violation rate",

@@ -1430,6 +1430,30 @@ fn check_rollout(prom: &Prometheus, served: &Metrics) -> Vec<String> {
         }
     }
 
+    // The namespace detail: each policy's mode in NS after its overrides.
+    failures.extend(expect(
+        "namespace detail: policy modes in NS",
+        by_policy(
+            &substitute(
+                &panel_expr(
+                    "Policy reports / Namespace detail",
+                    "Policy modes in this namespace",
+                ),
+                &vars,
+            ),
+            "mode",
+        ),
+        &[
+            ("e2e-audit-clean", "audit"),
+            ("e2e-audit-wouldblock", "audit"),
+            ("e2e-audit-failing", "audit"),
+            ("e2e-enforce-clean", "enforce"),
+            ("e2e-enforce-team", "enforce"),
+            ("e2e-override", "enforce"),
+            ("e2e-selector", "enforce"),
+        ],
+    ));
+
     // Excepted: e2e-excepted is all skip, one excepted pod per control in NS,
     // shown next to each control's percentage.
     for (dashboard, panel, control) in [
