@@ -52,7 +52,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a one-shot rollout summary (per-namespace counts, violation
     /// rates, control compliance against targets, blocked admissions,
-    /// policies by mode) and exit.
+    /// policies by mode, a verdict per policy, and with --failing the work
+    /// list of failing resources) and exit.
+    ///
+    /// Exit status: 0 when every input was read and every target is met (or
+    /// --fail-on-targets is off); 3 with --fail-on-targets when a target is
+    /// missed or no report was read at all; 4 when a file could not be read,
+    /// was too large or did not parse, or an object was invalid (unless
+    /// --allow-invalid); 4 wins over 3. 1 for other errors (unknown --target
+    /// or --control, bad controls file, --timeout reached); 2 for unusable
+    /// flags.
     Summary(SummaryArgs),
 }
 
@@ -101,8 +110,9 @@ pub struct SourceArgs {
     )]
     pub discovery_interval: u64,
     /// Files larger than this are skipped with an error (bytes, or with a
-    /// suffix: 64Mi, 1Gi, 500M).
-    #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = parse_size, env = "POLICYREPORT_EXPORTER_MAX_FILE_SIZE")]
+    /// suffix: 64Mi, 1Gi, 500M). The default reads the `kubectl get -o json`
+    /// export of a large cluster; lower it to bound memory on small nodes.
+    #[arg(long, value_name = "SIZE", default_value = "1Gi", value_parser = parse_size, env = "POLICYREPORT_EXPORTER_MAX_FILE_SIZE")]
     pub max_file_size: u64,
 }
 
@@ -162,9 +172,15 @@ pub struct SummaryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, env = "POLICYREPORT_EXPORTER_OUTPUT")]
     pub output: Output,
-    /// Exit with status 3 when a target is missed.
+    /// Exit with status 3 when a target is missed, or when no report was
+    /// read at all (nothing to judge is not a pass).
     #[arg(long, env = "POLICYREPORT_EXPORTER_FAIL_ON_TARGETS")]
     pub fail_on_targets: bool,
+    /// Accept partial input: files that cannot be read or parsed and invalid
+    /// objects are still named on stderr and counted under `input`, but do
+    /// not make the exit status 4.
+    #[arg(long, env = "POLICYREPORT_EXPORTER_ALLOW_INVALID")]
+    pub allow_invalid: bool,
     /// Override a control's target compliance, as CONTROL=PERCENT
     /// (repeatable). Targets default to the controls' own (100%).
     #[arg(long = "target", value_name = "CONTROL=PERCENT", value_parser = parse_target)]
@@ -178,6 +194,9 @@ pub struct SummaryArgs {
         env = "POLICYREPORT_EXPORTER_TARGET_VIOLATION_RATE"
     )]
     pub target_violation_rate: f64,
+    /// The work list (`--failing` and its filters).
+    #[command(flatten)]
+    pub failing: FailingFilter,
     /// Give up when the cluster has not been listed completely after this
     /// many seconds.
     #[arg(
@@ -187,6 +206,33 @@ pub struct SummaryArgs {
         env = "POLICYREPORT_EXPORTER_TIMEOUT"
     )]
     pub timeout: u64,
+}
+
+/// `summary --failing`: the work list of failing resources, and its filters.
+/// Each filter flag is repeatable (any value matches); different flags must
+/// all match.
+#[derive(Debug, Default, Args)]
+pub struct FailingFilter {
+    /// List every failing subject once per result (fail, warn or error) with
+    /// its namespace, kind, name, policy, rule, message and controls,
+    /// grouped by policy, then namespace.
+    #[arg(long, env = "POLICYREPORT_EXPORTER_FAILING")]
+    pub failing: bool,
+    /// Only entries whose policy matches this glob (`*` matches `/` too).
+    #[arg(long = "policy", value_name = "GLOB", requires = "failing")]
+    pub policies: Vec<String>,
+    /// Only entries whose namespace matches this glob.
+    #[arg(long = "namespace", value_name = "GLOB", requires = "failing")]
+    pub namespaces: Vec<String>,
+    /// Only entries whose result belongs to this control.
+    #[arg(long = "control", value_name = "NAME", requires = "failing")]
+    pub control_names: Vec<String>,
+    /// Only entries about subjects of this kind (case-insensitive).
+    #[arg(long = "kind", value_name = "KIND", requires = "failing")]
+    pub kinds: Vec<String>,
+    /// List at most this many entries (after sorting).
+    #[arg(long, value_name = "N", requires = "failing")]
+    pub limit: Option<usize>,
 }
 
 fn parse_target(s: &str) -> Result<(String, f64), String> {

@@ -65,16 +65,15 @@ impl Snapshot {
         );
         out.family(
             "policyreport_control_resources",
-            "Resources per compliance control: compliant when all matching results pass, noncompliant when any fails, warns or errors.",
+            "Resources per compliance control: compliant when all matching results pass, noncompliant when any fails, warns or errors, excepted when all are skips.",
             Type::Gauge,
             |buf| {
-                aggregate.for_each_control(|control, namespace, kind, compliant, n| {
-                    let status = if compliant { "compliant" } else { "noncompliant" };
+                aggregate.for_each_control(|control, namespace, kind, status, n| {
                     let labels = [
                         ("control", control),
                         ("namespace", namespace),
                         ("kind", kind),
-                        ("status", status),
+                        ("status", status.as_str()),
                     ];
                     sample(buf, "policyreport_control_resources", labels, n)
                 })

@@ -1,7 +1,9 @@
 //! The `summary` command: list everything once, then print the rollout
 //! numbers the guide tracks (per-namespace counts and violation rates, the
 //! pass/fail ratio, control compliance against targets, blocked admissions,
-//! policies by mode) as a table or JSON. It replaces the guide's
+//! policies by mode, a rollout verdict per policy, and with `--failing` the
+//! work list of failing resources) as a table or JSON, and exit with a
+//! status a CI job can gate on. It replaces the guide's
 //! `kubectl get policyreport -A -o json | jq …` step.
 
 use std::collections::BTreeMap;
@@ -11,13 +13,23 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{Aggregate, LabelOptions};
+use crate::aggregate::{
+    Aggregate, ControlStatus, FILE_RESOURCE, FailingEntry, LabelOptions, Problem,
+};
 use crate::app::{self, AppError};
-use crate::cli::{Output, SummaryArgs};
+use crate::cli::{FailingFilter, Output, SummaryArgs};
 use crate::policy::Mode;
+use crate::source::{Origin, SourceEvent};
 
-/// Exit status when a target is missed and `--fail-on-targets` is set.
+/// Exit status when a target is missed, or no report was read at all, and
+/// `--fail-on-targets` is set.
 pub const EXIT_TARGET_MISSED: u8 = 3;
+/// Exit status when an input could not be read or was invalid, unless
+/// `--allow-invalid`. It wins over [`EXIT_TARGET_MISSED`].
+pub const EXIT_INVALID_INPUT: u8 = 4;
+/// How many refused inputs the JSON output names (all are counted, and all
+/// are named on stderr).
+pub const FIRST_PROBLEMS: usize = 10;
 
 /// Errors of the summary command.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +48,17 @@ pub enum SummaryError {
     /// `--target` names a control that does not exist.
     #[error("--target names unknown control {0:?}")]
     UnknownControl(String),
+    /// `--control` names a control that does not exist.
+    #[error("--control names unknown control {0:?}")]
+    UnknownFilterControl(String),
+    /// A `--policy` or `--namespace` glob does not compile.
+    #[error("bad glob {glob:?}: {reason}")]
+    Glob {
+        /// The glob.
+        glob: String,
+        /// Why it is invalid.
+        reason: String,
+    },
 }
 
 /// One namespace's result counts.
@@ -89,6 +112,9 @@ pub struct ControlRow {
     pub compliant: u64,
     /// Resources with a failing, warning or error result.
     pub noncompliant: u64,
+    /// Resources whose matching results are all skips (exceptions): not in
+    /// the percentage.
+    pub excepted: u64,
     /// compliant ÷ (compliant + noncompliant), in percent.
     pub compliance: Option<f64>,
     /// Target compliance, in percent.
@@ -106,9 +132,128 @@ pub struct BlockedRow {
     pub blocked: u64,
 }
 
+/// Where a policy stands in the audit-first rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Audit mode, no failing results and no audit admission failures:
+    /// ready to switch to Enforce.
+    Ready,
+    /// Audit mode with failing results or audit admission failures.
+    FixFirst,
+    /// Enforce mode, no failing results.
+    Enforced,
+    /// Enforce mode with failing results: existing resources the admission
+    /// check never saw.
+    EnforcedFailing,
+    /// Mixed mode: some rules enforce, some audit.
+    PartlyEnforced,
+    /// No validate rules.
+    None,
+}
+
+impl Verdict {
+    /// The verdict for a policy's mode, failing results and audit
+    /// admission failures.
+    pub fn of(mode: Mode, failing: u64, audit_failures: u64) -> Self {
+        match mode {
+            Mode::Audit if failing == 0 && audit_failures == 0 => Self::Ready,
+            Mode::Audit => Self::FixFirst,
+            Mode::Enforce if failing == 0 => Self::Enforced,
+            Mode::Enforce => Self::EnforcedFailing,
+            Mode::Mixed => Self::PartlyEnforced,
+            Mode::None => Self::None,
+        }
+    }
+
+    /// The name printed and serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::FixFirst => "fix-first",
+            Self::Enforced => "enforced",
+            Self::EnforcedFailing => "enforced-failing",
+            Self::PartlyEnforced => "partly-enforced",
+            Self::None => "none",
+        }
+    }
+}
+
+/// One policy's rollout verdict.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RolloutRow {
+    /// The policy, as in reports.
+    pub policy: String,
+    /// `audit`, `enforce`, `mixed` or `none`.
+    pub mode: &'static str,
+    /// Its fail, warn and error results.
+    pub failing: u64,
+    /// Admission requests that failed it in Audit mode (let through).
+    pub audit_admission_failures: u64,
+    /// Admission requests it blocked.
+    pub blocked_admissions: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// What was read, and what was refused.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Input {
+    /// Files read and parsed (files mode).
+    pub files_read: u64,
+    /// Files (or paths) that could not be read, were too large, or did not
+    /// parse.
+    pub files_refused: u64,
+    /// Reports read that decoded.
+    pub reports_read: u64,
+    /// Objects (reports, Events, policies) refused as invalid.
+    pub objects_invalid: u64,
+    /// The first refused inputs (at most [`FIRST_PROBLEMS`]), in the order
+    /// met.
+    pub first_problems: Vec<Problem>,
+}
+
+impl Input {
+    /// Whether anything was refused.
+    pub fn refused(&self) -> bool {
+        self.files_refused + self.objects_invalid > 0
+    }
+}
+
+/// Counts files as the files source hands them over: each read file starts
+/// one relist of its own origin.
+#[derive(Debug, Default)]
+struct FilesSeen(std::collections::BTreeSet<String>);
+
+impl FilesSeen {
+    fn observe(&mut self, event: &SourceEvent) {
+        if let SourceEvent::ResyncStart {
+            origin: Origin::File(path),
+        } = event
+        {
+            self.0.insert(path.display().to_string());
+        }
+    }
+
+    /// Files seen and not refused.
+    fn read(&self, problems: &[Problem]) -> u64 {
+        let refused: std::collections::BTreeSet<&str> = problems
+            .iter()
+            .filter(|p| p.resource == FILE_RESOURCE)
+            .map(|p| p.location.as_str())
+            .collect();
+        self.0
+            .iter()
+            .filter(|f| !refused.contains(f.as_str()))
+            .count() as u64
+    }
+}
+
 /// The whole summary.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Summary {
+    /// What was read and what was refused.
+    pub input: Input,
     /// Per-namespace counts.
     pub namespaces: Vec<NamespaceRow>,
     /// Totals.
@@ -119,7 +264,12 @@ pub struct Summary {
     pub blocked: Vec<BlockedRow>,
     /// Policy names by mode.
     pub policies: BTreeMap<String, Vec<String>>,
-    /// Whether every evaluated target is met.
+    /// A verdict per policy known from policy objects, by policy name.
+    pub rollout: Vec<RolloutRow>,
+    /// The work list (`--failing`): failing subjects, once per result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Vec<FailingEntry>>,
+    /// Whether every evaluated target is met; false when no report was read.
     pub targets_met: bool,
 }
 
@@ -173,16 +323,20 @@ impl Summary {
             met: violation_rate.map(|r| r < max_violation_rate),
         };
 
-        let mut per_control: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        agg.for_each_control(|control, _, _, compliant, n| {
+        let mut per_control: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        agg.for_each_control(|control, _, _, status, n| {
             let e = per_control.entry(control.to_owned()).or_default();
-            if compliant { e.0 += n } else { e.1 += n }
+            match status {
+                ControlStatus::Compliant => e.0 += n,
+                ControlStatus::Noncompliant => e.1 += n,
+                ControlStatus::Excepted => e.2 += n,
+            }
         });
         let controls: Vec<ControlRow> = agg
             .controls()
             .iter()
             .map(|c| {
-                let (compliant, noncompliant) =
+                let (compliant, noncompliant, excepted) =
                     per_control.get(&c.name).copied().unwrap_or_default();
                 let target = targets
                     .iter()
@@ -194,6 +348,7 @@ impl Summary {
                     control: c.name.clone(),
                     compliant,
                     noncompliant,
+                    excepted,
                     compliance,
                     target,
                     met: compliance.map(|p| p >= target),
@@ -229,14 +384,33 @@ impl Summary {
             }
         }
 
-        let targets_met =
-            overall.met != Some(false) && controls.iter().all(|c| c.met != Some(false));
+        let rollout = rollout(agg);
+
+        let problems = agg.problems();
+        let files_refused = problems
+            .iter()
+            .filter(|p| p.resource == FILE_RESOURCE)
+            .count() as u64;
+        let input = Input {
+            files_read: 0,
+            files_refused,
+            reports_read: agg.valid_reports() as u64,
+            objects_invalid: problems.len() as u64 - files_refused,
+            first_problems: problems.iter().take(FIRST_PROBLEMS).cloned().collect(),
+        };
+        // Nothing to judge is a miss, not a pass.
+        let targets_met = input.reports_read > 0
+            && overall.met != Some(false)
+            && controls.iter().all(|c| c.met != Some(false));
         Ok(Summary {
+            input,
             namespaces,
             overall,
             controls,
             blocked,
             policies,
+            rollout,
+            failing: None,
             targets_met,
         })
     }
@@ -301,19 +475,31 @@ impl Summary {
             .max()
             .unwrap_or(0)
             .max(12);
+        // The excepted count stands next to the percentage it is left out of.
+        let compliance = |c: &ControlRow| match c.excepted {
+            0 => pct(c.compliance),
+            n => format!("{} — {n} excepted", pct(c.compliance)),
+        };
+        let pw = self
+            .controls
+            .iter()
+            .map(|c| compliance(c).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(10);
         let _ = writeln!(
             out,
-            "\n{:<cw$}  {:>9}  {:>12}  {:>10}  {:>7}  STATUS",
+            "\n{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>7}  STATUS",
             "CONTROL", "COMPLIANT", "NONCOMPLIANT", "COMPLIANCE", "TARGET"
         );
         for c in &self.controls {
             let _ = writeln!(
                 out,
-                "{:<cw$}  {:>9}  {:>12}  {:>10}  {:>6}%  {}",
+                "{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>6}%  {}",
                 c.control,
                 c.compliant,
                 c.noncompliant,
-                pct(c.compliance),
+                compliance(c),
                 c.target,
                 verdict(c.met)
             );
@@ -336,23 +522,215 @@ impl Summary {
             };
             let _ = writeln!(out, "{mode} ({}): {names}", list.len());
         }
+        self.rollout_table(&mut out);
+        if let Some(failing) = &self.failing {
+            failing_table(&mut out, failing);
+        }
+        let i = &self.input;
         let _ = writeln!(
             out,
-            "\nTargets: {}",
+            "\nInput: {} files read, {} refused; {} reports read, {} objects invalid",
+            i.files_read, i.files_refused, i.reports_read, i.objects_invalid
+        );
+        let _ = writeln!(
+            out,
+            "Targets: {}",
             if self.targets_met {
                 "all met"
+            } else if i.reports_read == 0 {
+                "MISSED (no report was read)"
             } else {
                 "MISSED"
             }
         );
         out
     }
+
+    fn rollout_table(&self, out: &mut String) {
+        let pw = self
+            .rollout
+            .iter()
+            .map(|r| r.policy.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let _ = writeln!(
+            out,
+            "\n{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  VERDICT",
+            "ROLLOUT", "MODE", "FAILING", "AUDIT FAILURES", "BLOCKED"
+        );
+        for r in &self.rollout {
+            let _ = writeln!(
+                out,
+                "{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  {}",
+                r.policy,
+                r.mode,
+                r.failing,
+                r.audit_admission_failures,
+                r.blocked_admissions,
+                r.verdict.as_str()
+            );
+        }
+    }
+
+    /// The exit status: 4 when input was refused (unless `allow_invalid`),
+    /// else 3 when `fail_on_targets` and a target is missed, else 0.
+    pub fn exit_status(&self, fail_on_targets: bool, allow_invalid: bool) -> u8 {
+        if self.input.refused() && !allow_invalid {
+            EXIT_INVALID_INPUT
+        } else if fail_on_targets && !self.targets_met {
+            EXIT_TARGET_MISSED
+        } else {
+            0
+        }
+    }
+}
+
+/// A verdict per policy known from policy objects (a policy listed by
+/// several objects once, with its first mode).
+fn rollout(agg: &Aggregate) -> Vec<RolloutRow> {
+    let names = agg.labels().names();
+    let (Some(p), Some(r)) = (
+        names.iter().position(|n| *n == "policy"),
+        names.iter().position(|n| *n == "result"),
+    ) else {
+        return Vec::new();
+    };
+    let mut failing: BTreeMap<String, u64> = BTreeMap::new();
+    agg.for_each_result(|labels, n| {
+        if matches!(labels[r], "fail" | "warn" | "error") {
+            *failing.entry(labels[p].to_owned()).or_default() += n;
+        }
+    });
+    let mut blocked: BTreeMap<String, u64> = BTreeMap::new();
+    agg.for_each_blocked(|_, policy, _, _, _, n| {
+        *blocked.entry(policy.to_owned()).or_default() += n
+    });
+    let mut audit: BTreeMap<String, u64> = BTreeMap::new();
+    agg.for_each_audit_failure(|_, policy, _, _, _, n| {
+        *audit.entry(policy.to_owned()).or_default() += n
+    });
+    let mut modes: BTreeMap<&str, Mode> = BTreeMap::new();
+    for info in agg.policies() {
+        modes.entry(&info.policy).or_insert(info.mode);
+    }
+    modes
+        .into_iter()
+        .map(|(policy, mode)| {
+            let get = |m: &BTreeMap<String, u64>| m.get(policy).copied().unwrap_or(0);
+            let (failing, audit_failures) = (get(&failing), get(&audit));
+            RolloutRow {
+                policy: policy.to_owned(),
+                mode: mode.as_str(),
+                failing,
+                audit_admission_failures: audit_failures,
+                blocked_admissions: get(&blocked),
+                verdict: Verdict::of(mode, failing, audit_failures),
+            }
+        })
+        .collect()
+}
+
+/// The work list: the failing entries the filters select, sorted, at most
+/// `--limit` of them.
+pub fn work_list(
+    agg: &Aggregate,
+    filter: &FailingFilter,
+) -> Result<Vec<FailingEntry>, SummaryError> {
+    for name in &filter.control_names {
+        if !agg.controls().iter().any(|c| &c.name == name) {
+            return Err(SummaryError::UnknownFilterControl(name.clone()));
+        }
+    }
+    let globs = |list: &[String]| -> Result<Option<globset::GlobSet>, SummaryError> {
+        if list.is_empty() {
+            return Ok(None);
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for g in list {
+            set.add(globset::Glob::new(g).map_err(|e| SummaryError::Glob {
+                glob: g.clone(),
+                reason: e.kind().to_string(),
+            })?);
+        }
+        set.build().map(Some).map_err(|e| SummaryError::Glob {
+            glob: list.join(","),
+            reason: e.kind().to_string(),
+        })
+    };
+    let (policies, namespaces) = (globs(&filter.policies)?, globs(&filter.namespaces)?);
+    let selected = |e: &FailingEntry| {
+        policies.as_ref().is_none_or(|g| g.is_match(&e.policy))
+            && namespaces.as_ref().is_none_or(|g| g.is_match(&e.namespace))
+            && (filter.control_names.is_empty()
+                || filter.control_names.iter().any(|c| e.controls.contains(c)))
+            && (filter.kinds.is_empty()
+                || filter.kinds.iter().any(|k| k.eq_ignore_ascii_case(&e.kind)))
+    };
+    Ok(agg
+        .failing()
+        .into_iter()
+        .filter(|e| selected(e))
+        .take(filter.limit.unwrap_or(usize::MAX))
+        .cloned()
+        .collect())
+}
+
+/// The work list as a table, grouped by policy, then namespace, with a
+/// count per group.
+fn failing_table(out: &mut String, failing: &[FailingEntry]) {
+    let _ = writeln!(out, "\nFAILING ({} entries)", failing.len());
+    let mut i = 0;
+    while i < failing.len() {
+        let policy = &failing[i].policy;
+        let in_policy = failing[i..]
+            .iter()
+            .take_while(|e| &e.policy == policy)
+            .count();
+        let _ = writeln!(out, "{policy} ({in_policy})");
+        let group = &failing[i..i + in_policy];
+        let mut j = 0;
+        while j < group.len() {
+            let ns = &group[j].namespace;
+            let in_ns = group[j..].iter().take_while(|e| &e.namespace == ns).count();
+            let name = if ns.is_empty() { "(cluster)" } else { ns };
+            let _ = writeln!(out, "  {name} ({in_ns})");
+            for e in &group[j..j + in_ns] {
+                let subject = match (e.kind.as_str(), e.name.as_str()) {
+                    ("", "") => "(no subject)".to_owned(),
+                    (k, n) => format!("{k}/{n}"),
+                };
+                let rule = if e.rule.is_empty() { "-" } else { &e.rule };
+                let controls = if e.controls.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", e.controls.join(", "))
+                };
+                let _ = writeln!(
+                    out,
+                    "    {subject}  {rule}  {}{controls}: {}",
+                    e.result, e.message
+                );
+            }
+            j += in_ns;
+        }
+        i += in_policy;
+    }
 }
 
 /// Run `summary`: list everything, print, and return the exit status.
 pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     let (tx, mut rx) = mpsc::channel(app::CHANNEL);
+    if args.failing.failing {
+        // Before any source starts decoding.
+        crate::report::keep_messages();
+    }
     let mut agg = app::start(&args.source, LabelOptions::default(), false, tx).await?;
+    agg.keep_problems();
+    if args.failing.failing {
+        agg.keep_failing();
+    }
+    let mut files = FilesSeen::default();
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let mut progress = tokio::time::interval(Duration::from_secs(1));
@@ -360,7 +738,10 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     while !agg.ready() {
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(ev) => agg.handle(ev),
+                Some(ev) => {
+                    files.observe(&ev);
+                    agg.handle(ev);
+                }
                 None => break,
             },
             _ = progress.tick() => {
@@ -381,9 +762,14 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     }
     // Everything already queued belongs to the initial lists.
     while let Ok(ev) = rx.try_recv() {
+        files.observe(&ev);
         agg.handle(ev);
     }
-    let summary = Summary::from_aggregate(&agg, &args.targets, args.target_violation_rate)?;
+    let mut summary = Summary::from_aggregate(&agg, &args.targets, args.target_violation_rate)?;
+    summary.input.files_read = files.read(agg.problems());
+    if args.failing.failing {
+        summary.failing = Some(work_list(&agg, &args.failing)?);
+    }
     match args.output {
         Output::Table => print!("{}", summary.table()),
         Output::Json => match serde_json::to_string_pretty(&summary) {
@@ -391,9 +777,30 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
             Err(e) => eprintln!("cannot encode the summary as JSON: {e}"),
         },
     }
-    Ok(if args.fail_on_targets && !summary.targets_met {
-        EXIT_TARGET_MISSED
+    let status = summary.exit_status(args.fail_on_targets, args.allow_invalid);
+    report_problems(agg.problems(), args.allow_invalid);
+    Ok(status)
+}
+
+/// Name every refused input on stderr, with its reason, and what it does to
+/// the exit status.
+fn report_problems(problems: &[Problem], allowed: bool) {
+    if problems.is_empty() {
+        return;
+    }
+    for p in problems {
+        eprintln!("input refused: {}: {}", p.location, p.reason);
+    }
+    if allowed {
+        eprintln!(
+            "warning: {} input(s) refused; accepted as partial input (--allow-invalid)",
+            problems.len()
+        );
     } else {
-        0
-    })
+        eprintln!(
+            "error: {} input(s) refused; exit status {EXIT_INVALID_INPUT} \
+             (--allow-invalid accepts partial input)",
+            problems.len()
+        );
+    }
 }

@@ -257,14 +257,14 @@ fn a_file_above_max_file_size_is_skipped_unread() {
 }
 
 #[test]
-fn a_300mb_input_is_refused_by_size_without_reading_it() {
+fn a_file_over_1gib_is_refused_by_size_without_reading_it() {
     let dir = tempdir();
     let good = Good::write(dir.path(), 2, 20);
-    // A 300 MB file (sparse, so writing it is instant) under the default
-    // --max-file-size of 64Mi.
-    let huge = dir.path().join("huge-300mb.yaml");
+    // A 1.1 GB file (sparse, so writing it is instant) under the default
+    // --max-file-size of 1Gi.
+    let huge = dir.path().join("huge-1100mb.yaml");
     let f = std::fs::File::create(&huge).expect("create");
-    f.set_len(300_000_000).expect("set_len");
+    f.set_len(1_100_000_000).expect("set_len");
     drop(f);
     let start = Instant::now();
     let mut e = Exporter::serve(&["--files", &path_str(dir.path())], &[]);
@@ -272,15 +272,15 @@ fn a_300mb_input_is_refused_by_size_without_reading_it() {
     let ready_in = start.elapsed();
     refusal(
         &e,
-        "huge-300mb.yaml",
-        "more than --max-file-size (67108864 bytes)",
+        "huge-1100mb.yaml",
+        "more than --max-file-size (1073741824 bytes); raise --max-file-size",
     );
     assert_eq!(files_invalid(&e.metrics()), 1.0);
-    still_good(&mut e, &good, "after the 300 MB file");
+    still_good(&mut e, &good, "after the 1.1 GB file");
     let peak = mib(e.status_kib("VmHWM"));
     assert!(peak < 100.0, "the file was not read: peak RSS {peak} MiB");
     println!(
-        "SCOREBOARD bad_input::a_300mb_input_is_refused_by_size_without_reading_it: 300 MB file, default \
+        "SCOREBOARD bad_input::a_file_over_1gib_is_refused_by_size_without_reading_it: 300 MB file, default \
          --max-file-size 64Mi: refused by size, files counter 1, ready in {ready_in:.1?}, peak RSS {peak:.0} MiB"
     );
 }

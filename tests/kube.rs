@@ -550,10 +550,14 @@ fn summary_lists_the_cluster_like_files() {
         serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
     };
     let from_api = run(&[], &[("KUBECONFIG", &cluster.kubeconfig)]);
-    let from_files = run(
+    let mut from_files = run(
         &["--files", &repo().join("examples").display().to_string()],
         &[],
     );
+    // Only the files read differ: the cluster is no file.
+    assert_eq!(from_api["input"]["files_read"], json!(0));
+    assert_eq!(from_files["input"]["files_read"], json!(8));
+    from_files["input"]["files_read"] = json!(0);
     assert_eq!(from_api, from_files);
     // Progress goes to stderr, never stdout; a stuck list times out clearly.
     cluster.server.hang_next(100);
@@ -568,6 +572,44 @@ fn summary_lists_the_cluster_like_files() {
     assert!(stderr.contains("timed out after 2s"), "{stderr}");
     assert!(stderr.contains("listing…"), "progress on stderr: {stderr}");
     assert!(out.stdout.is_empty());
+}
+
+/// The work list, the rollout verdicts and the excepted counts are the same
+/// from the cluster as from the files the objects came from.
+#[test]
+fn summary_failing_from_the_cluster_equals_files() {
+    let cluster = Cluster::start(&ALL_KINDS);
+    cluster.load_dir("tests/worklist");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
+            .arg("summary")
+            .args(args)
+            .args(["--output", "json", "--failing", "--page-size", "2"])
+            .env_remove("KUBECONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run summary");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    let from_api = run(&[], &[("KUBECONFIG", &cluster.kubeconfig)]);
+    let mut from_files = run(
+        &[
+            "--files",
+            &repo().join("tests/worklist").display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(from_files["input"]["files_read"], json!(5));
+    from_files["input"]["files_read"] = json!(0);
+    assert_eq!(from_api, from_files);
+    assert_eq!(from_api["failing"].as_array().map(Vec::len), Some(8));
+    assert_eq!(from_api["rollout"].as_array().map(Vec::len), Some(7));
 }
 
 /// Every object of a repository folder, from YAML documents and `*List`s.

@@ -127,7 +127,7 @@ fn summary_agrees_with_serve() {
     }
     for c in s["controls"].as_array().expect("controls") {
         let name = c["control"].as_str().expect("name");
-        for status in ["compliant", "noncompliant"] {
+        for status in ["compliant", "noncompliant", "excepted"] {
             let served: f64 = m
                 .family("policyreport_control_resources")
                 .iter()
@@ -193,6 +193,13 @@ fn exit_codes_follow_targets() {
         "{}",
         String::from_utf8_lossy(&relaxed.stdout)
     );
+    let help = String::from_utf8_lossy(&summary(&["--help"], &[]).stdout).into_owned();
+    assert!(
+        help.contains("Exit status: 0 when every input was read")
+            && help.contains("4 wins over 3")
+            && help.contains("--allow-invalid"),
+        "{help}"
+    );
     let unknown = summary(&["--files", &examples(), "--target", "nope=50"], &[]);
     assert_ne!(unknown.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
@@ -234,5 +241,563 @@ fn custom_controls_replace_the_defaults() {
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("needs at least one of policies or categories")
+    );
+}
+
+// ---- failing closed (issue 14) --------------------------------------------
+
+/// A per-resource PolicyReport about one pod, as YAML.
+fn pod_report(ns: &str, pod: &str, results: &str) -> String {
+    format!(
+        "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {{name: {pod}, namespace: {ns}}}\n\
+         scope: {{apiVersion: v1, kind: Pod, name: {pod}, namespace: {ns}, uid: uid-{pod}}}\n\
+         results: {results}\n"
+    )
+}
+
+const PASSING: &str = "[{policy: require-requests-limits, rule: r, result: pass}]";
+
+fn write(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write fixture");
+}
+
+fn status(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = summary(args, &[]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_status_all_met_is_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "ok.yaml", &pod_report("a", "p1", PASSING));
+    let d = dir.path().display().to_string();
+    let (code, out, err) = status(&["--files", &d, "--fail-on-targets"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Targets: all met"), "{out}");
+    assert!(
+        out.contains("Input: 1 files read, 0 refused; 1 reports read, 0 objects invalid"),
+        "{out}"
+    );
+    assert!(err.is_empty(), "nothing refused, nothing on stderr: {err}");
+}
+
+#[test]
+fn exit_status_target_missed_is_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "bad.yaml",
+        &pod_report(
+            "a",
+            "p1",
+            "[{policy: require-requests-limits, rule: r, result: fail}]",
+        ),
+    );
+    let d = dir.path().display().to_string();
+    assert_eq!(status(&["--files", &d, "--fail-on-targets"]).0, Some(3));
+    assert_eq!(status(&["--files", &d]).0, Some(0), "without the flag");
+}
+
+#[test]
+fn exit_status_empty_folder_is_3_with_fail_on_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    let (code, out, _) = status(&["--files", &d, "--fail-on-targets"]);
+    assert_eq!(code, Some(3), "nothing to judge is a miss: {out}");
+    assert!(
+        out.contains("Targets: MISSED (no report was read)"),
+        "{out}"
+    );
+    assert_eq!(status(&["--files", &d]).0, Some(0), "without the flag");
+    // A folder of files that hold no report is no better.
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    assert_eq!(status(&["--files", &d, "--fail-on-targets"]).0, Some(3));
+}
+
+#[test]
+fn exit_status_too_large_is_4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "ok.yaml", &pod_report("a", "p1", PASSING));
+    let big = pod_report("a", "p2", PASSING) + &format!("# {}\n", "x".repeat(2000));
+    write(dir.path(), "big.yaml", &big);
+    let d = dir.path().display().to_string();
+    let (code, _, err) = status(&["--files", &d, "--fail-on-targets", "--max-file-size", "1k"]);
+    assert_eq!(code, Some(4), "{err}");
+    let path = dir.path().join("big.yaml").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "input refused: {path}: the file has {} bytes, more than --max-file-size (1000 bytes); \
+             raise --max-file-size",
+            big.len()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("exit status 4"), "{err}");
+    // 4 wins over 3, and over a pass without --fail-on-targets.
+    assert_eq!(status(&["--files", &d, "--max-file-size", "1k"]).0, Some(4));
+    // With the default limit (1Gi) the same folder is read whole.
+    assert_eq!(status(&["--files", &d, "--fail-on-targets"]).0, Some(0));
+}
+
+#[test]
+fn exit_status_unparsable_or_missing_file_is_4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "ok.yaml", &pod_report("a", "p1", PASSING));
+    write(dir.path(), "broken.json", "{\"items\": [");
+    let d = dir.path().display().to_string();
+    let (code, _, err) = status(&["--files", &d, "--fail-on-targets"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("broken.json: parsing JSON: EOF while parsing"),
+        "{err}"
+    );
+    let missing = dir.path().join("nope").display().to_string();
+    let (code, _, err) = status(&["--files", &missing]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("input refused: ") && err.contains("nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exit_status_invalid_object_is_4_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "ok.yaml", &pod_report("a", "p1", PASSING));
+    write(
+        dir.path(),
+        "invalid.yaml",
+        &pod_report("a", "p2", "[{policy: x, result: maybe}]"),
+    );
+    let d = dir.path().display().to_string();
+    let (code, _, err) = status(&["--files", &d, "--fail-on-targets"]);
+    assert_eq!(code, Some(4), "{err}");
+    let file = dir.path().join("invalid.yaml").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "input refused: file {file}: PolicyReport a/p2: results[0].result: unknown variant `maybe`"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = status(&["--files", &d, "--fail-on-targets", "--allow-invalid"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning: 1 input(s) refused"), "{err}");
+    // Allowed partial input still misses targets like any other.
+    write(
+        dir.path(),
+        "fail.yaml",
+        &pod_report(
+            "a",
+            "p3",
+            "[{policy: require-requests-limits, result: fail}]",
+        ),
+    );
+    assert_eq!(
+        status(&["--files", &d, "--fail-on-targets", "--allow-invalid"]).0,
+        Some(3)
+    );
+    assert_eq!(status(&["--files", &d, "--fail-on-targets"]).0, Some(4));
+}
+
+#[test]
+fn json_input_counts_reads_and_refusals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a-broken.json", "{");
+    let big = pod_report("a", "p9", PASSING) + &format!("# {}\n", "x".repeat(2000));
+    write(dir.path(), "b-big.yaml", &big);
+    write(dir.path(), "c-ok.yaml", &pod_report("a", "p1", PASSING));
+    write(
+        dir.path(),
+        "d-invalid.yaml",
+        &pod_report("a", "p2", "[{result: pass}]"),
+    );
+    let d = dir.path().display().to_string();
+    let out = summary(
+        &["--files", &d, "--output", "json", "--max-file-size", "1k"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let s: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    assert_eq!(
+        s["input"],
+        json!({
+            "files_read": 2,
+            "files_refused": 2,
+            "reports_read": 1,
+            "objects_invalid": 1,
+            "first_problems": [
+                {"resource": "files", "location": p("a-broken.json"),
+                 "reason": "parsing JSON: EOF while parsing an object at line 1 column 1"},
+                {"resource": "files", "location": p("b-big.yaml"),
+                 "reason": format!("the file has {} bytes, more than --max-file-size (1000 bytes); \
+                                    raise --max-file-size (POLICYREPORT_EXPORTER_MAX_FILE_SIZE) to read it",
+                                   big.len())},
+                {"resource": "policyreports.wgpolicyk8s.io",
+                 "location": format!("file {}: PolicyReport a/p2", p("d-invalid.yaml")),
+                 "reason": "results[0]: missing field `policy`"},
+            ]
+        })
+    );
+    assert_eq!(s["targets_met"], json!(true), "the one report read passes");
+}
+
+// ---- the work list, the verdicts, exceptions (issue 11) --------------------
+
+fn worklist_dir() -> String {
+    repo().join("tests/worklist").display().to_string()
+}
+
+const M_LIMITS: &str = "validation error: CPU and memory resource requests and limits are required. \
+                        rule validate-resources failed at path /spec/containers/0/resources/limits/";
+const M_LIMITS_LEGACY: &str = "validation error: CPU and memory resource requests and limits are \
+                               required. rule validate-resources failed at path \
+                               /spec/containers/0/resources/requests/";
+const M_AUTOGEN: &str = "validation error: CPU and memory resource requests and limits are required. \
+                         rule autogen-validate-resources failed at path \
+                         /spec/template/spec/containers/0/resources/limits/";
+const M_LATEST: &str = "validation error: Using a mutable image tag e.g. 'latest' is not allowed. \
+                        rule validate-image-tag failed at path /spec/containers/0/image/";
+/// The first 200 of the fixture's 308 characters.
+const M_CUT: &str = "failed to evaluate preconditions: failed to substitute variables in condition key: \
+                     variable substitution failed for rule validate-resources: failed to resolve \
+                     request.object.spec.containers[0].resourc";
+const M_TEAM: &str = "validation error: The label `team` is required. rule check-team failed at path /metadata/labels/team/";
+
+/// An entry: policy, namespace, kind, name, rule, result, message; controls.
+fn entry(f: [&str; 7], controls: &[&str]) -> Value {
+    let [policy, namespace, kind, name, rule, result, message] = f;
+    json!({"policy": policy, "namespace": namespace, "kind": kind, "name": name, "rule": rule,
+           "result": result, "message": message, "controls": controls})
+}
+
+/// Every entry of the fixtures, in the order printed.
+fn all_entries() -> Vec<Value> {
+    let rl = ["resource-limits"];
+    let rrl = "require-requests-limits";
+    vec![
+        entry(
+            [
+                "disallow-latest-tag",
+                "shop",
+                "Pod",
+                "web-1",
+                "validate-image-tag",
+                "warn",
+                M_LATEST,
+            ],
+            &[],
+        ),
+        entry(
+            [rrl, "batch", "", "", "", "error", "policy evaluation error"],
+            &rl,
+        ),
+        entry(
+            [
+                rrl,
+                "batch",
+                "Pod",
+                "job-a",
+                "validate-resources",
+                "fail",
+                M_LIMITS_LEGACY,
+            ],
+            &rl,
+        ),
+        entry(
+            [
+                rrl,
+                "batch",
+                "Pod",
+                "job-b",
+                "validate-resources",
+                "fail",
+                M_LIMITS_LEGACY,
+            ],
+            &rl,
+        ),
+        entry(
+            [
+                rrl,
+                "dev",
+                "Pod",
+                "tools",
+                "validate-resources",
+                "error",
+                M_CUT,
+            ],
+            &rl,
+        ),
+        entry(
+            [
+                rrl,
+                "shop",
+                "Deployment",
+                "web",
+                "autogen-validate-resources",
+                "fail",
+                M_AUTOGEN,
+            ],
+            &rl,
+        ),
+        entry(
+            [
+                rrl,
+                "shop",
+                "Pod",
+                "web-1",
+                "validate-resources",
+                "fail",
+                M_LIMITS,
+            ],
+            &rl,
+        ),
+        entry(
+            [
+                "require-team-label",
+                "",
+                "Namespace",
+                "shop",
+                "check-team",
+                "fail",
+                M_TEAM,
+            ],
+            &[],
+        ),
+    ]
+}
+
+fn failing_json(extra: &[&str]) -> Value {
+    let dir = worklist_dir();
+    let mut args = vec!["--files", dir.as_str(), "--output", "json", "--failing"];
+    args.extend_from_slice(extra);
+    json_summary(&args)
+}
+
+#[test]
+fn work_list_lists_every_failing_subject_once_per_result() {
+    let s = failing_json(&[]);
+    assert_eq!(s["failing"], Value::Array(all_entries()));
+    assert_eq!(M_CUT.chars().count(), 200);
+    // Without --failing there is no work list, and the same other numbers.
+    let plain = json_summary(&["--files", &worklist_dir(), "--output", "json"]);
+    assert_eq!(plain.get("failing"), None);
+    let mut without = s.clone();
+    without.as_object_mut().expect("object").remove("failing");
+    assert_eq!(without, plain);
+}
+
+#[test]
+fn work_list_filters_and_limit() {
+    let all = all_entries();
+    let pick = |idx: &[usize]| Value::Array(idx.iter().map(|&i| all[i].clone()).collect());
+    let f = |extra: &[&str]| failing_json(extra)["failing"].clone();
+    assert_eq!(f(&["--policy", "require-*"]), pick(&[1, 2, 3, 4, 5, 6, 7]));
+    assert_eq!(
+        f(&["--policy", "*-tag", "--policy", "*-label"]),
+        pick(&[0, 7])
+    );
+    assert_eq!(f(&["--namespace", "shop"]), pick(&[0, 5, 6]));
+    assert_eq!(
+        f(&["--namespace", "b*", "--namespace", "dev"]),
+        pick(&[1, 2, 3, 4])
+    );
+    assert_eq!(
+        f(&["--control", "resource-limits"]),
+        pick(&[1, 2, 3, 4, 5, 6])
+    );
+    assert_eq!(f(&["--control", "approved-registries"]), json!([]));
+    assert_eq!(f(&["--kind", "pod"]), pick(&[0, 2, 3, 4, 6]));
+    assert_eq!(
+        f(&["--kind", "Namespace", "--kind", "Deployment"]),
+        pick(&[5, 7])
+    );
+    assert_eq!(
+        f(&[
+            "--kind",
+            "Pod",
+            "--namespace",
+            "shop",
+            "--control",
+            "resource-limits"
+        ]),
+        pick(&[6])
+    );
+    assert_eq!(f(&["--limit", "3"]), pick(&[0, 1, 2]));
+    assert_eq!(
+        f(&["--policy", "require-requests-limits", "--limit", "1"]),
+        pick(&[1])
+    );
+    // Filters need --failing; an unknown control is an error, not an empty list.
+    let d = worklist_dir();
+    assert_eq!(status(&["--files", &d, "--kind", "Pod"]).0, Some(2));
+    let (code, _, err) = status(&["--files", &d, "--failing", "--control", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("--control names unknown control \"nope\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn work_list_table_groups_by_policy_then_namespace() {
+    let d = worklist_dir();
+    let run = || summary(&["--files", &d, "--failing"], &[]);
+    let (a, b) = (run(), run());
+    assert_eq!(a.stdout, b.stdout, "two runs print the same bytes");
+    let table = String::from_utf8_lossy(&a.stdout);
+    let start = table
+        .find("FAILING (8 entries)")
+        .expect("work list section");
+    let end = table.find("\nInput:").expect("input line");
+    let want = format!(
+        "FAILING (8 entries)
+disallow-latest-tag (1)
+  shop (1)
+    Pod/web-1  validate-image-tag  warn: {M_LATEST}
+require-requests-limits (6)
+  batch (3)
+    (no subject)  -  error [resource-limits]: policy evaluation error
+    Pod/job-a  validate-resources  fail [resource-limits]: {M_LIMITS_LEGACY}
+    Pod/job-b  validate-resources  fail [resource-limits]: {M_LIMITS_LEGACY}
+  dev (1)
+    Pod/tools  validate-resources  error [resource-limits]: {M_CUT}
+  shop (2)
+    Deployment/web  autogen-validate-resources  fail [resource-limits]: {M_AUTOGEN}
+    Pod/web-1  validate-resources  fail [resource-limits]: {M_LIMITS}
+require-team-label (1)
+  (cluster) (1)
+    Namespace/shop  check-team  fail: {M_TEAM}
+"
+    );
+    assert_eq!(&table[start..end], want);
+}
+
+#[test]
+fn rollout_verdict_per_policy() {
+    let s = json_summary(&["--files", &worklist_dir(), "--output", "json"]);
+    let row = |policy: &str, mode: &str, failing: u64, audit: u64, blocked: u64, verdict: &str| {
+        json!({"policy": policy, "mode": mode, "failing": failing, "audit_admission_failures": audit,
+               "blocked_admissions": blocked, "verdict": verdict})
+    };
+    assert_eq!(
+        s["rollout"],
+        json!([
+            row("add-default-labels", "none", 0, 0, 0, "none"),
+            row(
+                "disallow-latest-tag",
+                "enforce",
+                1,
+                0,
+                0,
+                "enforced-failing"
+            ),
+            row(
+                "disallow-privileged-containers",
+                "enforce",
+                0,
+                0,
+                3,
+                "enforced"
+            ),
+            row("require-probes", "audit", 0, 2, 0, "fix-first"),
+            row("require-requests-limits", "audit", 6, 0, 0, "fix-first"),
+            row("require-team-label", "mixed", 1, 0, 0, "partly-enforced"),
+            row("restrict-image-registries", "audit", 0, 0, 0, "ready"),
+        ])
+    );
+    let table =
+        String::from_utf8_lossy(&summary(&["--files", &worklist_dir()], &[]).stdout).into_owned();
+    assert!(
+        table.contains(
+            "ROLLOUT                         MODE     FAILING  AUDIT FAILURES  BLOCKED  VERDICT\n\
+             add-default-labels              none           0               0        0  none\n"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "restrict-image-registries       audit          0               0        0  ready\n"
+        ),
+        "{table}"
+    );
+}
+
+#[test]
+fn excepted_resources_stand_next_to_the_percentage() {
+    let s = json_summary(&["--files", &worklist_dir(), "--output", "json"]);
+    let control = |name: &str| {
+        let c = s["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["control"] == name)
+            .cloned()
+            .expect("control row");
+        (
+            c["compliant"].clone(),
+            c["noncompliant"].clone(),
+            c["excepted"].clone(),
+            c["compliance"].clone(),
+        )
+    };
+    // web-2 has only skips: excepted, and out of the percentage.
+    assert_eq!(
+        control("resource-limits"),
+        (json!(1), json!(4), json!(1), json!(20.0))
+    );
+    assert_eq!(
+        control("approved-registries"),
+        (json!(1), json!(0), json!(1), json!(100.0))
+    );
+    assert_eq!(
+        control("secure-context"),
+        (json!(1), json!(0), json!(0), json!(100.0))
+    );
+    let table =
+        String::from_utf8_lossy(&summary(&["--files", &worklist_dir()], &[]).stdout).into_owned();
+    assert!(
+        table.contains(
+            "resource-limits              1             4   20.00% — 1 excepted     100%  MISSED\n"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "secure-context               1             0               100.00%     100%  met\n"
+        ),
+        "{table}"
+    );
+    // serve counts the same resources as excepted.
+    let e = Exporter::serve(&["--files", &worklist_dir()], &[]);
+    e.wait_ready(Duration::from_secs(20));
+    let m = e.metrics();
+    let v = |control: &str, ns: &str, status: &str| {
+        m.value(
+            "policyreport_control_resources",
+            &[
+                ("control", control),
+                ("namespace", ns),
+                ("kind", "Pod"),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!(v("resource-limits", "shop", "excepted"), Some(1.0));
+    assert_eq!(v("approved-registries", "shop", "excepted"), Some(1.0));
+    assert_eq!(v("resource-limits", "shop", "noncompliant"), Some(1.0));
+    assert_eq!(v("approved-registries", "shop", "compliant"), Some(1.0));
+    assert_eq!(
+        v("secure-context", "shop", "excepted"),
+        None,
+        "web-2 has no secure-context result"
     );
 }

@@ -1,9 +1,10 @@
 //! Per-control resource tallies. For each control, each resource (by uid,
-//! else kind/namespace/name) keeps how many matching pass and failing
+//! else kind/namespace/name) keeps how many matching pass, failing and skip
 //! results all reports hold for it, so results for one pod spread over
 //! several reports combine. From the tallies it keeps the number of
-//! compliant and noncompliant resources per namespace and kind, updated as
-//! tallies change: an update to one report never rescans the others.
+//! compliant, noncompliant and excepted resources per namespace and kind,
+//! updated as tallies change: an update to one report never rescans the
+//! others.
 
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
@@ -18,6 +19,33 @@ use super::series::{SeriesTable, same};
 use crate::controls::Controls;
 use crate::report::{Outcome, Report, SubjectView};
 
+/// Where a resource stands under a control: the `status` label of
+/// `policyreport_control_resources`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ControlStatus {
+    /// It has a matching pass and no failing, warning or error result.
+    Compliant,
+    /// It has a matching fail, warn or error result.
+    Noncompliant,
+    /// All its matching results are skips (a PolicyException, say): it is
+    /// not part of the compliance percentage.
+    Excepted,
+}
+
+impl ControlStatus {
+    /// Every status, in label order.
+    pub const ALL: [ControlStatus; 3] = [Self::Compliant, Self::Noncompliant, Self::Excepted];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compliant => "compliant",
+            Self::Noncompliant => "noncompliant",
+            Self::Excepted => "excepted",
+        }
+    }
+}
+
 /// One report's contribution to one resource under one control.
 #[derive(Debug)]
 pub(super) struct ControlDelta {
@@ -27,6 +55,7 @@ pub(super) struct ControlDelta {
     kind: Sym,
     pass: u32,
     bad: u32,
+    skip: u32,
 }
 
 #[derive(Debug)]
@@ -35,16 +64,18 @@ struct Tally {
     kind: Sym,
     pass: u32,
     bad: u32,
+    skip: u32,
 }
 
 impl Tally {
-    /// `Some(true)` compliant, `Some(false)` noncompliant, `None` not counted
-    /// (no results, or only skips).
-    fn status(&self) -> Option<bool> {
+    /// The resource's status; `None` when no result is left.
+    fn status(&self) -> Option<ControlStatus> {
         if self.bad > 0 {
-            Some(false)
+            Some(ControlStatus::Noncompliant)
         } else if self.pass > 0 {
-            Some(true)
+            Some(ControlStatus::Compliant)
+        } else if self.skip > 0 {
+            Some(ControlStatus::Excepted)
         } else {
             None
         }
@@ -55,7 +86,7 @@ impl Tally {
 #[derive(Debug, Default)]
 pub(super) struct ControlState {
     resources: Map<Box<str>, Tally>,
-    counts: Map<(Sym, Sym, bool), u64>,
+    counts: Map<(Sym, Sym, ControlStatus), u64>,
 }
 
 impl ControlState {
@@ -68,20 +99,23 @@ impl ControlState {
                 kind: d.kind,
                 pass: 0,
                 bad: 0,
+                skip: 0,
             }),
         };
         let before = tally.status();
         if sign > 0 {
             tally.pass += d.pass;
             tally.bad += d.bad;
+            tally.skip += d.skip;
         } else {
             tally.pass = tally.pass.saturating_sub(d.pass);
             tally.bad = tally.bad.saturating_sub(d.bad);
+            tally.skip = tally.skip.saturating_sub(d.skip);
         }
         let after = tally.status();
-        let key = |compliant| (tally.namespace, tally.kind, compliant);
+        let key = |status| (tally.namespace, tally.kind, status);
         let (k_before, k_after) = (before.map(key), after.map(key));
-        if tally.pass == 0 && tally.bad == 0 {
+        if after.is_none() {
             self.resources.remove(&d.resource);
         }
         if k_before == k_after {
@@ -100,12 +134,12 @@ impl ControlState {
         }
     }
 
-    /// Visit the counts: namespace, kind, compliant, resources.
-    pub fn for_each(&self, mut f: impl FnMut(Sym, Sym, bool, u64)) {
+    /// Visit the counts: namespace, kind, status, resources.
+    pub fn for_each(&self, mut f: impl FnMut(Sym, Sym, ControlStatus, u64)) {
         let mut sorted: Vec<_> = self.counts.iter().collect();
         sorted.sort_by_key(|((ns, kind, c), _)| (*ns, *kind, *c));
-        for ((ns, kind, compliant), n) in sorted {
-            f(*ns, *kind, *compliant, *n);
+        for ((ns, kind, status), n) in sorted {
+            f(*ns, *kind, *status, *n);
         }
     }
 }
@@ -133,7 +167,7 @@ impl Matcher {
 
     /// Indices of the controls matching a result of this policy, category
     /// and rule.
-    fn matching(
+    pub(super) fn matching(
         &mut self,
         controls: &Controls,
         policy: &str,
@@ -201,10 +235,10 @@ pub(super) fn deltas(
     let mut key = String::new();
     let scope = report.scope();
     for r in report.results() {
-        let (pass, bad) = match r.outcome {
-            Outcome::Pass => (1, 0),
-            Outcome::Fail | Outcome::Warn | Outcome::Error => (0, 1),
-            Outcome::Skip => continue,
+        let (pass, bad, skip) = match r.outcome {
+            Outcome::Pass => (1, 0, 0),
+            Outcome::Fail | Outcome::Warn | Outcome::Error => (0, 1, 0),
+            Outcome::Skip => (0, 0, 1),
         };
         let matching = matcher.matching(controls, r.policy, r.category, r.rule);
         for &i in matching {
@@ -242,6 +276,7 @@ pub(super) fn deltas(
                             kind: strings.intern(s.kind),
                             pass: 0,
                             bad: 0,
+                            skip: 0,
                         });
                         super::index_long_list(&mut index, acc.len(), |n| {
                             hash(acc[n].control, &acc[n].resource)
@@ -252,6 +287,7 @@ pub(super) fn deltas(
                 };
                 d.pass += pass;
                 d.bad += bad;
+                d.skip += skip;
             };
             if r.subject_count() == 0 {
                 scope.into_iter().for_each(&mut count);

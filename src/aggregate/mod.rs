@@ -10,6 +10,10 @@
 
 mod controls;
 pub mod series;
+mod worklist;
+
+pub use controls::ControlStatus;
+pub use worklist::{FailingEntry, MESSAGE_CHARS};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -107,10 +111,12 @@ struct AdmissionKey {
 /// What one object contributes.
 #[derive(Debug)]
 enum Contribution {
-    /// A report: its series counts and its per-control resource tallies.
+    /// A report: its series counts and its per-control resource tallies;
+    /// its failing entries only when kept (`summary --failing`), else empty.
     Report {
         series: Box<[(SeriesId, u32)]>,
         controls: Box<[ControlDelta]>,
+        failing: Box<[FailingEntry]>,
     },
     /// An Event: its uid, the counter it adds to (when it is an admission
     /// result) and the count already added. The count is carried through
@@ -144,6 +150,18 @@ pub struct Stats {
 
 /// The resource label under which unreadable files are counted.
 pub const FILE_RESOURCE: &str = "files";
+
+/// An input refused as invalid: what, where and why. Kept only when asked
+/// ([`Aggregate::keep_problems`]), for `summary`; `serve` logs and counts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The resource it is counted under (`files` for a file).
+    pub resource: &'static str,
+    /// Where it was: a path, or an object and its origin.
+    pub location: String,
+    /// Why it was refused.
+    pub reason: String,
+}
 
 /// How the aggregate is set up.
 #[derive(Clone, Debug, Default)]
@@ -179,6 +197,10 @@ pub struct Aggregate {
     /// Set once every target has listed; readiness never goes back.
     ready_once: bool,
     generation: u64,
+    /// Refused inputs, when kept (`summary` only).
+    problems: Option<Vec<Problem>>,
+    /// Whether reports keep their failing entries (`summary --failing`).
+    keep_failing: bool,
 }
 
 /// Where a sync target stands.
@@ -227,6 +249,51 @@ impl Aggregate {
             sync: BTreeMap::new(),
             ready_once: false,
             generation: 0,
+            problems: None,
+            keep_failing: false,
+        }
+    }
+
+    /// Keep each report's failing entries from now on (see
+    /// [`Aggregate::failing`]). For one-shot runs: it keeps names and
+    /// messages, which the serving exporter never holds.
+    pub fn keep_failing(&mut self) {
+        self.keep_failing = true;
+    }
+
+    /// The failing entries of the reports held, when kept, sorted.
+    pub fn failing(&self) -> Vec<&FailingEntry> {
+        let mut out: Vec<&FailingEntry> = self
+            .origins
+            .values()
+            .flat_map(|m| m.values())
+            .flat_map(|c| match c {
+                Contribution::Report { failing, .. } => &failing[..],
+                _ => &[],
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Keep every refused input from now on (see [`Aggregate::problems`]).
+    /// For one-shot runs: the list grows with the bad input.
+    pub fn keep_problems(&mut self) {
+        self.problems.get_or_insert_with(Vec::new);
+    }
+
+    /// The refused inputs kept since [`Aggregate::keep_problems`], in order.
+    pub fn problems(&self) -> &[Problem] {
+        self.problems.as_deref().unwrap_or(&[])
+    }
+
+    fn problem(&mut self, resource: &'static str, location: String, reason: String) {
+        if let Some(p) = &mut self.problems {
+            p.push(Problem {
+                resource,
+                location,
+                reason,
+            });
         }
     }
 
@@ -326,6 +393,7 @@ impl Aggregate {
             } => {
                 warn!(resource, location, reason, "skipping invalid input");
                 *self.stats.invalid.entry(resource).or_default() += 1;
+                self.problem(resource, location, reason);
             }
             SourceEvent::WatchError { resource } => {
                 *self.stats.watch_errors.entry(resource).or_default() += 1;
@@ -419,6 +487,10 @@ impl Aggregate {
             .invalid
             .entry(object.kind.resource())
             .or_default() += 1;
+        if self.problems.is_some() {
+            let location = format!("{origin}: {} {}/{}", object.kind, id.namespace, id.name);
+            self.problem(object.kind.resource(), location, err.to_string());
+        }
     }
 
     fn report_contribution(&mut self, report: &Report, namespace: &str) -> Contribution {
@@ -434,7 +506,16 @@ impl Aggregate {
             namespace,
             &mut self.series,
         );
-        Contribution::Report { series, controls }
+        let failing = if self.keep_failing {
+            worklist::entries(&self.controls, &mut self.matcher, report, namespace)
+        } else {
+            Box::new([])
+        };
+        Contribution::Report {
+            series,
+            controls,
+            failing,
+        }
     }
 
     fn event_contribution(
@@ -466,7 +547,9 @@ impl Aggregate {
     /// Make a contribution visible, given the one it replaces.
     fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
         match new {
-            Contribution::Report { series, controls } => {
+            Contribution::Report {
+                series, controls, ..
+            } => {
                 for (s, n) in series.iter() {
                     self.series.add(*s, *n);
                 }
@@ -511,7 +594,9 @@ impl Aggregate {
     /// Remove a visible contribution and release what it holds.
     fn deactivate(&mut self, old: Contribution) {
         match &old {
-            Contribution::Report { series, controls } => {
+            Contribution::Report {
+                series, controls, ..
+            } => {
                 for (s, n) in series.iter() {
                     self.series.sub(*s, *n);
                 }
@@ -653,21 +738,30 @@ impl Aggregate {
         out
     }
 
+    /// The reports currently held that decoded (invalid ones excluded).
+    pub fn valid_reports(&self) -> usize {
+        self.origins
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|c| matches!(c, Contribution::Report { .. }))
+            .count()
+    }
+
     /// Number of live series.
     pub fn series_count(&self) -> usize {
         self.series.len()
     }
 
     /// Visit `policyreport_control_resources`: control, namespace, kind,
-    /// compliant, and the number of resources.
-    pub fn for_each_control(&self, mut f: impl FnMut(&str, &str, &str, bool, u64)) {
+    /// status, and the number of resources.
+    pub fn for_each_control(&self, mut f: impl FnMut(&str, &str, &str, ControlStatus, u64)) {
         for (control, state) in self.controls.iter().zip(&self.control_state) {
-            state.for_each(|ns, kind, compliant, n| {
+            state.for_each(|ns, kind, status, n| {
                 f(
                     &control.name,
                     self.series.resolve(ns),
                     self.series.resolve(kind),
-                    compliant,
+                    status,
                     n,
                 )
             });

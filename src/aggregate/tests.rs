@@ -314,27 +314,36 @@ fn readiness_follows_sync_targets() {
 
 // ---- controls ------------------------------------------------------------
 
-type ControlSnapshot = BTreeMap<(String, String, String, bool), u64>;
+type ControlSnapshot = BTreeMap<(String, String, String, &'static str), u64>;
 
 fn controls_of(agg: &Aggregate) -> ControlSnapshot {
     let mut out = BTreeMap::new();
-    agg.for_each_control(|c, ns, kind, compliant, n| {
+    agg.for_each_control(|c, ns, kind, status, n| {
         out.insert(
-            (c.to_string(), ns.to_string(), kind.to_string(), compliant),
+            (
+                c.to_string(),
+                ns.to_string(),
+                kind.to_string(),
+                status.as_str(),
+            ),
             n,
         );
     });
     out
 }
 
+const OK: &str = "compliant";
+const BAD: &str = "noncompliant";
+const EXC: &str = "excepted";
+
 fn ctl(
     c: &str,
     ns: &str,
     kind: &str,
-    compliant: bool,
+    status: &'static str,
     n: u64,
-) -> ((String, String, String, bool), u64) {
-    ((c.into(), ns.into(), kind.into(), compliant), n)
+) -> ((String, String, String, &'static str), u64) {
+    ((c.into(), ns.into(), kind.into(), status), n)
 }
 
 fn pod_report(ns: &str, uid: &str, results: serde_json::Value) -> SourceObject {
@@ -380,8 +389,14 @@ fn controls_count_pods_by_status() {
     // An unscored policy writes warn: noncompliant. Error too.
     apply(&mut agg, &W, pod_report("prod", "u3", json!([rl("warn")])));
     apply(&mut agg, &W, pod_report("dev", "u4", json!([rl("error")])));
-    // Only skips (a PolicyException): not counted at all.
+    // Only skips (a PolicyException): excepted, outside the percentage.
     apply(&mut agg, &W, pod_report("dev", "u5", json!([rl("skip")])));
+    // A skip next to a pass is compliant: not every matching result skips.
+    apply(
+        &mut agg,
+        &W,
+        pod_report("dev", "u6", json!([rl("skip"), rl("pass")])),
+    );
     // A Deployment's autogen rule: not a Pod, excluded by the default controls.
     apply(
         &mut agg,
@@ -397,13 +412,28 @@ fn controls_count_pods_by_status() {
     assert_eq!(
         controls_of(&agg),
         BTreeMap::from([
-            ctl("resource-limits", "dev", "Pod", false, 1),
-            ctl("resource-limits", "prod", "Pod", false, 2),
-            ctl("resource-limits", "prod", "Pod", true, 1),
-            ctl("secure-context", "prod", "Pod", false, 1),
-            ctl("secure-context", "prod", "Pod", true, 1),
+            ctl("resource-limits", "dev", "Pod", OK, 1),
+            ctl("resource-limits", "dev", "Pod", BAD, 1),
+            ctl("resource-limits", "dev", "Pod", EXC, 1),
+            ctl("resource-limits", "prod", "Pod", BAD, 2),
+            ctl("resource-limits", "prod", "Pod", OK, 1),
+            ctl("secure-context", "prod", "Pod", BAD, 1),
+            ctl("secure-context", "prod", "Pod", OK, 1),
         ])
     );
+    // The excepted pod's exception ends and it fails: it moves, once.
+    apply(&mut agg, &W, pod_report("dev", "u5", json!([rl("fail")])));
+    assert_eq!(
+        controls_of(&agg)
+            .get(&ctl("resource-limits", "dev", "Pod", BAD, 0).0)
+            .copied(),
+        Some(2)
+    );
+    apply(&mut agg, &W, pod_report("dev", "u5", json!([rl("skip")])));
+    agg.handle(SourceEvent::Delete {
+        origin: W,
+        object: pod_report("dev", "u6", json!([])),
+    });
     // Fixing a pod moves it; deleting a report removes it; nothing else is touched.
     apply(
         &mut agg,
@@ -421,9 +451,10 @@ fn controls_count_pods_by_status() {
     assert_eq!(
         controls_of(&agg),
         BTreeMap::from([
-            ctl("resource-limits", "prod", "Pod", false, 1),
-            ctl("resource-limits", "prod", "Pod", true, 2),
-            ctl("secure-context", "prod", "Pod", true, 2),
+            ctl("resource-limits", "dev", "Pod", EXC, 1),
+            ctl("resource-limits", "prod", "Pod", BAD, 1),
+            ctl("resource-limits", "prod", "Pod", OK, 2),
+            ctl("secure-context", "prod", "Pod", OK, 2),
         ])
     );
 }
@@ -465,8 +496,8 @@ fn policy_wide_reports_combine_per_pod() {
     assert_eq!(
         controls_of(&agg),
         BTreeMap::from([
-            ctl("secure-context", "batch", "Pod", false, 1),
-            ctl("secure-context", "batch", "Pod", true, 2)
+            ctl("secure-context", "batch", "Pod", BAD, 1),
+            ctl("secure-context", "batch", "Pod", OK, 2)
         ])
     );
     agg.handle(SourceEvent::Delete {
@@ -480,7 +511,7 @@ fn policy_wide_reports_combine_per_pod() {
     });
     assert_eq!(
         controls_of(&agg),
-        BTreeMap::from([ctl("secure-context", "batch", "Pod", true, 2)])
+        BTreeMap::from([ctl("secure-context", "batch", "Pod", OK, 2)])
     );
 }
 
@@ -502,7 +533,7 @@ fn relists_activate_in_listing_order() {
         agg.handle(SourceEvent::ResyncEnd { origin: f });
         assert_eq!(
             controls_of(&agg),
-            BTreeMap::from([ctl("resource-limits", "q8a", "Pod", false, 1)])
+            BTreeMap::from([ctl("resource-limits", "q8a", "Pod", BAD, 1)])
         );
     }
 }
@@ -964,8 +995,9 @@ fn from_scratch(model: &Model) -> BTreeMap<Vec<String>, u64> {
 
 /// The expected control tallies, computed directly from the final set.
 fn controls_from_scratch(model: &Model) -> ControlSnapshot {
-    // (control, namespace, kind, name) -> (pass, bad)
-    let mut tallies: BTreeMap<(String, String, String, String), (u32, u32)> = BTreeMap::new();
+    // (control, namespace, kind, name) -> (pass, bad, skip)
+    type Resource = (String, String, String, String);
+    let mut tallies: BTreeMap<Resource, (u32, u32, u32)> = BTreeMap::new();
     for ((origin, ns, _), report) in model {
         if report.invalid {
             continue;
@@ -976,10 +1008,10 @@ fn controls_from_scratch(model: &Model) -> ControlSnapshot {
             ""
         };
         for r in &report.results {
-            let (pass, bad) = match OUTCOMES[r.outcome] {
-                "pass" => (1, 0),
-                "skip" => continue,
-                _ => (0, 1),
+            let (pass, bad, skip) = match OUTCOMES[r.outcome] {
+                "pass" => (1, 0, 0),
+                "skip" => (0, 0, 1),
+                _ => (0, 1, 0),
             };
             // A result can belong to several controls.
             let mut controls = Vec::new();
@@ -1003,16 +1035,19 @@ fn controls_from_scratch(model: &Model) -> ControlSnapshot {
                         .or_default();
                     t.0 += pass;
                     t.1 += bad;
+                    t.2 += skip;
                 }
             }
         }
     }
     let mut out = ControlSnapshot::new();
-    for ((c, ns, kind, _), (pass, bad)) in tallies {
+    for ((c, ns, kind, _), (pass, bad, skip)) in tallies {
         let status = if bad > 0 {
-            false
+            BAD
         } else if pass > 0 {
-            true
+            OK
+        } else if skip > 0 {
+            EXC
         } else {
             continue;
         };

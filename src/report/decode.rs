@@ -62,6 +62,8 @@ pub struct Report {
     scope: Option<SubjectSpans>,
     source: Option<Span>,
     entries: Vec<Entry>,
+    /// Each entry's message, only when [`super::keep_messages`] is on.
+    messages: Vec<Span>,
     subjects: Vec<SubjectSpans>,
     error: Option<Box<DecodeError>>,
 }
@@ -94,6 +96,8 @@ pub struct ResultView<'a> {
     pub source: Option<&'a str>,
     /// The verdict.
     pub outcome: Outcome,
+    /// The message; empty unless [`super::keep_messages`] is on.
+    pub message: &'a str,
     report: &'a Report,
     subjects: &'a [SubjectSpans],
 }
@@ -137,13 +141,14 @@ impl Report {
 
     /// The results, in order.
     pub fn results(&self) -> impl ExactSizeIterator<Item = ResultView<'_>> {
-        self.entries.iter().map(|e| ResultView {
+        self.entries.iter().enumerate().map(|(i, e)| ResultView {
             policy: self.str(e.policy),
             rule: self.str(e.rule),
             category: self.str(e.category),
             severity: self.str(e.severity),
             source: e.source.map(|s| self.str(s)),
             outcome: e.outcome,
+            message: self.messages.get(i).map_or("", |s| self.str(*s)),
             report: self,
             subjects: self
                 .subjects
@@ -252,60 +257,63 @@ macro_rules! reject {
     };
 }
 
-/// Field names of an object, matched without allocating.
-macro_rules! keys {
-    ($name:ident { $($lit:literal => $var:ident),* $(,)? }) => {
-        #[derive(Clone, Copy)]
-        enum $name { $($var,)* Other }
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl Visitor<'_> for V {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("a field name")
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok(match v { $($lit => $name::$var,)* _ => $name::Other })
-                    }
-                }
-                d.deserialize_identifier(V)
-            }
-        }
-    };
+/// Drives a visitor through `deserialize_any`: the decoder's parts check
+/// the type of what they get themselves, and describe a mismatch as the
+/// report's problem instead of failing the decode.
+struct Any<V>(V);
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Any<V> {
+    type Value = V::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self.0)
+    }
 }
 
-keys!(TopKey {
-    "metadata" => Metadata,
-    "apiVersion" => ApiVersion,
-    "kind" => Kind,
-    "scope" => Scope,
-    "source" => Source,
-    "results" => Results,
-    "items" => Items,
-});
+/// The fields of a report object (or a `List`) that are read.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum TopKey {
+    Metadata,
+    ApiVersion,
+    Kind,
+    Scope,
+    Source,
+    Results,
+    Items,
+    #[serde(other)]
+    Other,
+}
 
-keys!(EntryKey {
-    "policy" => Policy,
-    "rule" => Rule,
-    "category" => Category,
-    "severity" => Severity,
-    "source" => Source,
-    "result" => Result,
-    "resources" => Resources,
-    "message" => Message,
-    "scored" => Scored,
-    "properties" => Properties,
-    "timestamp" => Timestamp,
-});
+/// The fields of a result that are read or checked.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum EntryKey {
+    Policy,
+    Rule,
+    Category,
+    Severity,
+    Source,
+    Result,
+    Resources,
+    Message,
+    Scored,
+    Properties,
+    #[serde(other)]
+    Other,
+}
 
-keys!(SubjectKey {
-    "kind" => Kind,
-    "namespace" => Namespace,
-    "name" => Name,
-    "uid" => Uid,
-    "apiVersion" => ApiVersion,
-});
+/// The fields of an object reference that are read or checked.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum SubjectKey {
+    Kind,
+    Namespace,
+    Name,
+    Uid,
+    ApiVersion,
+    #[serde(other)]
+    Other,
+}
 
 /// A string: copied into the buffer (or, without one, only checked), or
 /// `None` for null.
@@ -327,13 +335,6 @@ impl<'t> Str<'t> {
             text: None,
             prev: Span::default(),
         }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Str<'_> {
-    type Value = Result<Option<Span>, Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
     }
 }
 
@@ -362,13 +363,6 @@ fn required(got: Result<Option<Span>, Bad>) -> Result<Span, Bad> {
 /// A verdict.
 struct OutcomeSeed;
 
-impl<'de> DeserializeSeed<'de> for OutcomeSeed {
-    type Value = Result<Outcome, Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for OutcomeSeed {
     type Value = Result<Outcome, Bad>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -395,13 +389,6 @@ impl<'de> Visitor<'de> for OutcomeSeed {
 /// A boolean or null.
 struct BoolSeed;
 
-impl<'de> DeserializeSeed<'de> for BoolSeed {
-    type Value = Result<(), Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for BoolSeed {
     type Value = Result<(), Bad>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -419,13 +406,6 @@ impl<'de> Visitor<'de> for BoolSeed {
 /// A map of strings to strings (`properties`), checked, or null.
 struct StrMapSeed;
 
-impl<'de> DeserializeSeed<'de> for StrMapSeed {
-    type Value = Result<(), Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for StrMapSeed {
     type Value = Result<(), Bad>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -438,7 +418,7 @@ impl<'de> Visitor<'de> for StrMapSeed {
                 m.next_value::<IgnoredAny>()?;
                 continue;
             }
-            if let Err(b) = required(m.next_value_seed(Str::check())?) {
+            if let Err(b) = required(m.next_value_seed(Any(Str::check()))?) {
                 bad = Some(Bad::at(format!(".{}", key.as_str()), b.reason));
             }
         }
@@ -454,13 +434,6 @@ impl<'de> Visitor<'de> for StrMapSeed {
 struct SubjectSeed<'t> {
     text: &'t mut String,
     prev: SubjectSpans,
-}
-
-impl<'de> DeserializeSeed<'de> for SubjectSeed<'_> {
-    type Value = Result<Option<SubjectSpans>, Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for SubjectSeed<'_> {
@@ -482,7 +455,7 @@ impl<'de> Visitor<'de> for SubjectSeed<'_> {
                 SubjectKey::Name => (&mut s.name, Span::default(), "name"),
                 SubjectKey::Uid => (&mut s.uid, Span::default(), "uid"),
                 SubjectKey::ApiVersion => {
-                    if let Err(b) = m.next_value_seed(Str::check())? {
+                    if let Err(b) = m.next_value_seed(Any(Str::check()))? {
                         bad = Some(Bad::at(".apiVersion", b.reason));
                     }
                     continue;
@@ -492,7 +465,7 @@ impl<'de> Visitor<'de> for SubjectSeed<'_> {
                     continue;
                 }
             };
-            match m.next_value_seed(Str::keep(self.text, prev))? {
+            match m.next_value_seed(Any(Str::keep(self.text, prev)))? {
                 Ok(v) => *slot = v.unwrap_or_default(),
                 Err(b) => bad = Some(Bad::at(format!(".{name}"), b.reason)),
             }
@@ -507,13 +480,6 @@ impl<'de> Visitor<'de> for SubjectSeed<'_> {
 
 /// The `resources` of a result, appended to the report's subjects.
 struct SubjectsSeed<'r>(&'r mut Report);
-
-impl<'de> DeserializeSeed<'de> for SubjectsSeed<'_> {
-    type Value = Result<(), Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for SubjectsSeed<'_> {
     type Value = Result<(), Bad>;
@@ -536,7 +502,7 @@ impl<'de> Visitor<'de> for SubjectsSeed<'_> {
                 text: &mut r.text,
                 prev,
             };
-            match seq.next_element_seed(seed)? {
+            match seq.next_element_seed(Any(seed))? {
                 None => break,
                 Some(Ok(Some(s))) => {
                     r.subjects.push(s);
@@ -576,15 +542,8 @@ struct EntrySeed<'r> {
     last: &'r mut Last,
 }
 
-impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Result<Entry, Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for EntrySeed<'_> {
-    type Value = Result<Entry, Bad>;
+    type Value = Result<(Entry, Span), Bad>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a result")
     }
@@ -602,73 +561,72 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             outcome: Outcome::Pass,
             subjects: (first_subject, first_subject),
         };
+        let mut message = Span::default();
         let mut bad: Option<Bad> = None;
         while let Some(key) = m.next_key::<EntryKey>()? {
             if bad.is_some() {
                 m.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let got = match key {
-                EntryKey::Policy => {
-                    required(m.next_value_seed(Str::keep(&mut r.text, last.policy))?).map(|s| {
-                        policy = Some(s);
-                        last.policy = s;
-                    })
+            // Each field is named where it is handled, for the error path.
+            let (field, got) = match key {
+                EntryKey::Policy => (
+                    "policy",
+                    required(m.next_value_seed(Any(Str::keep(&mut r.text, last.policy)))?).map(
+                        |s| {
+                            policy = Some(s);
+                            last.policy = s;
+                        },
+                    ),
+                ),
+                EntryKey::Rule | EntryKey::Category | EntryKey::Severity => {
+                    let (field, slot, last) = match key {
+                        EntryKey::Rule => ("rule", &mut e.rule, &mut last.rule),
+                        EntryKey::Category => ("category", &mut e.category, &mut last.category),
+                        _ => ("severity", &mut e.severity, &mut last.severity),
+                    };
+                    let got = m.next_value_seed(Any(Str::keep(&mut r.text, *last)))?;
+                    (
+                        field,
+                        got.map(|s| {
+                            *slot = s.unwrap_or_default();
+                            *last = *slot;
+                        }),
+                    )
                 }
-                EntryKey::Rule => m
-                    .next_value_seed(Str::keep(&mut r.text, last.rule))?
-                    .map(|s| {
-                        e.rule = s.unwrap_or_default();
-                        last.rule = e.rule;
-                    }),
-                EntryKey::Category => m
-                    .next_value_seed(Str::keep(&mut r.text, last.category))?
-                    .map(|s| {
-                        e.category = s.unwrap_or_default();
-                        last.category = e.category;
-                    }),
-                EntryKey::Severity => m
-                    .next_value_seed(Str::keep(&mut r.text, last.severity))?
-                    .map(|s| {
-                        e.severity = s.unwrap_or_default();
-                        last.severity = e.severity;
-                    }),
-                EntryKey::Source => {
-                    m.next_value_seed(Str::keep(&mut r.text, last.source))?
+                EntryKey::Source => (
+                    "source",
+                    m.next_value_seed(Any(Str::keep(&mut r.text, last.source)))?
                         .map(|s| {
                             e.source = s;
                             last.source = s.unwrap_or_default();
-                        })
-                }
-                EntryKey::Result => m.next_value_seed(OutcomeSeed)?.map(|o| outcome = Some(o)),
+                        }),
+                ),
+                EntryKey::Result => (
+                    "result",
+                    m.next_value_seed(Any(OutcomeSeed))?
+                        .map(|o| outcome = Some(o)),
+                ),
                 EntryKey::Resources => {
                     let start = r.subjects.len() as u32;
-                    let got = m.next_value_seed(SubjectsSeed(r))?;
+                    let got = m.next_value_seed(Any(SubjectsSeed(r)))?;
                     e.subjects = (start, r.subjects.len() as u32);
-                    got
+                    ("resources", got)
                 }
-                EntryKey::Message => m.next_value_seed(Str::check())?.map(drop),
-                EntryKey::Scored => m.next_value_seed(BoolSeed)?,
-                EntryKey::Properties => m.next_value_seed(StrMapSeed)?,
-                EntryKey::Timestamp | EntryKey::Other => {
+                EntryKey::Message if super::keeps_messages() => (
+                    "message",
+                    m.next_value_seed(Any(Str::keep(&mut r.text, Span::default())))?
+                        .map(|s| message = s.unwrap_or_default()),
+                ),
+                EntryKey::Message => ("message", m.next_value_seed(Any(Str::check()))?.map(drop)),
+                EntryKey::Scored => ("scored", m.next_value_seed(Any(BoolSeed))?),
+                EntryKey::Properties => ("properties", m.next_value_seed(Any(StrMapSeed))?),
+                EntryKey::Other => {
                     m.next_value::<IgnoredAny>()?;
-                    Ok(())
+                    continue;
                 }
             };
             if let Err(b) = got {
-                let field = match key {
-                    EntryKey::Policy => "policy",
-                    EntryKey::Rule => "rule",
-                    EntryKey::Category => "category",
-                    EntryKey::Severity => "severity",
-                    EntryKey::Source => "source",
-                    EntryKey::Result => "result",
-                    EntryKey::Resources => "resources",
-                    EntryKey::Message => "message",
-                    EntryKey::Scored => "scored",
-                    EntryKey::Properties => "properties",
-                    EntryKey::Timestamp | EntryKey::Other => "",
-                };
                 bad = Some(Bad::at(format!(".{field}{}", b.path), b.reason));
             }
         }
@@ -679,7 +637,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             (Some(p), Some(o)) => {
                 e.policy = p;
                 e.outcome = o;
-                Ok(Ok(e))
+                Ok(Ok((e, message)))
             }
             (None, _) => Ok(Err(Bad::at("", "missing field `policy`"))),
             (_, None) => Ok(Err(Bad::at("", "missing field `result`"))),
@@ -690,13 +648,6 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
 
 /// The `results` array.
 struct ResultsSeed<'r>(&'r mut Report);
-
-impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
-    type Value = Result<(), Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for ResultsSeed<'_> {
     type Value = Result<(), Bad>;
@@ -718,9 +669,14 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
                 report: r,
                 last: &mut last,
             };
-            match seq.next_element_seed(seed)? {
+            match seq.next_element_seed(Any(seed))? {
                 None => break,
-                Some(Ok(e)) => r.entries.push(e),
+                Some(Ok((e, message))) => {
+                    r.entries.push(e);
+                    if super::keeps_messages() {
+                        r.messages.push(message);
+                    }
+                }
                 Some(Err(b)) => r.fail(format!("results[{i}]{}", b.path), b.reason),
             }
             i += 1;
@@ -735,13 +691,6 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
 
 /// A string kept as its own `String` (metadata), or `None` for null.
 struct OwnedStr;
-
-impl<'de> DeserializeSeed<'de> for OwnedStr {
-    type Value = Result<Option<String>, Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for OwnedStr {
     type Value = Result<Option<String>, Bad>;
@@ -760,23 +709,21 @@ impl<'de> Visitor<'de> for OwnedStr {
     reject!("a string": bool num map seq);
 }
 
-keys!(MetaKey {
-    "name" => Name,
-    "namespace" => Namespace,
-    "uid" => Uid,
-    "resourceVersion" => ResourceVersion,
-});
+/// The fields of `metadata` that are kept.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum MetaKey {
+    Name,
+    Namespace,
+    Uid,
+    ResourceVersion,
+    #[serde(other)]
+    Other,
+}
 
 /// `metadata`: only what identifies the object is kept, so that large
 /// `managedFields` or annotations are skipped instead of allocated.
 struct MetaSeed<'r>(&'r mut Report);
-
-impl<'de> DeserializeSeed<'de> for MetaSeed<'_> {
-    type Value = Result<(), Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for MetaSeed<'_> {
     type Value = Result<(), Bad>;
@@ -797,7 +744,7 @@ impl<'de> Visitor<'de> for MetaSeed<'_> {
                     continue;
                 }
             };
-            match m.next_value_seed(OwnedStr)? {
+            match m.next_value_seed(Any(OwnedStr))? {
                 Ok(v) => *slot = v,
                 Err(b) if bad.is_none() => bad = Some(Bad::at(format!(".{name}"), b.reason)),
                 Err(_) => {}
@@ -848,20 +795,13 @@ impl<'de> Deserialize<'de> for Document {
 /// The `items` of a document: each object decoded as a report.
 struct ItemsSeed<'i>(&'i mut Vec<Report>);
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
-    type Value = Result<(), Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for ItemsSeed<'_> {
     type Value = Result<(), Bad>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of objects")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-        while let Some(item) = s.next_element_seed(ItemSeed)? {
+        while let Some(item) = s.next_element_seed(Any(ItemSeed))? {
             if let Ok(report) = item {
                 self.0.push(report);
             }
@@ -873,13 +813,6 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
 
 /// One entry of `items`: a report if it is an object.
 struct ItemSeed;
-
-impl<'de> DeserializeSeed<'de> for ItemSeed {
-    type Value = Result<Report, Bad>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for ItemSeed {
     type Value = Result<Report, Bad>;
@@ -913,19 +846,19 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
         while let Some(key) = m.next_key::<TopKey>()? {
             match key {
                 TopKey::Metadata => {
-                    if let Err(b) = m.next_value_seed(MetaSeed(&mut r))? {
+                    if let Err(b) = m.next_value_seed(Any(MetaSeed(&mut r)))? {
                         r.fail(format!("metadata{}", b.path), b.reason);
                     }
                 }
                 TopKey::ApiVersion => {
                     r.api_version = m
-                        .next_value_seed(Str::keep(&mut r.text, Span::default()))?
+                        .next_value_seed(Any(Str::keep(&mut r.text, Span::default())))?
                         .ok()
                         .flatten();
                 }
                 TopKey::Kind => {
                     r.kind = m
-                        .next_value_seed(Str::keep(&mut r.text, Span::default()))?
+                        .next_value_seed(Any(Str::keep(&mut r.text, Span::default())))?
                         .ok()
                         .flatten();
                 }
@@ -934,28 +867,29 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
                         text: &mut r.text,
                         prev: SubjectSpans::default(),
                     };
-                    match m.next_value_seed(seed)? {
+                    match m.next_value_seed(Any(seed))? {
                         Ok(s) => r.scope = s,
                         Err(b) => r.fail(format!("scope{}", b.path), b.reason),
                     }
                 }
                 TopKey::Source => {
-                    match m.next_value_seed(Str::keep(&mut r.text, Span::default()))? {
+                    match m.next_value_seed(Any(Str::keep(&mut r.text, Span::default())))? {
                         Ok(s) => r.source = s,
                         Err(b) => r.fail("source".into(), b.reason),
                     }
                 }
                 TopKey::Results => {
                     r.entries.clear();
+                    r.messages.clear();
                     r.subjects.clear();
-                    if let Err(b) = m.next_value_seed(ResultsSeed(&mut r))? {
+                    if let Err(b) = m.next_value_seed(Any(ResultsSeed(&mut r)))? {
                         r.fail("results".into(), b.reason);
                     }
                 }
                 TopKey::Items => match self.items.as_deref_mut() {
                     Some(items) => {
                         items.clear();
-                        let _not_a_list = m.next_value_seed(ItemsSeed(items))?;
+                        let _not_a_list = m.next_value_seed(Any(ItemsSeed(items)))?;
                     }
                     None => {
                         m.next_value::<IgnoredAny>()?;
@@ -969,6 +903,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
         if r.error.is_some() {
             // An invalid report contributes nothing: keep only its identity.
             r.entries = Vec::new();
+            r.messages = Vec::new();
             r.subjects = Vec::new();
             r.scope = None;
         }
@@ -1032,6 +967,24 @@ mod tests {
         assert_eq!((e.source, e.subject_count()), (Some("kyverno"), 0));
         // The repeated category is stored once.
         assert_eq!(r.text.matches("C, D").count(), 1);
+    }
+
+    #[test]
+    fn keeps_messages_when_asked() {
+        // Process-wide: other tests then keep messages too, which changes
+        // nothing else they check.
+        super::super::keep_messages();
+        let r = report(
+            r#"{"results":[{"policy":"p","result":"fail","message":"a \"quoted\" m"},
+            {"policy":"q","result":"pass"},{"message":null,"policy":"r","result":"warn"}]}"#,
+        );
+        let messages: Vec<&str> = r.results().map(|e| e.message).collect();
+        assert_eq!(messages, ["a \"quoted\" m", "", ""]);
+        assert!(
+            report(r#"{"results":[{"policy":"p","result":"pass","message":1}]}"#)
+                .error()
+                .is_some()
+        );
     }
 
     #[test]

@@ -6,11 +6,26 @@ mod decode;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 pub use decode::{Document, Report, ResultView, SubjectView};
+
+/// Whether the decoder keeps result messages: off for `serve`, which never
+/// shows them; `summary --failing` turns it on before any source starts.
+static KEEP_MESSAGES: AtomicBool = AtomicBool::new(false);
+
+/// Keep each result's message in decoded reports from now on
+/// ([`ResultView::message`]), for the rest of the process.
+pub fn keep_messages() {
+    KEEP_MESSAGES.store(true, Ordering::Relaxed);
+}
+
+fn keeps_messages() -> bool {
+    KEEP_MESSAGES.load(Ordering::Relaxed)
+}
 
 /// The verdict of one result.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize)]

@@ -54,7 +54,10 @@ pub enum FileError {
     #[error("parsing YAML: nested deeper than {0} levels")]
     TooDeep(usize),
     /// The file is larger than `--max-file-size`.
-    #[error("the file has {len} bytes, more than --max-file-size ({max} bytes)")]
+    #[error(
+        "the file has {len} bytes, more than --max-file-size ({max} bytes); raise --max-file-size \
+         (POLICYREPORT_EXPORTER_MAX_FILE_SIZE) to read it"
+    )]
     TooLarge {
         /// The file's size.
         len: u64,

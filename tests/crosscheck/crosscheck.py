@@ -64,8 +64,8 @@ policyreport_control_resources{control, namespace, kind, status}:
   cluster kinds). Results for one resource are combined across all reports
   and files.
 - Per control and resource: pass counts as pass; fail, warn, error as bad;
-  skip is ignored. `noncompliant` if bad > 0, `compliant` if pass > 0 and
-  bad == 0, else not counted. Value = number of resources per (control,
+  skip as skip. `noncompliant` if bad > 0, `compliant` if pass > 0 and
+  bad == 0, `excepted` if all its results are skips. Value = number of resources per (control,
   namespace, kind, status), namespace and kind from the first subject seen
   for the resource (per control, skips included, in file order then object
   order). Zero series are not emitted.
@@ -411,7 +411,7 @@ def result_subjects(obj, namespaced, r):
 class ControlState:
     def __init__(self):
         self.first = {}                       # (control, resource) -> (namespace, kind)
-        self.counts = defaultdict(lambda: [0, 0])  # (control, resource) -> [pass, bad]
+        self.counts = defaultdict(lambda: [0, 0, 0])  # (control, resource) -> [pass, bad, skip]
 
     def add_report(self, obj, namespaced):
         for r in obj.get("results") or []:
@@ -426,11 +426,14 @@ class ControlState:
                         self.counts[key][0] += 1
                     elif r["result"] in ("fail", "warn", "error"):
                         self.counts[key][1] += 1
+                    elif r["result"] == "skip":
+                        self.counts[key][2] += 1
 
     def series(self):
         out = defaultdict(int)
-        for key, (passed, bad) in self.counts.items():
-            status = "noncompliant" if bad > 0 else "compliant" if passed > 0 else None
+        for key, (passed, bad, skipped) in self.counts.items():
+            status = ("noncompliant" if bad > 0 else "compliant" if passed > 0
+                      else "excepted" if skipped > 0 else None)
             if status:
                 ns, kind = self.first[key]
                 out[(key[0], ns, kind, status)] += 1
