@@ -873,15 +873,18 @@ def rollout():
         8,
         10,
     )
+    would_block = f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')} > 0"
     b.add(
         table(
             "Would have been blocked: audit admission failures by policy",
-            f"(\n  sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')} > 0\n)\n"
-            f"  * on (cluster, policy) group_left (mode)\n  {policy_mode('.*')}",
+            f"(\n  {would_block}\n)\n"
+            f"  * on (cluster, policy) group_left (mode)\n  {policy_mode('.*')}\n"
+            f"or on (cluster, policy)\n"
+            f'label_replace(\n  {would_block},\n"mode", "(no policy object)", "", "")',
             "Admission requests that failed each policy while Kyverno only audited them (PolicyViolation Events with "
             "`action: Resource Passed`), in the selected time range, with the policy's mode. For an Audit policy this is "
             "what switching it to Enforce would have refused; for a mixed or enforced one, its rules or namespaces that "
-            "still audit.",
+            "still audit. `(no policy object)`: the exporter has Events of a policy it cannot read.",
             "Would have been blocked",
             th=orange_from_1,
             sort="Would have been blocked",
