@@ -15,6 +15,9 @@
   Kyverno's CLI cannot be installed here, so this script implements their
   conditions.
 - The dashboard ConfigMaps carry exactly the files of dashboards/.
+- With `--networkpolicy` (deploy/ plus the component
+  deploy/components/networkpolicy): the NetworkPolicy selects the exporter's
+  pods and admits only the Prometheus namespace, only to the metrics port.
 """
 
 import json
@@ -258,10 +261,12 @@ def main():
         print(f"missing Python package: {e.name} (pip install kubernetes-validate)", file=sys.stderr)
         return 3
 
+    with_netpol = "--networkpolicy" in sys.argv[1:]
+    expected = EXPECTED_OBJECTS | ({("NetworkPolicy", NS)} if with_netpol else set())
     docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
     found = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    if found != EXPECTED_OBJECTS:
-        fail(f"objects: missing {sorted(EXPECTED_OBJECTS - found)}, unexpected {sorted(found - EXPECTED_OBJECTS)}")
+    if found != expected:
+        fail(f"objects: missing {sorted(expected - found)}, unexpected {sorted(found - expected)}")
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
@@ -353,6 +358,32 @@ def main():
             if ep.get("port") != "http" or ep.get("honorLabels") is not True:
                 fail(f"ServiceMonitor: endpoint {ep} (port http, honorLabels true)")
 
+    # The NetworkPolicy: the exporter's pods, ingress only, from the Prometheus
+    # namespace only, to the metrics port only.
+    for np in by_kind.get("NetworkPolicy", []):
+        spec = np["spec"]
+        pod = by_kind["Deployment"][0]["spec"]["template"]
+        selector = spec.get("podSelector", {})
+        labels = selector.get("matchLabels") or {}
+        if not labels or labels.items() - pod["metadata"]["labels"].items() or selector.get("matchExpressions"):
+            fail(f"NetworkPolicy: podSelector {selector} does not select the exporter's pods")
+        if spec.get("policyTypes") != ["Ingress"]:
+            fail(f"NetworkPolicy: policyTypes {spec.get('policyTypes')} (Ingress only)")
+        rules = spec.get("ingress", [])
+        if len(rules) != 1:
+            fail(f"NetworkPolicy: {len(rules)} ingress rules, expected one")
+        container_ports = pod["spec"]["containers"][0]["ports"]
+        metrics = {(p["name"], p.get("protocol", "TCP")) for p in container_ports} | {
+            (p["containerPort"], p.get("protocol", "TCP")) for p in container_ports
+        }
+        for rule in rules:
+            peers = rule.get("from", [])
+            if peers != [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]:
+                fail(f"NetworkPolicy: from {peers}: only the Prometheus namespace (monitoring) may be admitted")
+            ports = [(p.get("port"), p.get("protocol", "TCP")) for p in rule.get("ports", [])]
+            if not ports or any(p not in metrics for p in ports):
+                fail(f"NetworkPolicy: ports {rule.get('ports')} must be the metrics port only ({container_ports})")
+
     # The PrometheusRule is the rules file, and promtool accepts it.
     source = yaml.safe_load((ROOT / "rules" / "policyreport.rules.yaml").read_text(encoding="utf-8"))
     for pr in by_kind.get("PrometheusRule", []):
@@ -393,7 +424,7 @@ def main():
             print(f"FAIL: {e}", file=sys.stderr)
         return 1
     print(
-        f"deploy: {len(docs)} objects OK ({validated} schema validations, Kubernetes {', '.join(K8S_VERSIONS)}; "
+        f"deploy{' + components/networkpolicy' if with_netpol else ''}: {len(docs)} objects OK ({validated} schema validations, Kubernetes {', '.join(K8S_VERSIONS)}; "
         f"RBAC, Pod Security restricted, requests/limits, PrometheusRule, {len(files)} dashboards)"
     )
     return 0

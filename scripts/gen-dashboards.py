@@ -38,8 +38,44 @@ def ddr(func, metric, sel, rng):
 
 FAIL = 'result="fail", '
 PASS = 'result="pass", '
+# A failing result, as `summary` counts it: fail, and warn (an unscored failure)
+# and error.
+FAILING = 'result=~"error|fail|warn", '
 NONCOMPLIANT = 'status="noncompliant", '
+EXCEPTED = 'status="excepted", '
 BLOCKED = "policyreport_admission_blocked_total"
+AUDIT_FAILURES = "policyreport_admission_audit_failures_total"
+CONTROLS = "policyreport_control_resources"
+NAMESPACE_MODE = "policyreport_policy_namespace_mode"
+
+
+def counted(metric, sel, rng):
+    """How much a counter rose over `rng`, replicas merged. A series born within
+    `rng` counts with its whole value: increase() skips a series' first sample,
+    and the exporter creates a series with its first Event."""
+    return (
+        f"(\n"
+        f"    {dd(metric, sel)}\n"
+        f"  unless\n"
+        f"    max without (instance, pod) ({metric}{{{sel}}} offset {rng})\n"
+        f"  or\n"
+        f"    {ddr('increase', metric, sel, rng)}\n"
+        f")"
+    )
+
+
+def excepted(sel, by):
+    """Resources whose results for a control are all skip (a PolicyException), 0
+    where there are none. Not part of the compliance percentage."""
+    scored = 'status=~"compliant|noncompliant", ' + sel
+    group = f" by ({by})" if by else ""
+    return (
+        f"sum{group} (\n"
+        f"    {dd(CONTROLS, EXCEPTED + sel)}\n"
+        f"  or\n"
+        f"    0 * {dd(CONTROLS, scored)}\n"
+        f")"
+    )
 
 
 def ratio(metric, good, bad, sel, by=""):
@@ -131,13 +167,33 @@ GREEN_AT_100 = thresholds(("red", None), ("green", 1))
 RED_ABOVE_1PCT = thresholds(("green", None), ("red", 0.01))
 
 
-def stat(title, expr, desc, unit="none", th=None, legend="", decimals=None, mappings=None, text_mode="auto"):
+def count_override(ref, name):
+    """A count shown beside a percentage: its own unit and a neutral color."""
+    return {
+        "matcher": {"id": "byFrameRefID", "options": ref},
+        "properties": [
+            {"id": "unit", "value": "none"},
+            {"id": "decimals", "value": 0},
+            {"id": "displayName", "value": name},
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}},
+        ],
+    }
+
+
+def stat(title, expr, desc, unit="none", th=None, legend="", decimals=None, mappings=None, text_mode="auto", excepted_expr=None):
+    targets = [target(expr, legend=legend, instant=True)]
+    overrides = []
+    if excepted_expr is not None:
+        # "97.5% — 3 excepted": the control's percentage, then its excepted count.
+        targets.append(target(excepted_expr, ref="B", legend="excepted", instant=True))
+        overrides.append(count_override("B", "excepted"))
+        text_mode = "value_and_name"
     p = {
         "type": "stat",
         "title": title,
         "description": desc,
         "datasource": DS,
-        "targets": [target(expr, legend=legend, instant=True)],
+        "targets": targets,
         "fieldConfig": {
             "defaults": {
                 "unit": unit,
@@ -145,7 +201,7 @@ def stat(title, expr, desc, unit="none", th=None, legend="", decimals=None, mapp
                 "thresholds": th or thresholds(("green", None)),
                 "mappings": mappings or [],
             },
-            "overrides": [],
+            "overrides": overrides,
         },
         "options": {
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -161,8 +217,10 @@ def stat(title, expr, desc, unit="none", th=None, legend="", decimals=None, mapp
     return p
 
 
-def timeseries(title, exprs, desc, unit="none", th=None, stack=False, bars=False, max_=None):
-    """exprs: list of (expr, legend)."""
+def timeseries(title, exprs, desc, unit="none", th=None, stack=False, bars=False, max_=None, counts=()):
+    """exprs: list of (expr, legend). counts: refIds of targets that are counts,
+    drawn dashed on a right axis of their own (excepted resources beside a
+    percentage)."""
     custom = {
         "drawStyle": "bars" if bars else "line",
         "lineWidth": 1,
@@ -189,7 +247,23 @@ def timeseries(title, exprs, desc, unit="none", th=None, stack=False, bars=False
         "targets": [
             target(e, ref=chr(ord("A") + i), legend=l) for i, (e, l) in enumerate(exprs)
         ],
-        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "fieldConfig": {
+            "defaults": defaults,
+            "overrides": [
+                {
+                    "matcher": {"id": "byFrameRefID", "options": ref},
+                    "properties": [
+                        {"id": "unit", "value": "none"},
+                        {"id": "decimals", "value": 0},
+                        {"id": "min", "value": 0},
+                        {"id": "max"},
+                        {"id": "custom.axisPlacement", "value": "right"},
+                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                    ],
+                }
+                for ref in counts
+            ],
+        },
         "options": {
             "legend": {"displayMode": "table", "placement": "right", "showLegend": True, "calcs": ["lastNotNull"]},
             "tooltip": {"mode": "multi", "sort": "desc"},
@@ -232,6 +306,65 @@ def table(title, expr, desc, value_name, unit="none", hide=(), rename=None, th=N
                     ),
                 }
             ],
+        },
+        "options": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}},
+    }
+    if sort:
+        p["options"]["sortBy"] = [{"displayName": sort, "desc": True}]
+    return p
+
+
+def multitable(title, columns, desc, sort=None, hide=(), mappings=None):
+    """A table of several instant queries joined on their labels (Grafana's
+    merge). columns: (expr, name, unit, thresholds or None, cell type or None);
+    a column named None is hidden (a query that only brings labels)."""
+    exclude = {"Time": True}
+    for h in hide:
+        exclude[h] = True
+    rename = {}
+    overrides = []
+    targets = []
+    for i, (expr, name, unit, th, cell) in enumerate(columns):
+        ref = chr(ord("A") + i)
+        targets.append(target(expr, ref=ref, instant=True, table=True))
+        col = f"Value #{ref}"
+        if name is None:
+            exclude[col] = True
+            continue
+        rename[col] = name
+        props = [{"id": "unit", "value": unit}]
+        if th:
+            props.append({"id": "thresholds", "value": th})
+        if cell:
+            props.append({"id": "custom.cellOptions", "value": {"type": cell}})
+        overrides.append({"matcher": {"id": "byName", "options": name}, "properties": props})
+    for label, maps in (mappings or {}).items():
+        overrides.append(
+            {
+                "matcher": {"id": "byName", "options": label},
+                "properties": [
+                    {"id": "mappings", "value": maps},
+                    {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                ],
+            }
+        )
+    p = {
+        "type": "table",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "targets": targets,
+        "transformations": [
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": exclude, "renameByName": rename}},
+        ],
+        "fieldConfig": {
+            "defaults": {
+                "unit": "none",
+                "thresholds": thresholds(("green", None)),
+                "custom": {"align": "auto", "filterable": True},
+            },
+            "overrides": overrides,
         },
         "options": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}},
     }
@@ -387,10 +520,13 @@ def overview():
             stat(
                 title,
                 compliance(f'control="{control}", {s}'),
-                f"Share of {what} (control `{control}`): compliant / (compliant + noncompliant). Target: 100%.",
+                f"Share of {what} (control `{control}`): compliant / (compliant + noncompliant). Target: 100%. "
+                "Excepted: resources whose results for this control are all skip (a PolicyException); they are not in the percentage.",
                 unit="percentunit",
                 th=GREEN_AT_100,
                 decimals=1,
+                legend="compliant",
+                excepted_expr=excepted(f'control="{control}", {s}', ""),
             ),
             5,
             5,
@@ -449,7 +585,7 @@ def overview():
             [
                 (
                     empty_as(
-                        f"sum by (control) ({ddr('increase', BLOCKED, s, '$__rate_interval')})",
+                        f"sum by (control) {counted(BLOCKED, s, '$__rate_interval')}",
                         "control",
                         "(none)",
                     ),
@@ -466,11 +602,16 @@ def overview():
     b.add(
         timeseries(
             "Compliance per control",
-            [(compliance(s, "control"), "{{control}}")],
-            "compliant / (compliant + noncompliant) per control over time. Target: 100%.",
+            [
+                (compliance(s, "control"), "{{control}}"),
+                (excepted(s, "control"), "{{control}} excepted"),
+            ],
+            "compliant / (compliant + noncompliant) per control over time. Target: 100%. "
+            "Dashed, on the right axis: the control's excepted resources (all results skip), which the percentage leaves out.",
             unit="percentunit",
             th=thresholds(("red", None), ("green", 1)),
             max_=1,
+            counts=("B",),
         ),
         12,
         9,
@@ -526,12 +667,37 @@ def overview():
 
 
 def rollout():
-    # Results and blocked admissions can be narrowed to namespaces; policies
-    # themselves (policyreport_policy_info) have no namespace label.
+    # Results, admissions and per-namespace modes can be narrowed to
+    # namespaces; policies themselves (policyreport_policy_info) have no
+    # namespace label.
     s = 'cluster=~"$cluster", namespace=~"$namespace"'
     sc = 'cluster=~"$cluster"'
     b = Board()
     info = lambda mode: f'policyreport_policy_info{{mode=~"{mode}", {sc}}}'  # noqa: E731
+    policy_mode = lambda mode: f"max by (cluster, policy, mode) ({info(mode)})"  # noqa: E731
+    # Enforced in a namespace: the policy's mode there (overrides applied) is
+    # enforce, or mixed (some of its rules enforced there).
+    enforced_here = f'max by (cluster, namespace, policy) ({NAMESPACE_MODE}{{mode=~"enforce|mixed", {s}}})'
+    failing_here = f"max by (cluster, namespace, policy) (policyreport_results{{{FAILING}{s}}} > 0)"
+
+    # The verdict per policy, with `summary`'s rules. Failing: fail + warn +
+    # error results now; audit admission failures: in the selected range.
+    failing = f"sum by (cluster, policy) ({dd('policyreport_results', FAILING + s)}) > 0"
+    audited = f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')} > 0"
+    needs_work = f"(\n    {failing}\n  or\n    {audited}\n)"
+    verdicts = [
+        ("ready", f"{policy_mode('audit')}\nunless on (cluster, policy)\n{needs_work}"),
+        ("fix-first", f"{policy_mode('audit')}\nand on (cluster, policy)\n{needs_work}"),
+        ("enforced", f"{policy_mode('enforce')}\nunless on (cluster, policy)\n({failing})"),
+        ("enforced-failing", f"{policy_mode('enforce')}\nand on (cluster, policy)\n({failing})"),
+        ("partly-enforced", policy_mode("mixed")),
+        ("none", policy_mode("none")),
+    ]
+    verdict = "\nor\n".join(
+        f'label_replace(\n{expr},\n"verdict", "{name}", "", "")' for name, expr in verdicts
+    )
+    per_policy = lambda expr: f"{expr}\nor on (cluster, policy)\n0 * max by (cluster, policy) ({info('.*')})"  # noqa: E731
+
     for mode, title, color in [
         ("audit", "Audit policies", "blue"),
         ("enforce", "Enforced policies", "green"),
@@ -546,7 +712,7 @@ def rollout():
                 else "Policies with rules or namespaces in both Audit and Enforce mode (for example an Enforce override for one namespace).",
                 th=thresholds((color, None)),
             ),
-            4,
+            3,
             4,
         )
     # The guide's condition for Enforce: a week in Audit without failures. A
@@ -557,39 +723,64 @@ def rollout():
         f"  * on (cluster, policy) group_left (title, category, severity)\n"
         f"  max by (cluster, policy, title, category, severity) ({info('audit')})\n"
         f"unless on (cluster, policy)\n"
-        f'  max by (cluster, policy) (max_over_time(policyreport_results{{result="fail", {s}}}[7d]) > 0)'
+        f"  max by (cluster, policy) (max_over_time(policyreport_results{{{FAILING}{s}}}[7d]) > 0)\n"
+        f"unless on (cluster, policy)\n"
+        f"  sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '7d')} > 0"
     )
-    ready_expr = f"count(\n{ready}\n) or vector(0)"
     b.add(
         stat(
             "Ready to enforce",
-            ready_expr,
-            "Audit policies with passing results and no failing result in the last 7 days.",
+            f"count(\n{ready}\n) or vector(0)",
+            "Audit policies with passing results, and no fail, warn or error result and no audit admission failure in the last 7 days.",
             th=thresholds(("text", None), ("green", 1)),
         ),
+        3,
         4,
+    )
+    b.add(
+        stat(
+            "Fix first",
+            f'count(\n{verdicts[1][1]}\n) or vector(0)',
+            "Audit policies with failing results now, or with audit admission failures in the selected range: "
+            "the verdict fix-first. Enforcing them would refuse real deploys.",
+            th=thresholds(("green", None), ("orange", 1)),
+        ),
+        3,
         4,
     )
     b.add(
         stat(
             "Blocked admissions",
-            f"sum({ddr('increase', BLOCKED, s, '$__range')})",
+            f"sum{counted(BLOCKED, s, '$__range')}",
             "Admissions Kyverno denied in the selected time range.",
             th=thresholds(("green", None), ("orange", 1)),
             decimals=0,
         ),
+        3,
         4,
+    )
+    b.add(
+        stat(
+            "Would have been blocked",
+            f"sum {counted(AUDIT_FAILURES, s, '$__range')} or vector(0)",
+            "Admission requests that failed a policy in Audit mode in the selected time range (Kyverno let them through): "
+            "what Enforce would have refused.",
+            th=thresholds(("green", None), ("orange", 1)),
+            decimals=0,
+        ),
+        3,
         4,
     )
     b.add(
         stat(
             "Enforced policies still failing",
-            f"count(\n  max by (cluster, policy) (policyreport_results{{result=\"fail\", {s}}} > 0)\n"
-            f"  and on (cluster, policy)\n  max by (cluster, policy) ({info('enforce|mixed')})\n) or vector(0)",
-            "Policies in Enforce (or mixed) mode that still have failing results: resources that predate enforcement or run in a namespace where the policy only audits.",
+            f"count(\n  max by (cluster, policy) (\n    {failing_here}\n"
+            f"    and on (cluster, namespace, policy)\n    {enforced_here}\n  )\n) or vector(0)",
+            "Policies with fail, warn or error results in a namespace where they are enforced (their mode there is enforce or mixed, "
+            "after overrides): resources that predate enforcement, or got in around it.",
             th=thresholds(("green", None), ("red", 1)),
         ),
-        4,
+        3,
         4,
     )
     b.add(
@@ -603,27 +794,138 @@ def rollout():
         24,
         4,
     )
+    verdict_colors = [
+        {
+            "type": "value",
+            "options": {
+                "ready": {"text": "ready", "color": "green", "index": 0},
+                "fix-first": {"text": "fix-first", "color": "orange", "index": 1},
+                "enforced": {"text": "enforced", "color": "blue", "index": 2},
+                "enforced-failing": {"text": "enforced-failing", "color": "red", "index": 3},
+                "partly-enforced": {"text": "partly-enforced", "color": "purple", "index": 4},
+                "none": {"text": "none", "color": "text", "index": 5},
+            },
+        }
+    ]
+    red_from_1 = thresholds(("green", None), ("red", 1))
+    orange_from_1 = thresholds(("green", None), ("orange", 1))
+    b.add(
+        multitable(
+            "Rollout plan: verdict per policy",
+            [
+                (verdict, None, "none", None, None),
+                (
+                    per_policy(f"sum by (cluster, policy) ({dd('policyreport_results', FAILING + s)})"),
+                    "Failing results",
+                    "none",
+                    red_from_1,
+                    "color-text",
+                ),
+                (
+                    per_policy(f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')}"),
+                    "Audit admission failures",
+                    "none",
+                    orange_from_1,
+                    "color-text",
+                ),
+                (
+                    per_policy(f"sum by (cluster, policy) {counted(BLOCKED, s, '$__range')}"),
+                    "Blocked admissions",
+                    "none",
+                    None,
+                    None,
+                ),
+            ],
+            "One row per policy known from its policy object, with the verdict of `summary`: ready (Audit, no failing result and "
+            "no audit admission failure), fix-first (Audit, with either), enforced (Enforce, no failing result), enforced-failing "
+            "(Enforce, with failing results: resources the admission check never saw), partly-enforced (mixed), none (no validate "
+            "rule). Failing results are fail + warn + error now; audit admission failures (what Enforce would have refused) and "
+            "blocked admissions are counted over the selected time range, where `summary` counts them since the exporter started.",
+            mappings={"verdict": verdict_colors},
+        ),
+        16,
+        10,
+    )
+    b.add(
+        multitable(
+            "Controls: compliance and exceptions",
+            [
+                (
+                    compliance(s, "control"),
+                    "Compliance",
+                    "percentunit",
+                    thresholds(("red", None), ("orange", 0.9), ("green", 1)),
+                    "color-background",
+                ),
+                (
+                    f"sum by (control) ({dd(CONTROLS, NONCOMPLIANT + s)})\nor\n"
+                    f"0 * sum by (control) ({dd(CONTROLS, s)})",
+                    "Noncompliant",
+                    "none",
+                    red_from_1,
+                    "color-text",
+                ),
+                (excepted(s, "control"), "Excepted", "none", None, None),
+            ],
+            "Per control: compliant / (compliant + noncompliant) resources, the noncompliant ones, and the excepted ones "
+            "(all their results for the control are skip, through a PolicyException), which the percentage leaves out.",
+        ),
+        8,
+        10,
+    )
+    would_block = f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')} > 0"
     b.add(
         table(
-            "Ready to enforce: audit policies with no failure in 7 days",
-            ready,
-            "Policies in Audit mode that have passing results and no failing result in the last 7 days: the guide's condition for moving to Enforce.",
-            "Passing results",
-            sort="Passing results",
+            "Would have been blocked: audit admission failures by policy",
+            f"(\n  {would_block}\n)\n"
+            f"  * on (cluster, policy) group_left (mode)\n  {policy_mode('.*')}\n"
+            f"or on (cluster, policy)\n"
+            f'label_replace(\n  {would_block},\n"mode", "(no policy object)", "", "")',
+            "Admission requests that failed each policy while Kyverno only audited them (PolicyViolation Events with "
+            "`action: Resource Passed`), in the selected time range, with the policy's mode. For an Audit policy this is "
+            "what switching it to Enforce would have refused; for a mixed or enforced one, its rules or namespaces that "
+            "still audit. `(no policy object)`: the exporter has Events of a policy it cannot read.",
+            "Would have been blocked",
+            th=orange_from_1,
+            sort="Would have been blocked",
         ),
         12,
         9,
     )
     b.add(
         table(
-            "Enforced policies with failing resources",
-            f"sum by (cluster, policy) ({dd('policyreport_results', FAIL + s)})\n"
-            f"  * on (cluster, policy) group_left (mode, title)\n"
-            f"  max by (cluster, policy, mode, title) ({info('enforce|mixed')})",
-            "Policies in Enforce (or mixed) mode with failing results. Enforcement blocks new violations only; these resources existed before it, or run where the policy only audits.",
-            "Failing results",
-            th=thresholds(("green", None), ("red", 1)),
-            sort="Failing results",
+            "Would have been blocked by namespace and rule",
+            empty_as(
+                empty_as(
+                    f"sum by (namespace, policy, rule, kind, control) {counted(AUDIT_FAILURES, s, '$__range')} > 0",
+                    "control",
+                    "(none)",
+                ),
+                "namespace",
+                "(cluster-scoped)",
+            ),
+            "Audit admission failures in the selected time range, per namespace, policy, rule and kind of the admitted "
+            "resource: who to talk to before a policy moves to Enforce.",
+            "Would have been blocked",
+            th=orange_from_1,
+            sort="Would have been blocked",
+        ),
+        12,
+        9,
+    )
+    b.add(
+        timeseries(
+            "Would have been blocked, by policy",
+            [
+                (
+                    f"sum by (policy) {counted(AUDIT_FAILURES, s, '$__rate_interval')}",
+                    "{{policy}}",
+                )
+            ],
+            "Audit admission failures per policy over time: admissions Enforce would have refused. Before a switch to "
+            "Enforce this should be zero.",
+            bars=True,
+            stack=True,
         ),
         12,
         9,
@@ -633,7 +935,7 @@ def rollout():
             "Blocked admissions by policy",
             [
                 (
-                    f"sum by (policy) ({ddr('increase', BLOCKED, s, '$__rate_interval')})",
+                    f"sum by (policy) {counted(BLOCKED, s, '$__rate_interval')}",
                     "{{policy}}",
                 )
             ],
@@ -645,16 +947,64 @@ def rollout():
         9,
     )
     b.add(
+        table(
+            "Ready to enforce: audit policies with no failure in 7 days",
+            ready,
+            "Policies in Audit mode that have passing results, and no fail, warn or error result and no audit admission "
+            "failure in the last 7 days: the guide's condition for moving to Enforce.",
+            "Passing results",
+            sort="Passing results",
+        ),
+        12,
+        9,
+    )
+    b.add(
+        table(
+            "Enforced policies with failing resources",
+            empty_as(
+                f"sum by (cluster, namespace, policy) ({dd('policyreport_results', FAILING + s)})\n"
+                f'  * on (cluster, namespace, policy) group_left (mode)\n'
+                f'  max by (cluster, namespace, policy, mode) ({NAMESPACE_MODE}{{mode=~"enforce|mixed", {s}}})',
+                "namespace",
+                "(cluster-scoped)",
+            ),
+            "Policies with fail, warn or error results in namespaces where they are enforced: their mode there "
+            "(policyreport_policy_namespace_mode, overrides applied) is enforce or mixed. Enforcement blocks new violations "
+            "only; these resources existed before it, or got in around it.",
+            "Failing results",
+            th=red_from_1,
+            sort="Failing results",
+        ),
+        12,
+        9,
+    )
+    b.add(
         timeseries(
             "Failing results of enforced policies",
             [
                 (
-                    f"sum by (policy) (\n  {dd('policyreport_results', FAIL + s)}\n"
-                    f"  * on (cluster, policy) group_left ()\n  max by (cluster, policy) ({info('enforce|mixed')})\n)",
+                    f"sum by (policy) (\n  {dd('policyreport_results', FAILING + s)}\n"
+                    f"  * on (cluster, namespace, policy) group_left ()\n  {enforced_here}\n)",
                     "{{policy}}",
                 )
             ],
-            "Failing results of policies in Enforce (or mixed) mode since enforcement. This should trend to zero.",
+            "Fail, warn and error results of policies in the namespaces where they are enforced (enforce or mixed there), "
+            "since enforcement. This should trend to zero.",
+        ),
+        12,
+        9,
+    )
+    b.add(
+        table(
+            "Blocked admissions by policy and rule",
+            empty_as(
+                f"sum by (policy, rule, kind, control) {counted(BLOCKED, s, '$__range')}",
+                "control",
+                "(none)",
+            ),
+            "Admissions Kyverno denied in the selected time range, per policy, rule and kind of the blocked resource.",
+            "Blocked",
+            sort="Blocked",
         ),
         12,
         9,
@@ -669,31 +1019,17 @@ def rollout():
             f"    0 * max by (cluster, policy) ({info('.*')})\n)",
             "Every Kyverno policy with its mode and annotations, and its failing results now.",
             "Failing results",
-            th=thresholds(("green", None), ("red", 1)),
+            th=red_from_1,
             sort="Failing results",
         ),
-        12,
-        10,
-    )
-    b.add(
-        table(
-            "Blocked admissions by policy and rule",
-            empty_as(
-                f"sum by (policy, rule, kind, control) ({ddr('increase', BLOCKED, s, '$__range')})",
-                "control",
-                "(none)",
-            ),
-            "Admissions Kyverno denied in the selected time range, per policy, rule and kind of the blocked resource.",
-            "Blocked",
-            sort="Blocked",
-        ),
-        12,
+        24,
         10,
     )
     return dashboard(
         "policyreport-rollout",
         "Policy reports / Rollout",
-        "Audit-first rollout: which policies are ready for Enforce, which enforced policies still fail, and what enforcement blocks.",
+        "The audit-first rollout as a plan: a verdict per policy (ready, fix-first, enforced, enforced-failing, partly-enforced, "
+        "none), what Enforce would have blocked, what it blocks, and the enforced policies that still fail where they are enforced.",
         b,
         [
             CLUSTER_VAR,
@@ -750,7 +1086,7 @@ def namespace_detail():
     b.add(
         stat(
             "Blocked admissions",
-            f"sum({ddr('increase', BLOCKED, s, '$__range')})",
+            f"sum{counted(BLOCKED, s, '$__range')}",
             "Admissions Kyverno denied for resources of this namespace in the selected time range.",
             th=thresholds(("green", None), ("orange", 1)),
             decimals=0,
@@ -759,14 +1095,21 @@ def namespace_detail():
         5,
     )
     b.add(
-        bargauge(
+        multitable(
             "Compliance per control",
-            compliance(s, "control"),
-            "compliant / (compliant + noncompliant) resources of this namespace per control. Target: 100%.",
-            "{{control}}",
-            unit="percentunit",
-            th=thresholds(("red", None), ("orange", 0.9), ("green", 1)),
-            max_=1,
+            [
+                (
+                    compliance(s, "control"),
+                    "Compliance",
+                    "percentunit",
+                    thresholds(("red", None), ("orange", 0.9), ("green", 1)),
+                    "color-background",
+                ),
+                (excepted(s, "control"), "Excepted", "none", None, None),
+            ],
+            "compliant / (compliant + noncompliant) resources of this namespace per control (target: 100%), and the "
+            "excepted resources next to it: all their results for the control are skip (a PolicyException), so the "
+            "percentage leaves them out.",
         ),
         12,
         8,
@@ -806,10 +1149,39 @@ def namespace_detail():
     b.add(
         table(
             "Blocked admissions by policy and rule",
-            f"sum by (policy, rule, kind) ({ddr('increase', BLOCKED, s, '$__range')})",
+            f"sum by (policy, rule, kind) {counted(BLOCKED, s, '$__range')}",
             "Admissions Kyverno denied in this namespace in the selected time range.",
             "Blocked",
             sort="Blocked",
+        ),
+        12,
+        9,
+    )
+    mode_here = f"max by (cluster, policy, mode) ({dd(NAMESPACE_MODE, s)})"
+    b.add(
+        table(
+            "Policy modes in this namespace",
+            f"(\n    sum by (cluster, policy) ({dd('policyreport_results', FAILING + s)})\n"
+            f"  or on (cluster, policy)\n    0 * {mode_here}\n)\n"
+            f"  * on (cluster, policy) group_left (mode)\n  {mode_here}",
+            "Each policy's mode in this namespace after its overrides (policyreport_policy_namespace_mode): enforce, "
+            "audit, or mixed (some rules enforced here). With its fail, warn and error results here.",
+            "Failing results",
+            th=thresholds(("green", None), ("red", 1)),
+            sort="Failing results",
+        ),
+        12,
+        9,
+    )
+    b.add(
+        table(
+            "Would have been blocked by policy and rule",
+            f"sum by (policy, rule, kind) {counted(AUDIT_FAILURES, s, '$__range')} > 0",
+            "Admissions in this namespace that failed a policy Kyverno only audits here, in the selected time range: "
+            "what Enforce would have refused.",
+            "Would have been blocked",
+            th=thresholds(("green", None), ("orange", 1)),
+            sort="Would have been blocked",
         ),
         12,
         9,
@@ -840,7 +1212,7 @@ def namespace_detail():
             "Blocked admissions by policy",
             [
                 (
-                    f"sum by (policy) ({ddr('increase', BLOCKED, s, '$__rate_interval')})",
+                    f"sum by (policy) {counted(BLOCKED, s, '$__rate_interval')}",
                     "{{policy}}",
                 )
             ],

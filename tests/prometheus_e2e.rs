@@ -12,7 +12,12 @@
 //!   receive it with the `cluster` external label. Every panel query (template
 //!   variables filled in), every variable query and every recording rule
 //!   returns data in both, every rule group is healthy, and the replicas are
-//!   not counted twice.
+//!   not counted twice. The per-cluster Prometheus loads the rules from
+//!   deploy/base/prometheusrule.yaml (the PrometheusRule's spec), the global
+//!   one from rules/policyreport.rules.yaml.
+//! - The rollout semantics: the verdict per policy, what Enforce would have
+//!   blocked, enforcement per namespace, excepted resources, and
+//!   `policy:policyreport_ready_to_enforce:bool` are what the fixtures say.
 
 mod common;
 
@@ -28,6 +33,9 @@ use common::{Exporter, Metrics, copy_tree, http_get, repo};
 
 /// The namespace the generated fixtures fill with every kind of data.
 const NS: &str = "e2e-enforced";
+/// A namespace where `e2e-override` only audits (its Enforce override names
+/// `e2e-enf*`).
+const NS_AUDITED: &str = "e2e-audited";
 /// The scrape job, as the rules expect it.
 const JOB: &str = "policyreport-exporter";
 /// How long the end-to-end test waits for every query to return data.
@@ -126,11 +134,18 @@ fn panel_queries() -> Vec<PanelQuery> {
 }
 
 fn panel_expr(dashboard: &str, panel: &str) -> String {
-    panel_queries()
+    panel_exprs(dashboard, panel).remove(0)
+}
+
+/// Every query of a panel, in refId order.
+fn panel_exprs(dashboard: &str, panel: &str) -> Vec<String> {
+    let exprs: Vec<String> = panel_queries()
         .into_iter()
-        .find(|q| q.dashboard == dashboard && q.panel == panel)
-        .unwrap_or_else(|| panic!("no panel {panel:?} in {dashboard:?}"))
-        .expr
+        .filter(|q| q.dashboard == dashboard && q.panel == panel)
+        .map(|q| q.expr)
+        .collect();
+    assert!(!exprs.is_empty(), "no panel {panel:?} in {dashboard:?}");
+    exprs
 }
 
 /// Fill in Grafana's template variables, longest names first.
@@ -560,17 +575,98 @@ fn pod_report(index: usize, pod: &str, failing: bool) -> Value {
             "low",
             "pass",
         ),
+        result(
+            "e2e-audit-wouldblock",
+            "validate-cost-center",
+            "E2E Audit",
+            "low",
+            "pass",
+        ),
+        result(
+            "e2e-enforce-clean",
+            "validate-app",
+            "E2E Enforced",
+            "low",
+            "pass",
+        ),
+        result(
+            "e2e-audit-failing",
+            "validate-version",
+            "E2E Audit",
+            "low",
+            outcome,
+        ),
+        result(
+            "e2e-override",
+            "validate-tier",
+            "E2E Override",
+            "medium",
+            outcome,
+        ),
+        result(
+            "e2e-selector",
+            "validate-contact",
+            "E2E Override",
+            "low",
+            "pass",
+        ),
     ];
+    per_resource_report(index, NS, pod, results)
+}
+
+/// A Pod whose every result is `skip` (a PolicyException covers it): an
+/// excepted resource for each of the three controls.
+fn excepted_pod_report(index: usize, pod: &str) -> Value {
+    let bp = "Best Practices, EKS Best Practices";
+    let results = vec![
+        result(
+            "require-requests-limits",
+            "validate-resources",
+            bp,
+            "medium",
+            "skip",
+        ),
+        result(
+            "restrict-image-registries",
+            "validate-registries",
+            bp,
+            "medium",
+            "skip",
+        ),
+        result(
+            "disallow-privileged-containers",
+            "privileged-containers",
+            "Pod Security Standards (Baseline)",
+            "high",
+            "skip",
+        ),
+    ];
+    per_resource_report(index, NS, pod, results)
+}
+
+/// A failing Pod in the namespace where `e2e-override` only audits.
+fn audited_pod_report(index: usize, pod: &str) -> Value {
+    let results = vec![result(
+        "e2e-override",
+        "validate-tier",
+        "E2E Override",
+        "medium",
+        "fail",
+    )];
+    per_resource_report(index, NS_AUDITED, pod, results)
+}
+
+fn per_resource_report(index: usize, namespace: &str, pod: &str, results: Vec<Value>) -> Value {
     let uid = format!("e2e00000-0000-4000-8000-{index:012}");
     json!({
         "apiVersion": "wgpolicyk8s.io/v1alpha2",
         "kind": "PolicyReport",
         "metadata": {
-            "name": uid, "namespace": NS,
+            "name": uid, "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "kyverno"},
             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}],
         },
-        "scope": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": NS, "uid": uid},
+        "scope": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": namespace, "uid": uid},
         "results": results,
     })
 }
@@ -610,6 +706,58 @@ fn cluster_policy(
     })
 }
 
+/// A ClusterPolicy in Audit mode with one Enforce override on the spec.
+fn overridden_policy(name: &str, rule: &str, category: &str, over: Value) -> Value {
+    let mut p = cluster_policy(name, name, category, "medium", "Audit", rule);
+    p["spec"]["validationFailureActionOverrides"] = json!([over]);
+    p
+}
+
+/// A ClusterPolicy without a validate rule: mode `none`.
+fn mutate_only_policy(name: &str) -> Value {
+    json!({
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "rules": [{
+                "name": "add-label",
+                "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "mutate": {"patchStrategicMerge": {"metadata": {"labels": {"e2e": "yes"}}}},
+            }],
+        },
+    })
+}
+
+fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+/// An admission request that failed an Audit policy and was let through, as
+/// Kyverno >= 1.12 writes it: one Event per occurrence, `action: Resource
+/// Passed`, no count.
+fn audit_failure_event(n: u32, policy: &str, rule: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{policy}.e2eaudit{n:04}"),
+            "namespace": "default",
+            "uid": format!("e2e0a0d1-0000-4000-8000-{n:012}"),
+        },
+        "type": "Warning",
+        "reason": "PolicyViolation",
+        "action": "Resource Passed",
+        "eventTime": "2024-11-12T10:04:01.000001Z",
+        "involvedObject": {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "name": policy},
+        "related": {"apiVersion": "v1", "kind": "Pod", "name": format!("e2e-admitted-{n}"), "namespace": NS},
+        "message": format!("Pod {NS}/e2e-admitted-{n}: [{rule}] fail; validation error: rule {rule} failed"),
+        "reportingComponent": "kyverno-admission",
+        "reportingInstance": "kyverno-admission-controller-e2e",
+        "source": {},
+    })
+}
+
 fn blocked_event(n: u32, policy: &str, rule: &str, count: u64) -> Value {
     json!({
         "apiVersion": "v1",
@@ -630,9 +778,14 @@ fn blocked_event(n: u32, policy: &str, rule: &str, count: u64) -> Value {
 }
 
 /// The examples, plus generated data in `NS` so that every panel has
-/// something to show: an Enforce policy with failures, an Audit policy
-/// without any, compliant and noncompliant pods for every control, and
-/// blocked admissions with and without a control.
+/// something to show: a policy for every verdict (ready `e2e-audit-clean`,
+/// fix-first `e2e-audit-wouldblock` and `e2e-audit-failing`, enforced
+/// `e2e-enforce-clean`,
+/// enforced-failing `e2e-enforce-team`, partly-enforced `e2e-override` and
+/// `e2e-selector`, none `e2e-mutate`), Enforce overrides by namespace glob and
+/// by namespaceSelector, compliant, noncompliant and excepted pods for every
+/// control, blocked admissions with and without a control, and audit
+/// admission failures.
 fn write_fixtures(dir: &Path) {
     copy_tree(&repo().join("examples"), dir);
     let gen_dir = dir.join("e2e-generated");
@@ -642,6 +795,8 @@ fn write_fixtures(dir: &Path) {
     for i in 0..8 {
         reports.push(pod_report(i + 1, &format!("e2e-good-{i}"), false));
     }
+    reports.push(excepted_pod_report(9, "e2e-excepted"));
+    reports.push(audited_pod_report(10, "e2e-audited-bad"));
     let policies = vec![
         cluster_policy(
             "e2e-enforce-team",
@@ -659,6 +814,47 @@ fn write_fixtures(dir: &Path) {
             "Audit",
             "validate-owner",
         ),
+        cluster_policy(
+            "e2e-audit-wouldblock",
+            "E2E Require Cost Center",
+            "E2E Audit",
+            "low",
+            "Audit",
+            "validate-cost-center",
+        ),
+        cluster_policy(
+            "e2e-audit-failing",
+            "E2E Require Version",
+            "E2E Audit",
+            "low",
+            "Audit",
+            "validate-version",
+        ),
+        cluster_policy(
+            "e2e-enforce-clean",
+            "E2E Require App",
+            "E2E Enforced",
+            "low",
+            "Enforce",
+            "validate-app",
+        ),
+        overridden_policy(
+            "e2e-override",
+            "validate-tier",
+            "E2E Override",
+            json!({"action": "Enforce", "namespaces": ["e2e-enf*"]}),
+        ),
+        overridden_policy(
+            "e2e-selector",
+            "validate-contact",
+            "E2E Override",
+            json!({"action": "Enforce", "namespaceSelector": {"matchLabels": {"e2e/enforce": "true"}}}),
+        ),
+        mutate_only_policy("e2e-mutate"),
+    ];
+    let namespaces = vec![
+        namespace(NS, json!({"e2e/enforce": "true"})),
+        namespace(NS_AUDITED, json!({})),
     ];
     let events = vec![
         blocked_event(1, "e2e-enforce-team", "validate-team", 4),
@@ -669,10 +865,13 @@ fn write_fixtures(dir: &Path) {
             "privileged-containers",
             1,
         ),
+        audit_failure_event(1, "e2e-audit-wouldblock", "validate-cost-center"),
+        audit_failure_event(2, "e2e-audit-wouldblock", "validate-cost-center"),
     ];
     for (file, items) in [
         ("reports.json", reports),
         ("policies.json", policies),
+        ("namespaces.json", namespaces),
         ("events.json", events),
     ] {
         let text = serde_json::to_string_pretty(&list(items)).expect("json");
@@ -682,8 +881,21 @@ fn write_fixtures(dir: &Path) {
 
 // ------------------------------------------------------------------ end to end
 
-fn cluster_config(exporters: &[SocketAddr], global: SocketAddr) -> String {
-    let rules = rules_path().display().to_string();
+/// The rules as deploy/ ships them: the PrometheusRule's spec, written as a
+/// rule file.
+fn write_deploy_rules(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("deploy/base/prometheusrule.yaml"))
+        .expect("read deploy/base/prometheusrule.yaml");
+    let rule: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("PrometheusRule YAML");
+    let spec = serde_yaml_ng::to_string(&rule["spec"]).expect("spec as YAML");
+    let path = dir.join("deploy-rules.yaml");
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(&path, spec).expect("write rule file");
+    path
+}
+
+fn cluster_config(exporters: &[SocketAddr], global: SocketAddr, rules: &Path) -> String {
+    let rules = rules.display().to_string();
     let mut targets = String::new();
     for (i, addr) in exporters.iter().enumerate() {
         // The target labels the Prometheus Operator sets from a ServiceMonitor.
@@ -958,6 +1170,7 @@ fn check_semantics(prom: &Prometheus, served: &Metrics) -> Vec<String> {
             "enforced policies with failing resources should list e2e-enforce-team: {other:?}"
         )),
     }
+    failures.extend(check_rollout(prom, served));
 
     // The alerts see the fixture: the e2e namespace is above the violation
     // target with an enforced policy, and every control is below 100%.
@@ -973,6 +1186,31 @@ fn check_semantics(prom: &Prometheus, served: &Metrics) -> Vec<String> {
             if !has("PolicyReportViolationRateHigh", "namespace", NS) {
                 failures.push(format!("no PolicyReportViolationRateHigh alert for {NS}"));
             }
+            // e2e-override fails in NS_AUDITED too, but only audits there.
+            if has("PolicyReportViolationRateHigh", "namespace", NS_AUDITED) {
+                failures.push(format!(
+                    "PolicyReportViolationRateHigh fires for {NS_AUDITED}, where no policy is enforced"
+                ));
+            }
+            // Audit admission failures of an Audit policy, new within the hour.
+            if !has("PolicyReportWouldBlock", "policy", "e2e-audit-wouldblock") {
+                failures.push("no PolicyReportWouldBlock alert for e2e-audit-wouldblock".into());
+            }
+            let would_block: Vec<&Value> = alerts
+                .iter()
+                .filter(|a| a["labels"]["alertname"] == "PolicyReportWouldBlock")
+                .filter(|a| a["labels"]["policy"] != "e2e-audit-wouldblock")
+                .filter(|a| {
+                    a["labels"]["policy"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("e2e-"))
+                })
+                .collect();
+            if !would_block.is_empty() {
+                failures.push(format!(
+                    "PolicyReportWouldBlock for policies without audit admission failures: {would_block:?}"
+                ));
+            }
             for control in ["resource-limits", "approved-registries", "secure-context"] {
                 if !has("PolicyReportControlBelowTarget", "control", control) {
                     failures.push(format!(
@@ -981,6 +1219,9 @@ fn check_semantics(prom: &Prometheus, served: &Metrics) -> Vec<String> {
                 }
             }
             for quiet in [
+                // Prometheus has no data from an hour or 7 days ago.
+                "PolicyReportRegression",
+                "PolicyReportReadyToEnforce",
                 "PolicyReportExporterDown",
                 "PolicyReportExporterAbsent",
                 "PolicyReportExporterNotSynced",
@@ -990,6 +1231,279 @@ fn check_semantics(prom: &Prometheus, served: &Metrics) -> Vec<String> {
                     failures.push(format!("{quiet} is active against healthy exporters"));
                 }
             }
+        }
+    }
+    failures
+}
+
+/// The rollout plan against the fixtures: the verdict of every e2e policy,
+/// `policy:policyreport_ready_to_enforce:bool`, "would have been blocked",
+/// enforcement per namespace, and excepted resources.
+fn check_rollout(prom: &Prometheus, served: &Metrics) -> Vec<String> {
+    let mut failures = Vec::new();
+    let vars = variables(".*");
+    let mut all_ns = variables(".*");
+    all_ns.insert("namespace", ".*".to_owned());
+    let rollout = "Policy reports / Rollout";
+    // label values of the samples of a query, keyed by policy
+    let by_policy = |expr: &str, label: &str| -> Result<BTreeMap<String, String>, String> {
+        Ok(prom
+            .query(expr)?
+            .iter()
+            .filter_map(|x| {
+                let policy = x["metric"]["policy"].as_str()?.to_owned();
+                let v = if label == "value" {
+                    value(x).to_string()
+                } else {
+                    x["metric"][label].as_str().unwrap_or_default().to_owned()
+                };
+                Some((policy, v))
+            })
+            .filter(|(p, _)| p.starts_with("e2e-"))
+            .collect())
+    };
+    let expect =
+        |what: &str, got: Result<BTreeMap<String, String>, String>, want: &[(&str, &str)]| {
+            let want: BTreeMap<String, String> = want
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            match got {
+                Ok(got) if got == want => None,
+                other => Some(format!("{what}: {other:?}, expected {want:?}")),
+            }
+        };
+
+    // The verdict per policy, with summary's rules.
+    let plan = panel_exprs(rollout, "Rollout plan: verdict per policy");
+    failures.extend(expect(
+        "rollout plan verdicts",
+        by_policy(&substitute(&plan[0], &all_ns), "verdict"),
+        &[
+            ("e2e-audit-clean", "ready"),
+            ("e2e-audit-wouldblock", "fix-first"),
+            ("e2e-audit-failing", "fix-first"),
+            ("e2e-enforce-clean", "enforced"),
+            ("e2e-enforce-team", "enforced-failing"),
+            ("e2e-override", "partly-enforced"),
+            ("e2e-selector", "partly-enforced"),
+            ("e2e-mutate", "none"),
+        ],
+    ));
+    // Its columns: failing results (fail + warn + error), audit admission
+    // failures and blocked admissions in the range (here 1 h, so every
+    // counter is younger than the range and counts with its whole value).
+    let served_sum = |family: &str, policy: &str| -> f64 {
+        served
+            .family(family)
+            .iter()
+            .filter(|(l, _)| l.iter().any(|(k, v)| k == "policy" && v == policy))
+            .filter(|(l, _)| {
+                family != "policyreport_results"
+                    || l.iter().any(|(k, v)| {
+                        k == "result" && ["fail", "warn", "error"].contains(&v.as_str())
+                    })
+            })
+            .map(|(_, v)| v)
+            .sum()
+    };
+    for (column, family) in [
+        (1, "policyreport_results"),
+        (2, "policyreport_admission_audit_failures_total"),
+        (3, "policyreport_admission_blocked_total"),
+    ] {
+        let want: Vec<(String, String)> = [
+            "e2e-audit-clean",
+            "e2e-audit-wouldblock",
+            "e2e-audit-failing",
+            "e2e-enforce-clean",
+            "e2e-enforce-team",
+            "e2e-override",
+            "e2e-selector",
+            "e2e-mutate",
+        ]
+        .iter()
+        // + 0.0: an empty f64 sum is -0, which prints as "-0".
+        .map(|p| ((*p).to_owned(), (served_sum(family, p) + 0.0).to_string()))
+        .collect();
+        let want: Vec<(&str, &str)> = want.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        failures.extend(expect(
+            &format!("rollout plan column {family}"),
+            by_policy(&substitute(&plan[column], &all_ns), "value"),
+            &want,
+        ));
+    }
+    if served_sum(
+        "policyreport_admission_audit_failures_total",
+        "e2e-audit-wouldblock",
+    ) != 2.0
+    {
+        failures.push(format!(
+            "the exporter should count the two audit admission failures of e2e-audit-wouldblock: {:?}",
+            served.family("policyreport_admission_audit_failures_total")
+        ));
+    }
+
+    // The recording rule: 1 for the clean Audit policy, 0 for the Audit
+    // policies with audit admission failures or failing results, no series
+    // for other modes.
+    failures.extend(expect(
+        "policy:policyreport_ready_to_enforce:bool",
+        by_policy("policy:policyreport_ready_to_enforce:bool", "value"),
+        &[
+            ("e2e-audit-clean", "1"),
+            ("e2e-audit-wouldblock", "0"),
+            ("e2e-audit-failing", "0"),
+        ],
+    ));
+
+    // Would have been blocked, with the policy's mode.
+    failures.extend(expect(
+        "would have been blocked (mode)",
+        by_policy(
+            &substitute(
+                &panel_expr(
+                    rollout,
+                    "Would have been blocked: audit admission failures by policy",
+                ),
+                &vars,
+            ),
+            "mode",
+        ),
+        &[("e2e-audit-wouldblock", "audit")],
+    ));
+
+    // Enforcement per namespace: e2e-override is enforced in NS (glob
+    // override) and audits in NS_AUDITED; e2e-selector is enforced in NS
+    // through its namespaceSelector.
+    let enforced = substitute(
+        &panel_expr(rollout, "Enforced policies with failing resources"),
+        &all_ns,
+    );
+    match prom.query(&enforced) {
+        Err(e) => failures.push(e),
+        Ok(s) => {
+            let rows: BTreeSet<(String, String)> = s
+                .iter()
+                .map(|x| {
+                    let l = |k: &str| x["metric"][k].as_str().unwrap_or_default().to_owned();
+                    (l("policy"), l("namespace"))
+                })
+                .filter(|(p, _)| p.starts_with("e2e-"))
+                .collect();
+            let want: BTreeSet<(String, String)> = [("e2e-enforce-team", NS), ("e2e-override", NS)]
+                .iter()
+                .map(|(p, n)| ((*p).to_owned(), (*n).to_owned()))
+                .collect();
+            if rows != want {
+                failures.push(format!(
+                    "enforced policies with failing resources, per namespace: {rows:?}, expected {want:?}"
+                ));
+            }
+        }
+    }
+    let modes = |policy: &str| -> Result<BTreeMap<String, String>, String> {
+        Ok(prom
+            .query(&format!(
+                "max by (namespace, mode) (policyreport_policy_namespace_mode{{policy=\"{policy}\"}})"
+            ))?
+            .iter()
+            .map(|x| {
+                let l = |k: &str| x["metric"][k].as_str().unwrap_or_default().to_owned();
+                (l("namespace"), l("mode"))
+            })
+            .collect())
+    };
+    for (policy, want) in [
+        ("e2e-override", vec![(NS, "enforce"), (NS_AUDITED, "audit")]),
+        ("e2e-selector", vec![(NS, "enforce")]),
+    ] {
+        let want: BTreeMap<String, String> = want
+            .into_iter()
+            .map(|(n, m)| (n.to_owned(), m.to_owned()))
+            .collect();
+        match modes(policy) {
+            Ok(got) if got == want => {}
+            other => failures.push(format!(
+                "policyreport_policy_namespace_mode of {policy}: {other:?}, expected {want:?}"
+            )),
+        }
+    }
+
+    // The namespace detail: each policy's mode in NS after its overrides.
+    failures.extend(expect(
+        "namespace detail: policy modes in NS",
+        by_policy(
+            &substitute(
+                &panel_expr(
+                    "Policy reports / Namespace detail",
+                    "Policy modes in this namespace",
+                ),
+                &vars,
+            ),
+            "mode",
+        ),
+        &[
+            ("e2e-audit-clean", "audit"),
+            ("e2e-audit-wouldblock", "audit"),
+            ("e2e-audit-failing", "audit"),
+            ("e2e-enforce-clean", "enforce"),
+            ("e2e-enforce-team", "enforce"),
+            ("e2e-override", "enforce"),
+            ("e2e-selector", "enforce"),
+        ],
+    ));
+
+    // Excepted: e2e-excepted is all skip, one excepted pod per control in NS,
+    // shown next to each control's percentage.
+    for (dashboard, panel, control) in [
+        (
+            "Policy reports / Compliance overview",
+            "Pods with resource limits",
+            "",
+        ),
+        (
+            "Policy reports / Compliance overview",
+            "Images from approved registries",
+            "",
+        ),
+        (
+            "Policy reports / Compliance overview",
+            "Pods with a secure context",
+            "",
+        ),
+        (
+            "Policy reports / Compliance overview",
+            "Compliance per control",
+            "secure-context",
+        ),
+        (
+            "Policy reports / Namespace detail",
+            "Compliance per control",
+            "resource-limits",
+        ),
+        (
+            rollout,
+            "Controls: compliance and exceptions",
+            "approved-registries",
+        ),
+    ] {
+        let exprs = panel_exprs(dashboard, panel);
+        let Some(expr) = exprs.iter().find(|e| e.contains("status=\"excepted\"")) else {
+            failures.push(format!("{dashboard} / {panel}: no excepted count"));
+            continue;
+        };
+        let got = prom.query(&substitute(expr, &vars)).map(|s| {
+            s.iter()
+                .filter(|x| control.is_empty() || x["metric"]["control"] == control)
+                .map(value)
+                .collect::<Vec<f64>>()
+        });
+        match got {
+            Ok(v) if v == [1.0] => {}
+            other => failures.push(format!(
+                "{dashboard} / {panel}: excepted in {NS} {other:?}, expected [1.0]"
+            )),
         }
     }
     failures
@@ -1030,7 +1544,7 @@ fn dashboards_and_rules_work_against_real_prometheus() {
     let cluster = Prometheus::start(
         "cluster",
         &tmp.path().join("cluster"),
-        &cluster_config(&addrs, global.addr),
+        &cluster_config(&addrs, global.addr, &write_deploy_rules(tmp.path())),
         &[],
     );
 
