@@ -21,3 +21,5 @@ pub mod report;
 pub mod server;
 pub mod source;
 pub mod summary;
+#[allow(unsafe_code)]
+mod sys;
