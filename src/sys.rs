@@ -10,6 +10,21 @@ pub fn clock_ticks_per_second() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
+/// Hand the heap memory that glibc's allocator holds free back to the
+/// system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn malloc_trim() {
+    // SAFETY: malloc_trim takes no pointers and only releases memory that
+    // the allocator holds free; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Off glibc there is nothing to trim.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn malloc_trim() {}
+
 #[cfg(test)]
 mod tests {
     #[test]
