@@ -13,7 +13,10 @@ both files and checks that the spec equals the source.
 import sys
 from pathlib import Path
 
-import yaml
+try:
+    import yaml
+except ImportError:
+    sys.exit(f"missing Python package PyYAML: {sys.executable} -m pip install pyyaml (or run scripts/test)")
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "rules" / "policyreport.rules.yaml"

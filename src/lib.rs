@@ -5,6 +5,8 @@
 //! the rendering. [`app`] wires them together for the `serve` command;
 //! [`summary`] prints a one-shot rollout report.
 
+#![deny(unsafe_code, missing_docs)]
+
 pub mod aggregate;
 pub mod app;
 pub mod cli;
@@ -22,3 +24,6 @@ pub mod report;
 pub mod server;
 pub mod source;
 pub mod summary;
+// The only unsafe code: the calls into the C library.
+#[allow(unsafe_code)]
+mod sys;

@@ -51,19 +51,10 @@ impl Trimmer {
     }
 }
 
-/// Hand free heap memory back to the system.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn release() {
-    // SAFETY: malloc_trim takes no pointers and only releases memory that
-    // the allocator holds free; it is safe to call from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Hand free heap memory back to the system (a no-op off glibc).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn release() {}
+pub fn release() {
+    crate::sys::malloc_trim();
+}
 
 #[cfg(test)]
 mod tests {

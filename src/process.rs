@@ -6,9 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::metrics::{Exposition, Type, sample};
 
-/// Clock ticks per second of `/proc/*/stat` times (USER_HZ, 100 on Linux).
-const TICKS: f64 = 100.0;
-
 /// Write the process families.
 pub fn write(out: &mut Exposition) {
     let Some(p) = read() else { return };
@@ -101,11 +98,12 @@ fn read() -> Option<Proc> {
                 .map_or(0.0, |d| d.as_secs_f64())
         });
     let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as f64;
+    let ticks = crate::sys::clock_ticks_per_second();
     Some(Proc {
-        cpu_seconds: (utime + stime) / TICKS,
+        cpu_seconds: (utime + stime) / ticks,
         resident_bytes: rss_kb * 1024.0,
         virtual_bytes: vsize,
-        start_time: boot + start_ticks / TICKS,
+        start_time: boot + start_ticks / ticks,
         open_fds,
         threads,
     })

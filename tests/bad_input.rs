@@ -205,7 +205,7 @@ fn a_50mb_report_with_100k_results_gives_exact_counts() {
         .arg(&metrics_file)
         .arg(&file)
         .output()
-        .expect("python3");
+        .expect("python3 runs (scripts/test installs it with PyYAML)");
     assert!(
         out.status.success(),
         "crosscheck: {}{}",

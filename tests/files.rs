@@ -202,7 +202,7 @@ fn independent_crosscheck_agrees() {
             .arg(&out)
             .arg(&path)
             .status()
-            .expect("python3 runs (PyYAML is installed by .ci/run)");
+            .expect("python3 runs (scripts/test installs it with PyYAML)");
         assert!(status.success(), "crosscheck failed for {path}");
     }
 }
@@ -379,7 +379,7 @@ fn promtool_accepts_the_output() {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .expect("promtool is installed (apt-get install prometheus; .ci/run does this)");
+            .expect("promtool is installed (apt-get install prometheus; scripts/test does this)");
         std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), body.as_bytes())
             .expect("write");
         let out = child.wait_with_output().expect("promtool output");

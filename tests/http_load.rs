@@ -5,7 +5,8 @@
 //!
 //! Needs `wrk` (Debian package `wrk`). The tests in this file run one at a
 //! time (they share the machine's CPU and the exporter's connection cap).
-//! `HTTP_LOAD_SECONDS` shortens the wrk run (default 30).
+//! The load runs 5 s in `cargo test`; the full-length run (`#[ignore]`, run
+//! by `scripts/test`) lasts `HTTP_LOAD_SECONDS` (default 30).
 
 mod common;
 
@@ -79,15 +80,30 @@ fn parse_wrk(out: &str) -> WrkReport {
     r
 }
 
+/// The load run of `cargo test`: short enough for a quick developer loop.
 #[test]
 fn metrics_at_500_rps_while_1000_updates_per_second_arrive() {
-    let _serial = serial();
-    let seconds: u64 = std::env::var("HTTP_LOAD_SECONDS")
+    load("metrics_at_500_rps_while_1000_updates_per_second_arrive", 5);
+}
+
+/// The full-length load run, run by `scripts/test` (`--include-ignored`).
+#[test]
+#[ignore = "full length (30 s of wrk): scripts/test runs it"]
+fn metrics_at_500_rps_for_30_seconds_while_1000_updates_per_second_arrive() {
+    let seconds = std::env::var("HTTP_LOAD_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
+    load(
+        "metrics_at_500_rps_for_30_seconds_while_1000_updates_per_second_arrive",
+        seconds,
+    );
+}
+
+fn load(test: &str, seconds: u64) {
+    let _serial = serial();
     if let Err(e) = std::process::Command::new("wrk").arg("--version").output() {
-        panic!("this test needs wrk (Debian: apt-get install wrk): {e}");
+        panic!("this test needs wrk (apt-get install wrk; scripts/test installs it): {e}");
     }
     let kinds = [Kind::PolicyReport, Kind::ClusterPolicyReport];
     let c = Arc::new(FakeCluster::start(&kinds));
@@ -195,7 +211,7 @@ fn metrics_at_500_rps_while_1000_updates_per_second_arrive() {
     assert_eq!(e.get("/healthz").0, 200);
     let rss = e.status_kib("VmHWM").unwrap_or(0) / 1024;
     println!(
-        "SCOREBOARD http_load::metrics_at_500_rps_while_1000_updates_per_second_arrive: {seconds} s, {} requests at \
+        "SCOREBOARD http_load::{test}: {seconds} s, {} requests at \
          {:.0} req/s on /metrics ({} KB body), 0 errors, 0 non-2xx, latency p50 {p50} p99 {p99}; {applied} report \
          updates at {update_rate:.0}/s; the exporter used {cpu:.1} CPU-seconds ({:.0}% of a core); exact {caught_up:.1?} \
          after the updates stopped; peak RSS {rss} MiB",

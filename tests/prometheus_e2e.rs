@@ -177,9 +177,12 @@ fn variables(cluster: &str) -> BTreeMap<&'static str, String> {
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {cmd:?}: {e} (promtool: apt-get install prometheus; python3 with PyYAML: \
+                 pip install pyyaml; scripts/test installs both)"
+        )
+    });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -428,7 +431,7 @@ impl Prometheus {
             .stdout(std::fs::File::create(dir.join("stdout.log")).expect("log file"))
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
-            .expect("start prometheus (Debian package `prometheus`)");
+            .expect("start prometheus (apt-get install prometheus; scripts/test installs it)");
         let mut p = Prometheus {
             child,
             addr,

@@ -1,6 +1,8 @@
-//! A soak: the exporter against the fake API server for `SOAK_SECONDS`
-//! (default 120) while reports, Events and policies are created, updated
-//! and deleted, and faults are injected at random (seeded by `SOAK_SEED`):
+//! A soak: the exporter against the fake API server for 20 s (the
+//! full-length run, `#[ignore]` so that `cargo test` stays quick and run by
+//! `scripts/test`: `SOAK_SECONDS`, default 120) while reports, Events and
+//! policies are created, updated and deleted, and faults are injected at
+//! random (seeded by `SOAK_SEED`):
 //! restarts with and without history, cut watches, compaction, 500s and
 //! 429s, hanging requests with a short --request-timeout, outages, paged
 //! lists cut half way, failing discovery and openreports coming and going.
@@ -11,8 +13,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{FakeCluster, Metrics, Rng, Workload, data_text};
@@ -33,9 +35,26 @@ fn unsynced(m: &Metrics) -> Vec<String> {
         .collect()
 }
 
+/// The soak of `cargo test`: short enough for a quick developer loop.
 #[test]
 fn soak_with_random_faults_ends_exact() {
-    let seconds = env_u64("SOAK_SECONDS", 120);
+    soak("soak_with_random_faults_ends_exact", 20);
+}
+
+/// The full-length soak, run by `scripts/test` (`--include-ignored`).
+#[test]
+#[ignore = "full length (2 minutes): scripts/test runs it"]
+fn soak_full_length_with_random_faults_ends_exact() {
+    soak(
+        "soak_full_length_with_random_faults_ends_exact",
+        env_u64("SOAK_SECONDS", 120),
+    );
+}
+
+fn soak(test: &str, seconds: u64) {
+    // One soak at a time: each loads the machine on its own.
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let seed = env_u64("SOAK_SEED", 20_261_127);
     println!("soak: {seconds} s, SOAK_SEED={seed}");
     let c = Arc::new(FakeCluster::start(&Kind::ALL));
@@ -239,7 +258,7 @@ fn soak_with_random_faults_ends_exact() {
     let series = data_text(&m).lines().count();
     let total_faults: u64 = faults.values().sum();
     println!(
-        "SCOREBOARD soak::soak_with_random_faults_ends_exact: {seconds} s, seed {seed}: {} changes, {total_faults} faults \
+        "SCOREBOARD soak::{test}: {seconds} s, seed {seed}: {} changes, {total_faults} faults \
          {faults:?}; /healthz failures {}; /readyz non-200 in {} of {} samples; synced=0 in {} samples; {} watch errors \
          counted, {} invalid objects; caught up {caught_up:.1?} after the faults stopped; {series} data series equal to \
          the from-scratch count; python: {}; peak RSS {} MiB",

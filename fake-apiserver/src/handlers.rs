@@ -7,13 +7,14 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::selector::{FieldSelector, LabelSelector, walk};
 use crate::store::{Entry, ObjKey, Stored};
-use crate::util::{b64_decode, b64_encode};
+use crate::util::CONTINUE_TOKEN;
 use crate::{Fault, RecordedRequest, ResourceDef, Shared, lock, watch};
 
 const JSON: &str = "application/json";
@@ -24,40 +25,9 @@ const V2BETA1_CONTENT_TYPE: &str =
 
 /// Decodes an `application/x-www-form-urlencoded` query string.
 pub(crate) fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match (
-                    bytes.get(i + 1).copied().and_then(hex),
-                    bytes.get(i + 2).copied().and_then(hex),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parsed query parameters of a resource request.
@@ -662,7 +632,7 @@ fn get_one(
 
 /// Decoded continue token: snapshot resourceVersion and last returned key.
 fn decode_continue(token: &str) -> Option<(u64, ObjKey)> {
-    let raw = b64_decode(token)?;
+    let raw = CONTINUE_TOKEN.decode(token).ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
     let rv = v.get("rv")?.as_u64()?;
     let ns = v.get("ns")?.as_str()?.to_string();
@@ -672,7 +642,7 @@ fn decode_continue(token: &str) -> Option<(u64, ObjKey)> {
 
 fn encode_continue(rv: u64, key: &ObjKey) -> String {
     let v = json!({"v": "meta.k8s.io/v1", "rv": rv, "ns": key.0, "name": key.1});
-    b64_encode(&serde_json::to_vec(&v).unwrap_or_default())
+    CONTINUE_TOKEN.encode(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 async fn list(
@@ -809,7 +779,10 @@ mod tests {
         );
         assert_eq!(q[1], ("watch".into(), "true".into()));
         assert_eq!(q[2], ("labelSelector".into(), "a in (b)".into()));
-        assert_eq!(percent_decode("%E2%9C%93%zz"), "\u{2713}%zz");
+        assert_eq!(
+            parse_query("a=%E2%9C%93%zz"),
+            [("a".into(), "\u{2713}%zz".into())]
+        );
     }
 
     #[test]

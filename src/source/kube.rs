@@ -36,9 +36,19 @@ const QUIET_RECOVERY: Duration = Duration::from_secs(45);
 /// Errors setting up the Kubernetes source.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeSourceError {
-    /// No usable client configuration was found.
-    #[error("loading Kubernetes client configuration: {0}")]
-    Config(String),
+    /// No usable client configuration was found (in-cluster, `KUBECONFIG`
+    /// or `~/.kube/config`).
+    #[error("loading Kubernetes client configuration")]
+    Config(#[source] kube::config::InferConfigError),
+    /// The kubeconfig context asked for could not be loaded.
+    #[error("loading kubeconfig context {context:?}")]
+    Context {
+        /// The context's name.
+        context: String,
+        /// Why it could not be loaded.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
     /// The client could not be built.
     #[error("building Kubernetes client: {0}")]
     Client(#[from] kube::Error),
@@ -68,11 +78,12 @@ pub async fn client(
             };
             Config::from_kubeconfig(&opts)
                 .await
-                .map_err(|e| KubeSourceError::Config(e.to_string()))?
+                .map_err(|source| KubeSourceError::Context {
+                    context: ctx.to_owned(),
+                    source,
+                })?
         }
-        None => Config::infer()
-            .await
-            .map_err(|e| KubeSourceError::Config(e.to_string()))?,
+        None => Config::infer().await.map_err(KubeSourceError::Config)?,
     };
     config.read_timeout = Some(read_timeout);
     Ok(Client::try_from(config)?)
@@ -83,6 +94,7 @@ pub async fn client(
 pub async fn discover(client: &Client, kinds: &[Kind]) -> Result<Vec<(Kind, String)>, kube::Error> {
     let mut served = Vec::new();
     let mut groups: Vec<&str> = kinds.iter().map(|k| k.group()).collect();
+    groups.sort_unstable();
     groups.dedup();
     for group in groups {
         let found = match kube::discovery::group(client, group).await {

@@ -166,7 +166,10 @@ import re
 import sys
 from collections import defaultdict
 
-import yaml
+try:
+    import yaml
+except ImportError:
+    sys.exit(f"missing Python package PyYAML: {sys.executable} -m pip install pyyaml (or run scripts/test)")
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 
