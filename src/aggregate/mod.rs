@@ -33,6 +33,7 @@ use crate::kind::Kind;
 use crate::memory::Trimmer;
 use crate::policy::{self, PolicyInfo};
 use crate::report::{DecodeError, Report};
+use crate::scope::NamespaceScope;
 use crate::source::{Body, Origin, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
 use controls::{ControlDelta, ControlState, Matcher};
@@ -52,9 +53,28 @@ pub const LABEL_NAMES: [&str; SLOTS] = [
 const NAMESPACE: usize = 0;
 const POLICY: usize = 1;
 const CATEGORY: usize = 2;
+const SEVERITY: usize = 3;
+const SOURCE: usize = 4;
 const RESULT: usize = 5;
 const RULE: usize = 6;
 const KIND: usize = 7;
+
+/// The labels of one Policy Reporter simple-mode series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyReporterLabels<'a> {
+    /// The report's namespace; empty for cluster-scoped reports.
+    pub namespace: &'a str,
+    /// The result's policy.
+    pub policy: &'a str,
+    /// The result: pass, fail, warn, error or skip.
+    pub status: &'a str,
+    /// The result's severity, empty when absent.
+    pub severity: &'a str,
+    /// The result's category, `Other` when absent or empty.
+    pub category: &'a str,
+    /// The result's source, else the report's.
+    pub source: &'a str,
+}
 
 /// Which optional labels `policyreport_results` carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,9 +126,13 @@ struct BlockedKey {
 #[derive(Debug)]
 enum Contribution {
     /// A report: its series counts and its per-control resource tallies.
+    /// With `--compat policy-reporter`, `series` goes on with its counts in
+    /// the Policy Reporter table from index `policy_reporter`; without, it
+    /// ends there. (One list, not two, keeps a contribution at 48 bytes.)
     Report {
         series: Box<[(SeriesId, u32)]>,
         controls: Box<[ControlDelta]>,
+        policy_reporter: u32,
     },
     /// An Event: its uid, what it blocked (when it is a blocked admission)
     /// and the count already added. The count is carried through updates
@@ -148,6 +172,11 @@ pub struct Config {
     pub labels: LabelOptions,
     /// The compliance controls.
     pub controls: Arc<Controls>,
+    /// Also count Policy Reporter's simple-mode families
+    /// (`--compat policy-reporter`).
+    pub policy_reporter: bool,
+    /// Which namespaces count (`--namespace-include`, `--namespace-exclude`).
+    pub scope: NamespaceScope,
 }
 
 /// The aggregated state.
@@ -155,7 +184,12 @@ pub struct Config {
 pub struct Aggregate {
     labels: LabelOptions,
     controls: Arc<Controls>,
+    scope: NamespaceScope,
     series: SeriesTable,
+    /// Policy Reporter's `policy_report_result` and
+    /// `cluster_policy_report_result`, with `--compat policy-reporter`: slots
+    /// as in [`LABEL_NAMES`], with Policy Reporter's values.
+    policy_reporter: Option<SeriesTable>,
     control_state: Vec<ControlState>,
     matcher: Matcher,
     blocked: Map<BlockedKey, u64>,
@@ -206,8 +240,10 @@ impl Aggregate {
                 .map(|_| ControlState::default())
                 .collect(),
             controls: config.controls,
+            scope: config.scope,
             matcher: Matcher::default(),
             series: SeriesTable::default(),
+            policy_reporter: config.policy_reporter.then(SeriesTable::default),
             blocked: Map::default(),
             policies: BTreeMap::new(),
             origins: Map::default(),
@@ -335,7 +371,12 @@ impl Aggregate {
         object: &SourceObject,
     ) -> (ObjectId, Option<Contribution>) {
         let id = object_id(object);
+        // Namespace scoping, for everything that belongs to a namespace:
+        // reports (results and controls) by their own namespace, blocked
+        // admissions by the blocked resource's. What is out of scope
+        // contributes nothing and is not held.
         let decoded = match &object.body {
+            Body::Report(_) if !self.scope.admits(&id.namespace) => Ok(None),
             Body::Report(report) => match report.error() {
                 Some(err) => Err(err.clone()),
                 None => Ok(Some(self.report_contribution(report, &id.namespace))),
@@ -408,10 +449,18 @@ impl Aggregate {
 
     fn report_contribution(&mut self, report: &Report, namespace: &str) -> Contribution {
         let rows = count_rows(&self.series, report, namespace, self.labels);
-        let series = rows
+        let mut series: Vec<(SeriesId, u32)> = rows
             .into_iter()
             .map(|(hash, labels, n)| (self.series.acquire_hashed(hash, &labels), n))
             .collect();
+        let policy_reporter = series.len() as u32;
+        if let Some(table) = &mut self.policy_reporter {
+            let rows = policy_reporter_rows(table, report, namespace);
+            series.extend(
+                rows.into_iter()
+                    .map(|(hash, labels, n)| (table.acquire_hashed(hash, &labels), n)),
+            );
+        }
         let controls = controls::deltas(
             &self.controls,
             &mut self.matcher,
@@ -419,7 +468,11 @@ impl Aggregate {
             namespace,
             &mut self.series,
         );
-        Contribution::Report { series, controls }
+        Contribution::Report {
+            series: series.into_boxed_slice(),
+            controls,
+            policy_reporter,
+        }
     }
 
     fn event_contribution(
@@ -428,7 +481,7 @@ impl Aggregate {
         blocked: Option<event::Blocked>,
     ) -> Contribution {
         let (key, counted) = match blocked {
-            Some(b) => {
+            Some(b) if self.scope.admits(&b.namespace) => {
                 let key = BlockedKey {
                     namespace: self.series.intern(&b.namespace),
                     policy: self.series.intern(&b.policy),
@@ -437,7 +490,7 @@ impl Aggregate {
                 };
                 (Some(key), b.count)
             }
-            None => (None, 0),
+            _ => (None, 0),
         };
         Contribution::Event {
             uid,
@@ -450,12 +503,22 @@ impl Aggregate {
     /// Make a contribution visible, given the one it replaces.
     fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
         match new {
-            Contribution::Report { series, controls } => {
-                for (s, n) in series.iter() {
+            Contribution::Report {
+                series,
+                controls,
+                policy_reporter,
+            } => {
+                let (series, compat) = series.split_at(*policy_reporter as usize);
+                for (s, n) in series {
                     self.series.add(*s, *n);
                 }
                 for d in controls.iter() {
                     self.control_state[d.control as usize].apply(d, 1);
+                }
+                if let Some(table) = &mut self.policy_reporter {
+                    for (s, n) in compat {
+                        table.add(*s, *n);
+                    }
                 }
             }
             Contribution::Event {
@@ -484,12 +547,22 @@ impl Aggregate {
     /// Remove a visible contribution and release what it holds.
     fn deactivate(&mut self, old: Contribution) {
         match &old {
-            Contribution::Report { series, controls } => {
-                for (s, n) in series.iter() {
+            Contribution::Report {
+                series,
+                controls,
+                policy_reporter,
+            } => {
+                let (series, compat) = series.split_at(*policy_reporter as usize);
+                for (s, n) in series {
                     self.series.sub(*s, *n);
                 }
                 for d in controls.iter() {
                     self.control_state[d.control as usize].apply(d, -1);
+                }
+                if let Some(table) = &mut self.policy_reporter {
+                    for (s, n) in compat {
+                        table.sub(*s, *n);
+                    }
                 }
             }
             Contribution::Policy(info) => {
@@ -507,9 +580,20 @@ impl Aggregate {
 
     /// Drop the series references of a contribution that is not visible.
     fn release(&mut self, c: Contribution) {
-        if let Contribution::Report { series, .. } = c {
-            for (s, _) in series.iter() {
+        if let Contribution::Report {
+            series,
+            policy_reporter,
+            ..
+        } = c
+        {
+            let (series, compat) = series.split_at(policy_reporter as usize);
+            for (s, _) in series {
                 self.series.release(*s);
+            }
+            if let Some(table) = &mut self.policy_reporter {
+                for (s, _) in compat {
+                    table.release(*s);
+                }
             }
         }
     }
@@ -598,6 +682,35 @@ impl Aggregate {
                     .map(|(_, v)| *v),
             );
             f(&buf, n);
+        });
+    }
+
+    /// Whether Policy Reporter's families are kept
+    /// (`--compat policy-reporter`).
+    pub fn policy_reporter_enabled(&self) -> bool {
+        self.policy_reporter.is_some()
+    }
+
+    /// Visit Policy Reporter's simple-mode series (none unless enabled):
+    /// the report's namespace (empty for cluster-scoped reports), policy,
+    /// status, severity, category and source, and the number of results.
+    pub fn for_each_policy_reporter_result(
+        &self,
+        mut f: impl FnMut(PolicyReporterLabels<'_>, u64),
+    ) {
+        let Some(table) = &self.policy_reporter else {
+            return;
+        };
+        table.for_each(|v, n| {
+            let labels = PolicyReporterLabels {
+                namespace: v[NAMESPACE],
+                policy: v[POLICY],
+                status: v[RESULT],
+                severity: v[SEVERITY],
+                category: v[CATEGORY],
+                source: v[SOURCE],
+            };
+            f(labels, n)
         });
     }
 
@@ -704,6 +817,47 @@ fn object_id(object: &SourceObject) -> ObjectId {
     }
 }
 
+/// Rows of label values with their counts and label hashes (for
+/// [`SeriesTable::acquire_hashed`]), each distinct label set once.
+struct Rows<'a, 't> {
+    table: &'t SeriesTable,
+    rows: Vec<(u64, [&'a str; SLOTS], u32)>,
+    index: HashTable<usize>,
+}
+
+impl<'a, 't> Rows<'a, 't> {
+    fn new(table: &'t SeriesTable) -> Self {
+        Self {
+            table,
+            rows: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+
+    /// Add `n` to the row of `labels`.
+    fn add(&mut self, labels: [&'a str; SLOTS], n: u32) {
+        // Most reports hold few distinct rows: a list beats a map, until it
+        // grows long.
+        let hash = self.table.hash(&labels);
+        let rows = &mut self.rows;
+        let same = |row: &(u64, [&str; SLOTS], u32)| {
+            row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
+        };
+        let found = if self.index.is_empty() {
+            rows.iter().position(same)
+        } else {
+            self.index.find(hash, |&i| same(&rows[i])).copied()
+        };
+        match found {
+            Some(i) => rows[i].2 += n,
+            None => {
+                rows.push((hash, labels, n));
+                index_long_list(&mut self.index, rows.len(), |i| rows[i].0);
+            }
+        }
+    }
+}
+
 /// Apply the counting rules to one report: each result counts once per
 /// listed subject, or once when it lists none. Rows come with their label
 /// hash, for [`SeriesTable::acquire_hashed`].
@@ -713,28 +867,7 @@ fn count_rows<'a>(
     namespace: &'a str,
     opts: LabelOptions,
 ) -> Vec<(u64, [&'a str; SLOTS], u32)> {
-    // Most reports hold few distinct rows: a list beats a map, until it
-    // grows long.
-    let mut rows: Vec<(u64, [&'a str; SLOTS], u32)> = Vec::new();
-    let mut index: HashTable<usize> = HashTable::new();
-    let mut add = |labels: [&'a str; SLOTS], n: u32| {
-        let hash = series.hash(&labels);
-        let same = |row: &(u64, [&str; SLOTS], u32)| {
-            row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
-        };
-        let found = if index.is_empty() {
-            rows.iter().position(same)
-        } else {
-            index.find(hash, |&i| same(&rows[i])).copied()
-        };
-        match found {
-            Some(i) => rows[i].2 += n,
-            None => {
-                rows.push((hash, labels, n));
-                index_long_list(&mut index, rows.len(), |i| rows[i].0);
-            }
-        }
-    };
+    let mut rows = Rows::new(series);
     let top_source = report.source();
     let scope_kind = report.scope().map_or("", |s| s.kind);
     for r in report.results() {
@@ -753,17 +886,58 @@ fn count_rows<'a>(
             if opts.kind {
                 labels[KIND] = scope_kind;
             }
-            add(labels, 1);
+            rows.add(labels, 1);
         } else if !opts.kind {
-            add(labels, subjects as u32);
+            rows.add(labels, subjects as u32);
         } else {
             for s in r.subjects() {
                 labels[KIND] = s.kind;
-                add(labels, 1);
+                rows.add(labels, 1);
             }
         }
     }
-    rows
+    rows.rows
+}
+
+/// Policy Reporter's category for results that have none
+/// (kyverno/policy-reporter `pkg/report/result/reconditioner.go`).
+pub const POLICY_REPORTER_NO_CATEGORY: &str = "Other";
+
+/// Policy Reporter's simple-mode counting (kyverno/policy-reporter
+/// `pkg/listener/metrics/result_custom.go`, with its reconditioner): each
+/// result counts once, whatever its subjects; the category is `Other` when
+/// empty; the source is the result's, else the report's, which is the
+/// top-level `source`, else the first result's (`GetSource()` of its report
+/// types). Empty strings count as absent, as in Go.
+fn policy_reporter_rows<'a>(
+    table: &SeriesTable,
+    report: &'a Report,
+    namespace: &'a str,
+) -> Vec<(u64, [&'a str; SLOTS], u32)> {
+    let nonempty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
+    let report_source = nonempty(report.source())
+        .or_else(|| report.results().next().and_then(|r| r.source))
+        .unwrap_or("");
+    let mut rows = Rows::new(table);
+    for r in report.results() {
+        let category = if r.category.is_empty() {
+            POLICY_REPORTER_NO_CATEGORY
+        } else {
+            r.category
+        };
+        let labels = [
+            namespace,
+            r.policy,
+            category,
+            r.severity,
+            nonempty(r.source).unwrap_or(report_source),
+            r.outcome.as_str(),
+            "",
+            "",
+        ];
+        rows.add(labels, 1);
+    }
+    rows.rows
 }
 
 /// Free memory is handed back to the system at most this often.
