@@ -67,12 +67,15 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
 
 /// What the aggregate keeps beyond what every command needs (flags of
 /// `serve`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Outputs {
     /// Optional labels of `policyreport_results`.
     pub labels: LabelOptions,
     /// Policy Reporter's families (`--compat policy-reporter`).
     pub policy_reporter: bool,
+    /// Namespace label keys for `policyreport_namespace_info`
+    /// (`--namespace-labels`).
+    pub namespace_labels: Vec<String>,
 }
 
 impl Outputs {
@@ -81,6 +84,7 @@ impl Outputs {
         Self {
             labels: label_options(&args.extra_labels),
             policy_reporter: args.compat == Some(Compat::PolicyReporter),
+            namespace_labels: args.namespace_labels.clone(),
         }
     }
 }
@@ -124,6 +128,7 @@ pub async fn start_with(
         controls,
         policy_reporter: outputs.policy_reporter,
         scope,
+        namespace_labels: outputs.namespace_labels,
     });
     if source.files.is_empty() {
         let timeout = Duration::from_secs(source.request_timeout);

@@ -177,6 +177,17 @@ pub struct ServeArgs {
     /// policy_report_result and cluster_policy_report_result.
     #[arg(long, value_enum, env = "POLICYREPORT_EXPORTER_COMPAT")]
     pub compat: Option<Compat>,
+    /// Namespace label keys to serve, comma-separated (such as
+    /// `team,owner`): policyreport_namespace_info{namespace, label_team,
+    /// label_owner} is 1 for every Namespace, named as kube-state-metrics'
+    /// kube_namespace_labels, for joining teams onto alerts.
+    #[arg(
+        long,
+        value_name = "KEY,...",
+        value_delimiter = ',',
+        env = "POLICYREPORT_EXPORTER_NAMESPACE_LABELS"
+    )]
+    pub namespace_labels: Vec<String>,
 }
 
 /// Other exporters whose metric families `--compat` serves.

@@ -11,8 +11,9 @@ use serde::Deserialize;
 /// The built-in controls, in the `--controls` file format.
 pub const DEFAULT_CONTROLS_YAML: &str = r#"# Controls: named compliance questions answered from report results.
 # A result belongs to a control when its policy matches one of `policies`
-# (globs), or one of the comma-separated entries of its category equals one of
-# `categories`; `rules` (globs), when given, narrow the match. Only subjects of
+# (globs), or one of the comma-separated entries of its category (trimmed)
+# matches one of `categories` (globs); `rules` (globs), when given, narrow the
+# match. Only subjects of
 # the listed `kinds` count (all kinds when empty). `target` is the compliance
 # percentage the control should reach.
 controls:
@@ -26,8 +27,8 @@ controls:
     target: 100
   - name: secure-context
     categories:
-      - Pod Security Standards (Baseline)
-      - Pod Security Standards (Restricted)
+      - Pod Security Standards (Baseline)*
+      - Pod Security Standards (Restricted)*
     policies: ["podsecurity-subrule-*"]
     kinds: [Pod]
     target: 100
@@ -101,7 +102,7 @@ pub struct Control {
     /// Target compliance, in percent.
     pub target: f64,
     policies: GlobSet,
-    categories: HashSet<String>,
+    categories: GlobSet,
     rules: Option<GlobSet>,
     kinds: Vec<String>,
 }
@@ -113,7 +114,7 @@ impl Control {
         let by_category = !self.categories.is_empty()
             && category
                 .split(',')
-                .any(|c| self.categories.contains(c.trim()));
+                .any(|c| self.categories.is_match(c.trim()));
         (by_policy || by_category) && self.rules.as_ref().is_none_or(|r| r.is_match(rule))
     }
 
@@ -188,11 +189,14 @@ impl Controls {
             };
             list.push(Control {
                 policies: globs(&spec.name, &spec.policies)?,
-                categories: spec
-                    .categories
-                    .iter()
-                    .map(|c| c.trim().to_owned())
-                    .collect(),
+                categories: globs(
+                    &spec.name,
+                    &spec
+                        .categories
+                        .iter()
+                        .map(|c| c.trim().to_owned())
+                        .collect::<Vec<_>>(),
+                )?,
                 rules,
                 kinds: spec.kinds,
                 target: spec.target,
@@ -295,6 +299,22 @@ mod tests {
             ["secure-context"]
         );
         assert!(m("require-labels", "Best Practices").is_empty());
+        // The CEL ports of the Pod Security policies.
+        assert_eq!(
+            m(
+                "disallow-host-path",
+                "Pod Security Standards (Baseline) in ValidatingPolicy"
+            ),
+            ["secure-context"]
+        );
+        assert_eq!(
+            m(
+                "require-run-as-nonroot",
+                "Other, Pod Security Standards (Restricted) in ValidatingPolicy"
+            ),
+            ["secure-context"]
+        );
+        assert!(m("x", "Pod Security Standards").is_empty());
         assert!(
             c.iter()
                 .all(|c| c.counts_kind("Pod") && !c.counts_kind("Deployment"))

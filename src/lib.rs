@@ -15,6 +15,7 @@ pub mod kind;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod namespace;
 pub mod object;
 pub mod policy;
 pub mod process;

@@ -122,6 +122,23 @@ impl Snapshot {
             },
         );
         out.family(
+            "policyreport_admission_audit_failures",
+            "Admission requests Audit let through with a failing or erroring rule, which Enforce would have refused, counted from Kyverno's PolicyViolation Events.",
+            Type::Counter,
+            |buf| {
+                aggregate.for_each_audit_failure(|namespace, policy, rule, kind, control, n| {
+                    let labels = [
+                        ("namespace", namespace),
+                        ("policy", policy),
+                        ("rule", rule),
+                        ("kind", kind),
+                        ("control", control),
+                    ];
+                    sample(buf, "policyreport_admission_audit_failures_total", labels, n)
+                })
+            },
+        );
+        out.family(
             "policyreport_policy_info",
             "Kyverno policies and their mode (audit, enforce, mixed or none); always 1.",
             Type::Gauge,
@@ -139,6 +156,36 @@ impl Snapshot {
                 }
             },
         );
+        out.family(
+            "policyreport_policy_namespace_mode",
+            "The mode (audit, enforce or mixed) a policy is in, per namespace where it has results or that its overrides name; always 1.",
+            Type::Gauge,
+            |buf| {
+                aggregate.for_each_namespace_mode(|policy, namespace, mode| {
+                    let labels = [
+                        ("policy", policy),
+                        ("namespace", namespace),
+                        ("mode", mode.as_str()),
+                    ];
+                    sample(buf, "policyreport_policy_namespace_mode", labels, 1)
+                })
+            },
+        );
+        if aggregate.namespace_label_names().len() > 0 {
+            let names: Vec<&str> = aggregate.namespace_label_names().collect();
+            out.family(
+                "policyreport_namespace_info",
+                "Namespaces and the labels --namespace-labels names (as kube-state-metrics' kube_namespace_labels); always 1.",
+                Type::Gauge,
+                |buf| {
+                    aggregate.for_each_namespace_info(|namespace, values| {
+                        let labels = std::iter::once(("namespace", namespace))
+                            .chain(names.iter().copied().zip(values.iter().copied()));
+                        sample(buf, "policyreport_namespace_info", labels, 1)
+                    })
+                },
+            );
+        }
         if aggregate.policy_reporter_enabled() {
             // Policy Reporter's names, help and label order (`--compat
             // policy-reporter`), for the rules and dashboards written for it.

@@ -1,10 +1,16 @@
-//! Kyverno policies: each policy's mode (audit, enforce, mixed or none) and
-//! the annotations dashboards show next to it.
+//! Kyverno policies: each policy's mode (audit, enforce, mixed or none), the
+//! mode in force per namespace, and the annotations dashboards show next to
+//! it.
 //!
-//! For `kyverno.io` ClusterPolicy and Policy, each validate rule's action is
-//! its `validate.failureAction`, else the spec's `validationFailureAction`,
-//! else Audit; override entries add their actions. For `policies.kyverno.io`
-//! ValidatingPolicy, `validationActions` containing Deny means enforce.
+//! For `kyverno.io` ClusterPolicy and Policy, the policy-wide mode combines
+//! each validate rule's action (its `validate.failureAction`, else the spec's
+//! `validationFailureAction`, else Audit) with the actions of every override
+//! entry. Per namespace N, each validate rule takes the first entry that
+//! applies to N among the rule's `failureActionOverrides` (or, when the rule
+//! has none, the spec's `validationFailureActionOverrides`), else its action:
+//! the order Kyverno 1.14 to 1.18 route rules in (`pkg/policycache`). For the
+//! `policies.kyverno.io` CEL kinds, `validationActions` containing Deny means
+//! enforce, anything else audit, in every namespace.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +71,206 @@ pub struct PolicyInfo {
     pub background: bool,
 }
 
+/// A decoded policy: what `policyreport_policy_info` shows, and how its mode
+/// varies by namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The policy-wide information.
+    pub info: PolicyInfo,
+    /// The mode per namespace.
+    pub routing: Routing,
+}
+
+/// How a policy's mode is decided per namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routing {
+    /// For a namespaced policy, its namespace: the only one it applies to.
+    pub own_namespace: Option<String>,
+    /// The rules.
+    pub rules: Rules,
+}
+
+/// The rules a namespace's mode is computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rules {
+    /// The same mode everywhere (the CEL kinds, and policies without a
+    /// validate rule, whose mode is [`Mode::None`]).
+    Fixed(Mode),
+    /// One entry per validate rule.
+    PerRule(Vec<RuleRoute>),
+}
+
+/// One validate rule: the override entries it consults in order, and its
+/// action when none applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRoute {
+    /// The rule's own overrides, or the spec's when it has none.
+    pub overrides: Vec<Override>,
+    /// The rule's `failureAction`, else the spec's, else Audit.
+    pub action: Mode,
+}
+
+/// One entry of `validationFailureActionOverrides` or
+/// `failureActionOverrides`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Override {
+    /// Its action.
+    pub action: Mode,
+    /// `namespaces` patterns (`*` and `?` wildcards); empty when not given.
+    pub namespaces: Vec<String>,
+    /// `namespaceSelector`, when given.
+    pub selector: Option<Selector>,
+}
+
+/// A Kubernetes label selector.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Selector {
+    /// `matchLabels`.
+    pub match_labels: BTreeMap<String, String>,
+    /// `matchExpressions`.
+    pub expressions: Vec<Expression>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expression {
+    /// The label key.
+    pub key: String,
+    /// The operator.
+    pub operator: Operator,
+    /// The values (`In` and `NotIn`).
+    pub values: Vec<String>,
+}
+
+/// A label selector operator.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Operator {
+    /// The label's value is one of the values.
+    In,
+    /// The label is absent or its value is none of the values.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+/// A namespace's labels, as far as they are known.
+pub type Labels = BTreeMap<String, String>;
+
+impl Selector {
+    /// Whether labels match this selector.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.expressions.iter().all(|e| {
+                let value = labels.get(&e.key);
+                match e.operator {
+                    Operator::In => value.is_some_and(|v| e.values.contains(v)),
+                    Operator::NotIn => value.is_none_or(|v| !e.values.contains(v)),
+                    Operator::Exists => value.is_some(),
+                    Operator::DoesNotExist => value.is_none(),
+                }
+            })
+    }
+}
+
+impl Override {
+    /// Whether this entry applies to namespace `ns` (whose labels are
+    /// `labels`, when known): every condition it gives holds. No entry
+    /// applies to `""` (cluster-scoped resources), and a selector never
+    /// matches a namespace whose labels are unknown.
+    pub fn applies(&self, ns: &str, labels: Option<&Labels>) -> bool {
+        if ns.is_empty() {
+            return false;
+        }
+        let by_name = self.namespaces.is_empty() || self.namespaces.iter().any(|p| wildcard(p, ns));
+        let by_labels = self
+            .selector
+            .as_ref()
+            .is_none_or(|s| labels.is_some_and(|l| s.matches(l)));
+        by_name && by_labels
+    }
+}
+
+impl Routing {
+    /// The mode in force in namespace `ns`, given a lookup of namespace
+    /// labels. [`Mode::None`] for a policy without validate rules.
+    pub fn mode_in<'a>(&self, ns: &str, labels: impl Fn(&str) -> Option<&'a Labels>) -> Mode {
+        match &self.rules {
+            Rules::Fixed(mode) => *mode,
+            Rules::PerRule(rules) => {
+                let known = labels(ns);
+                combine(rules.iter().map(|r| {
+                    r.overrides
+                        .iter()
+                        .find(|o| o.applies(ns, known))
+                        .map_or(r.action, |o| o.action)
+                }))
+            }
+        }
+    }
+
+    /// The namespaces the overrides name literally (without wildcards).
+    pub fn literal_namespaces(&self) -> impl Iterator<Item = &str> {
+        let rules = match &self.rules {
+            Rules::PerRule(rules) => rules.as_slice(),
+            Rules::Fixed(_) => &[],
+        };
+        rules
+            .iter()
+            .flat_map(|r| &r.overrides)
+            .flat_map(|o| &o.namespaces)
+            .map(String::as_str)
+            .filter(|p| !p.is_empty() && !p.contains(['*', '?']))
+    }
+}
+
+/// `audit` or `enforce` when all agree, `mixed` when they differ, `none`
+/// when there are none.
+fn combine(modes: impl Iterator<Item = Mode>) -> Mode {
+    let mut out = Mode::None;
+    for m in modes {
+        out = match out {
+            Mode::None => m,
+            o if o == m => o,
+            _ => return Mode::Mixed,
+        };
+    }
+    out
+}
+
+/// Kyverno's namespace patterns: `*` matches any run of characters, `?` one
+/// character, everything else itself (as Kyverno's `wildcard.CheckPatterns`
+/// does; a glob library would also give `[`, `{` and `\` meanings).
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 #[derive(Deserialize, Default)]
 struct MetaIn {
     #[serde(default)]
@@ -86,18 +292,40 @@ struct SpecIn {
     background: Option<bool>,
     #[serde(default)]
     rules: Option<Vec<RuleIn>>,
-    /// ValidatingPolicy.
+    /// The CEL kinds.
     #[serde(default)]
     validation_actions: Option<Vec<String>>,
-    /// ValidatingPolicy.
+    /// The CEL kinds.
     #[serde(default)]
     evaluation: Option<EvaluationIn>,
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct OverrideIn {
     #[serde(default)]
     action: Option<String>,
+    #[serde(default)]
+    namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    namespace_selector: Option<SelectorIn>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SelectorIn {
+    #[serde(default)]
+    match_labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    match_expressions: Option<Vec<ExpressionIn>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ExpressionIn {
+    key: String,
+    operator: String,
+    #[serde(default)]
+    values: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -135,28 +363,33 @@ struct PolicyIn {
     spec: Option<SpecIn>,
 }
 
-/// Decode a policy object of the given kind.
-pub fn decode(kind: Kind, raw: &str) -> Result<PolicyInfo, DecodeError> {
-    let invalid = |field: &str, reason: String| DecodeError {
+fn invalid(field: &str, reason: impl Into<String>) -> DecodeError {
+    DecodeError {
         field: field.into(),
-        reason,
-    };
+        reason: reason.into(),
+    }
+}
+
+/// Decode a policy object of the given kind.
+pub fn decode(kind: Kind, raw: &str) -> Result<Policy, DecodeError> {
     let p: PolicyIn = serde_json::from_str(raw).map_err(|e| invalid("policy", e.to_string()))?;
     let name = p.metadata.name.unwrap_or_default();
     if name.is_empty() {
-        return Err(invalid("metadata.name", "missing".into()));
+        return Err(invalid("metadata.name", "missing"));
     }
-    let policy = match (kind, p.metadata.namespace.as_deref()) {
-        (Kind::Policy, Some(ns)) if !ns.is_empty() => format!("{ns}/{name}"),
-        _ => name,
+    let own_namespace = p
+        .metadata
+        .namespace
+        .filter(|ns| kind.namespaced() && !ns.is_empty());
+    let policy = match &own_namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name,
     };
     let spec = p.spec.unwrap_or_default();
-    let (mode, background) = if kind == Kind::ValidatingPolicy {
+    let (mode, rules, background) = if Kind::CEL_POLICIES.contains(&kind) {
         let actions = spec.validation_actions.unwrap_or_default();
         let mode = if actions.iter().any(|a| a.eq_ignore_ascii_case("deny")) {
             Mode::Enforce
-        } else if actions.is_empty() {
-            Mode::None
         } else {
             Mode::Audit
         };
@@ -164,12 +397,10 @@ pub fn decode(kind: Kind, raw: &str) -> Result<PolicyInfo, DecodeError> {
             .evaluation
             .and_then(|e| e.background)
             .and_then(|b| b.enabled);
-        (mode, bg.unwrap_or(true))
+        (mode, Rules::Fixed(mode), bg.unwrap_or(true))
     } else {
-        (
-            kyverno_mode(&spec).map_err(|r| invalid("spec", r))?,
-            spec.background.unwrap_or(true),
-        )
+        let (mode, rules) = kyverno_mode(&spec)?;
+        (mode, rules, spec.background.unwrap_or(true))
     };
     let mut annotations = p.metadata.annotations.unwrap_or_default();
     let mut take = |key: &str| {
@@ -177,52 +408,123 @@ pub fn decode(kind: Kind, raw: &str) -> Result<PolicyInfo, DecodeError> {
             .remove(&format!("policies.kyverno.io/{key}"))
             .unwrap_or_default()
     };
-    Ok(PolicyInfo {
-        policy,
-        mode,
-        category: take("category"),
-        severity: take("severity"),
-        title: take("title"),
-        background,
+    Ok(Policy {
+        info: PolicyInfo {
+            policy,
+            mode,
+            category: take("category"),
+            severity: take("severity"),
+            title: take("title"),
+            background,
+        },
+        routing: Routing {
+            own_namespace,
+            rules,
+        },
     })
 }
 
-fn kyverno_mode(spec: &SpecIn) -> Result<Mode, String> {
-    let parse = |a: &str| -> Result<Mode, String> {
-        if a.eq_ignore_ascii_case("audit") {
-            Ok(Mode::Audit)
-        } else if a.eq_ignore_ascii_case("enforce") {
-            Ok(Mode::Enforce)
-        } else {
-            Err(format!("unknown failure action `{a}`"))
-        }
-    };
-    let spec_action = spec.validation_failure_action.as_deref().unwrap_or("Audit");
-    let mut seen: Vec<Mode> = Vec::new();
-    let mut any_validate = false;
-    for rule in spec.rules.iter().flatten() {
-        let Some(v) = &rule.validate else { continue };
-        any_validate = true;
-        seen.push(parse(v.failure_action.as_deref().unwrap_or(spec_action))?);
-        for o in v.failure_action_overrides.iter().flatten() {
-            if let Some(a) = &o.action {
-                seen.push(parse(a)?);
-            }
-        }
-    }
-    if !any_validate {
-        return Ok(Mode::None);
-    }
-    for o in spec.validation_failure_action_overrides.iter().flatten() {
-        if let Some(a) = &o.action {
-            seen.push(parse(a)?);
-        }
-    }
-    Ok(if seen.iter().all(|m| *m == seen[0]) {
-        seen[0]
+fn parse_action(field: &str, a: &str) -> Result<Mode, DecodeError> {
+    if a.eq_ignore_ascii_case("audit") {
+        Ok(Mode::Audit)
+    } else if a.eq_ignore_ascii_case("enforce") {
+        Ok(Mode::Enforce)
     } else {
-        Mode::Mixed
-    })
+        Err(invalid(field, format!("unknown failure action `{a}`")))
+    }
+}
+
+fn overrides(field: &str, list: Option<&Vec<OverrideIn>>) -> Result<Vec<Override>, DecodeError> {
+    let mut out = Vec::new();
+    for (i, o) in list.into_iter().flatten().enumerate() {
+        let field = format!("{field}[{i}]");
+        // An entry without an action routes nothing.
+        let Some(action) = &o.action else { continue };
+        let selector = match &o.namespace_selector {
+            None => None,
+            Some(s) => {
+                let mut expressions = Vec::new();
+                for (j, e) in s.match_expressions.iter().flatten().enumerate() {
+                    let operator = match e.operator.as_str() {
+                        "In" => Operator::In,
+                        "NotIn" => Operator::NotIn,
+                        "Exists" => Operator::Exists,
+                        "DoesNotExist" => Operator::DoesNotExist,
+                        other => {
+                            return Err(invalid(
+                                &format!(
+                                    "{field}.namespaceSelector.matchExpressions[{j}].operator"
+                                ),
+                                format!("unknown operator `{other}`"),
+                            ));
+                        }
+                    };
+                    expressions.push(Expression {
+                        key: e.key.clone(),
+                        operator,
+                        values: e.values.clone().unwrap_or_default(),
+                    });
+                }
+                Some(Selector {
+                    match_labels: s.match_labels.clone().unwrap_or_default(),
+                    expressions,
+                })
+            }
+        };
+        out.push(Override {
+            action: parse_action(&format!("{field}.action"), action)?,
+            namespaces: o.namespaces.clone().unwrap_or_default(),
+            selector,
+        });
+    }
+    Ok(out)
+}
+
+fn kyverno_mode(spec: &SpecIn) -> Result<(Mode, Rules), DecodeError> {
+    let validates: Vec<(usize, &ValidateIn)> = spec
+        .rules
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, r)| r.validate.as_ref().map(|v| (i, v)))
+        .collect();
+    // Without a validate rule, the actions are not looked at.
+    if validates.is_empty() {
+        return Ok((Mode::None, Rules::Fixed(Mode::None)));
+    }
+    // Looked at only when a rule has no action of its own.
+    let spec_action = || match &spec.validation_failure_action {
+        Some(a) => parse_action("spec.validationFailureAction", a),
+        None => Ok(Mode::Audit),
+    };
+    let spec_overrides = overrides(
+        "spec.validationFailureActionOverrides",
+        spec.validation_failure_action_overrides.as_ref(),
+    )?;
+    let mut seen: Vec<Mode> = Vec::new();
+    let mut routes = Vec::new();
+    for (i, v) in validates {
+        let action = match &v.failure_action {
+            Some(a) => parse_action(&format!("spec.rules[{i}].validate.failureAction"), a)?,
+            None => spec_action()?,
+        };
+        let own = overrides(
+            &format!("spec.rules[{i}].validate.failureActionOverrides"),
+            v.failure_action_overrides.as_ref(),
+        )?;
+        seen.push(action);
+        seen.extend(own.iter().map(|o| o.action));
+        routes.push(RuleRoute {
+            overrides: if own.is_empty() {
+                spec_overrides.clone()
+            } else {
+                own
+            },
+            action,
+        });
+    }
+    seen.extend(spec_overrides.iter().map(|o| o.action));
+    Ok((combine(seen.into_iter()), Rules::PerRule(routes)))
 }
 
 #[cfg(test)]
@@ -231,7 +533,7 @@ mod tests {
 
     fn mode(kind: Kind, spec: &str) -> Mode {
         let raw = format!(r#"{{"metadata":{{"name":"p","namespace":"ns"}},"spec":{spec}}}"#);
-        decode(kind, &raw).expect("valid policy").mode
+        decode(kind, &raw).expect("valid policy").info.mode
     }
 
     #[test]
@@ -301,7 +603,14 @@ mod tests {
             ),
             Mode::Audit
         );
-        assert_eq!(mode(Kind::ValidatingPolicy, r#"{}"#), Mode::None);
+        assert_eq!(mode(Kind::ValidatingPolicy, r#"{}"#), Mode::Audit);
+        for kind in Kind::CEL_POLICIES {
+            assert_eq!(
+                mode(kind, r#"{"validationActions":["Audit","Deny"]}"#),
+                Mode::Enforce
+            );
+            assert_eq!(mode(kind, r#"{"validationActions":["Warn"]}"#), Mode::Audit);
+        }
     }
 
     #[test]
@@ -309,7 +618,7 @@ mod tests {
         let raw = r#"{"metadata":{"name":"require-team","namespace":"prod","annotations":{
             "policies.kyverno.io/title":"Require Team","policies.kyverno.io/category":"Best Practices",
             "policies.kyverno.io/severity":"medium"}},"spec":{"background":false,"rules":[{"validate":{}}]}}"#;
-        let p = decode(Kind::Policy, raw).expect("valid");
+        let p = decode(Kind::Policy, raw).expect("valid").info;
         assert_eq!(
             p,
             PolicyInfo {
@@ -322,9 +631,149 @@ mod tests {
             }
         );
         assert_eq!(
-            decode(Kind::ClusterPolicy, raw).expect("valid").policy,
+            decode(Kind::ClusterPolicy, raw).expect("valid").info.policy,
             "require-team"
         );
+    }
+
+    fn routing(kind: Kind, spec: &str) -> Routing {
+        let raw = format!(r#"{{"metadata":{{"name":"p","namespace":"team"}},"spec":{spec}}}"#);
+        decode(kind, &raw).expect("valid policy").routing
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn wildcards_are_kyvernos() {
+        assert!(wildcard("prod-*", "prod-eu"));
+        assert!(wildcard("prod-*", "prod-"));
+        assert!(!wildcard("prod-*", "staging"));
+        assert!(wildcard("*-eu", "prod-eu"));
+        assert!(wildcard("a?c", "abc"));
+        assert!(!wildcard("a?c", "ac"));
+        assert!(wildcard("*", ""));
+        assert!(wildcard("[x]", "[x]"));
+        assert!(!wildcard("[x]", "x"));
+        assert!(wildcard("a*b*c", "aXbYbZc"));
+    }
+
+    #[test]
+    fn namespace_modes_follow_the_policycache_order() {
+        let none = |_: &str| None;
+        // A spec override beats a rule's own failureAction when the rule has
+        // no overrides of its own (Kyverno 1.14-1.18; 1.19 differs here).
+        let r = routing(
+            Kind::ClusterPolicy,
+            r#"{"validationFailureAction":"Audit",
+                "validationFailureActionOverrides":[{"action":"Audit","namespaces":["prod-*"]}],
+                "rules":[{"validate":{"failureAction":"Enforce"}}]}"#,
+        );
+        assert_eq!(r.mode_in("prod-eu", none), Mode::Audit);
+        assert_eq!(r.mode_in("dev", none), Mode::Enforce);
+        assert_eq!(
+            r.mode_in("", none),
+            Mode::Enforce,
+            "no override applies to \"\""
+        );
+        // A rule's own overrides replace the spec's.
+        let r = routing(
+            Kind::ClusterPolicy,
+            r#"{"validationFailureAction":"Audit",
+                "validationFailureActionOverrides":[{"action":"Enforce","namespaces":["prod"]}],
+                "rules":[{"validate":{"failureActionOverrides":[{"action":"Audit","namespaces":["prod"]}]}},
+                         {"validate":{}}]}"#,
+        );
+        assert_eq!(r.mode_in("prod", none), Mode::Mixed);
+        assert_eq!(r.mode_in("dev", none), Mode::Audit);
+        let literal: Vec<&str> = r.literal_namespaces().collect();
+        assert_eq!(literal, ["prod", "prod"]);
+        // The first entry that applies wins.
+        let r = routing(
+            Kind::ClusterPolicy,
+            r#"{"validationFailureActionOverrides":[{"action":"Audit","namespaces":["prod-test"]},
+                {"action":"Enforce","namespaces":["prod-*"]}],"rules":[{"validate":{}}]}"#,
+        );
+        assert_eq!(r.mode_in("prod-test", none), Mode::Audit);
+        assert_eq!(r.mode_in("prod-eu", none), Mode::Enforce);
+        assert_eq!(r.literal_namespaces().collect::<Vec<_>>(), ["prod-test"]);
+    }
+
+    #[test]
+    fn selectors_need_known_labels_and_every_condition() {
+        let r = routing(
+            Kind::ClusterPolicy,
+            r#"{"validationFailureActionOverrides":[{"action":"Enforce","namespaces":["prod-*"],
+                "namespaceSelector":{"matchLabels":{"tier":"prod"},
+                "matchExpressions":[{"key":"legacy","operator":"DoesNotExist"},
+                                    {"key":"team","operator":"In","values":["a","b"]}]}}],
+                "rules":[{"validate":{}}]}"#,
+        );
+        let prod = labels(&[("tier", "prod"), ("team", "a")]);
+        let legacy = labels(&[("tier", "prod"), ("team", "a"), ("legacy", "y")]);
+        let lookup = |ns: &str| match ns {
+            "prod-a" | "other" => Some(&prod),
+            "prod-old" => Some(&legacy),
+            _ => None,
+        };
+        assert_eq!(r.mode_in("prod-a", lookup), Mode::Enforce);
+        assert_eq!(r.mode_in("prod-old", lookup), Mode::Audit);
+        assert_eq!(
+            r.mode_in("other", lookup),
+            Mode::Audit,
+            "name must match too"
+        );
+        assert_eq!(
+            r.mode_in("prod-unknown", lookup),
+            Mode::Audit,
+            "unknown labels"
+        );
+        let s = Selector {
+            match_labels: BTreeMap::new(),
+            expressions: vec![
+                Expression {
+                    key: "x".into(),
+                    operator: Operator::NotIn,
+                    values: vec!["1".into()],
+                },
+                Expression {
+                    key: "y".into(),
+                    operator: Operator::Exists,
+                    values: vec![],
+                },
+            ],
+        };
+        assert!(s.matches(&labels(&[("y", "")])));
+        assert!(s.matches(&labels(&[("x", "2"), ("y", "")])));
+        assert!(!s.matches(&labels(&[("x", "1"), ("y", "")])));
+        assert!(!s.matches(&labels(&[])));
+        assert!(Selector::default().matches(&labels(&[])));
+    }
+
+    #[test]
+    fn namespaced_kinds_have_their_own_namespace_and_cel_kinds_one_mode() {
+        for kind in [
+            Kind::Policy,
+            Kind::NamespacedValidatingPolicy,
+            Kind::NamespacedImageValidatingPolicy,
+        ] {
+            let r = routing(
+                kind,
+                r#"{"validationActions":["Deny"],"rules":[{"validate":{}}]}"#,
+            );
+            assert_eq!(r.own_namespace.as_deref(), Some("team"), "{kind}");
+        }
+        let r = routing(
+            Kind::ImageValidatingPolicy,
+            r#"{"validationActions":["Deny"]}"#,
+        );
+        assert_eq!(r.own_namespace, None);
+        assert_eq!(r.rules, Rules::Fixed(Mode::Enforce));
+        assert_eq!(r.mode_in("anything", |_| None), Mode::Enforce);
     }
 
     #[test]
@@ -348,6 +797,22 @@ mod tests {
                 r#"{"metadata":{"name":"p","annotations":{"a":1}}}"#
             )
             .is_err()
+        );
+        let bad_operator = r#"{"metadata":{"name":"p"},"spec":{"validationFailureActionOverrides":[
+            {"action":"Enforce","namespaceSelector":{"matchExpressions":[{"key":"a","operator":"Near"}]}}],
+            "rules":[{"validate":{}}]}}"#;
+        let err = decode(Kind::ClusterPolicy, bad_operator).expect_err("bad operator");
+        assert_eq!(
+            err.field,
+            "spec.validationFailureActionOverrides[0].namespaceSelector.matchExpressions[0].operator"
+        );
+        assert!(
+            decode(
+                Kind::ValidatingPolicy,
+                r#"{"metadata":{"name":"p"},"spec":{"validationActions":"Deny"}}"#
+            )
+            .is_err(),
+            "wrongly typed validationActions"
         );
     }
 }

@@ -723,6 +723,161 @@ fn unparseable_and_invalid_objects_are_refused_with_path_and_reason() {
     );
 }
 
+/// Events, policies of the newer kinds and Namespaces with missing or wrongly
+/// typed fields: each is skipped, logged once (also when its file is
+/// rewritten), counted under its resource, and the service goes on serving
+/// exactly the good files.
+#[test]
+fn bad_events_policies_and_namespaces_of_the_new_kinds_are_skipped_once() {
+    let dir = tempdir();
+    let good = Good::write(dir.path(), 11, 6);
+    let mut e = Exporter::serve(&["--files", &path_str(dir.path())], &[]);
+    e.wait_ready(READY);
+    e.wait_data("good files", &good.expected(), FOLLOW);
+    let admission = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}, namespace: shop, uid: {name}-uid}}\n\
+             reason: PolicyViolation\nreportingComponent: kyverno-admission\naction: Resource Blocked\n{extra}\n"
+        )
+    };
+    let bad = [
+        // (file, resource, name, text)
+        (
+            "nvpol.yaml",
+            "namespacedvalidatingpolicies.policies.kyverno.io",
+            "nvpol-bad",
+            "apiVersion: policies.kyverno.io/v1beta1\nkind: NamespacedValidatingPolicy\n\
+             metadata: {name: nvpol-bad, namespace: shop}\nspec: {validationActions: Deny}\n"
+                .to_owned(),
+        ),
+        (
+            "ivpol.yaml",
+            "imagevalidatingpolicies.policies.kyverno.io",
+            "ivpol-bad",
+            "apiVersion: policies.kyverno.io/v1alpha1\nkind: ImageValidatingPolicy\n\
+             metadata: {name: ivpol-bad}\nspec: {validationActions: [Deny], evaluation: {background: {enabled: \"yes\"}}}\n"
+                .to_owned(),
+        ),
+        (
+            "nivpol.yaml",
+            "namespacedimagevalidatingpolicies.policies.kyverno.io",
+            "",
+            "apiVersion: policies.kyverno.io/v1beta1\nkind: NamespacedImageValidatingPolicy\n\
+             metadata: {namespace: shop}\nspec: {validationActions: [Deny]}\n"
+                .to_owned(),
+        ),
+        (
+            "cpol.yaml",
+            "clusterpolicies.kyverno.io",
+            "selector-bad",
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: selector-bad}\n\
+             spec:\n  validationFailureActionOverrides:\n  - {action: Enforce, namespaceSelector: {matchExpressions: [{key: a, operator: Near}]}}\n  \
+             rules: [{name: r, validate: {}}]\n"
+                .to_owned(),
+        ),
+        (
+            "ns.yaml",
+            "namespaces",
+            "ns-bad",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-bad, labels: {tier: [prod]}}\n".to_owned(),
+        ),
+        (
+            "ev-message.yaml",
+            "events",
+            "ev-message",
+            admission(
+                "ev-message",
+                "involvedObject: {apiVersion: policies.kyverno.io/v1beta1, kind: NamespacedValidatingPolicy, name: p}\n\
+                 message: 'garbled text'",
+            ),
+        ),
+        (
+            "ev-related.yaml",
+            "events",
+            "ev-related",
+            admission(
+                "ev-related",
+                "involvedObject: {kind: ImageValidatingPolicy, name: p}\nrelated: Pod/web\n\
+                 message: 'Pod shop/web: [p] fail (blocked); x'",
+            ),
+        ),
+        (
+            "ev-name.yaml",
+            "events",
+            "ev-name",
+            admission(
+                "ev-name",
+                "involvedObject: {kind: ImageValidatingPolicy}\nmessage: 'Pod shop/web: fail (blocked); x'",
+            ),
+        ),
+    ];
+    for (file, _, _, text) in &bad {
+        std::fs::write(dir.path().join(file), text).expect("write");
+    }
+    let want = |resource: &str| bad.iter().filter(|b| b.1 == resource).count() as f64;
+    let invalid = |m: &Metrics, resource: &str| {
+        m.value(
+            "policyreport_exporter_invalid_objects_total",
+            &[("resource", resource)],
+        )
+    };
+    e.wait_for("every bad object counted", FOLLOW, |m| {
+        bad.iter()
+            .all(|(_, resource, _, _)| invalid(m, resource) == Some(want(resource)))
+    });
+    still_good(&mut e, &good, "after the bad objects");
+    // Rewritten (the same bad content, plus a good Namespace that shows the
+    // files were read again): not logged or counted again.
+    for (file, _, _, text) in &bad {
+        std::fs::write(
+            dir.path().join(file),
+            format!("{text}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ok-{file}}}\n"),
+        )
+        .expect("write");
+    }
+    let m = e.wait_for("the rewritten files", FOLLOW, |m| {
+        m.value(
+            "policyreport_exporter_objects",
+            &[("resource", "namespaces")],
+        ) == Some(bad.len() as f64 + 1.0) // ns-bad is held too, as invalid
+    });
+    for (file, resource, name, _) in &bad {
+        assert_eq!(
+            invalid(&m, resource),
+            Some(want(resource)),
+            "{file}: counted once"
+        );
+        let lines = e
+            .log_json()
+            .into_iter()
+            .filter(|v| {
+                v["level"] == "WARN"
+                    && v["message"] == "skipping invalid object"
+                    && v["origin"]
+                        .as_str()
+                        .is_some_and(|o| o.ends_with(&format!("/{file}")))
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(lines.len(), 1, "{file}: logged once: {lines:?}");
+        assert_eq!(lines[0]["name"].as_str(), Some(*name), "{file}");
+        assert!(
+            lines[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{file}: a reason"
+        );
+    }
+    still_good(&mut e, &good, "after rewriting them");
+    assert_eq!(
+        m.sum("policyreport_admission_blocked_total"),
+        4.0,
+        "only the good Event"
+    );
+    println!(
+        "SCOREBOARD bad_input::bad_events_policies_and_namespaces_of_the_new_kinds_are_skipped_once: {} bad Events, CEL \
+         policies, a selector and a Namespace skipped, each logged once and counted under its resource; good files exact",
+        bad.len()
+    );
+}
+
 #[test]
 fn deep_flow_yaml_is_refused_quickly() {
     let dir = tempdir();

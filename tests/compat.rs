@@ -1,16 +1,21 @@
 //! Fitting the setups users already run, through the real binary over real
-//! HTTP on folders outside the repository: Policy Reporter's families
-//! (`--compat policy-reporter`) and gzip-compressed scrapes.
+//! HTTP on folders outside the repository (and the fake API server):
+//! Policy Reporter's families (`--compat policy-reporter`), namespace
+//! scoping, namespace labels for team routing, and gzip-compressed scrapes.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use fake_apiserver::{FakeApiServer, ResourceDef};
+use policyreport_exporter::kind::Kind;
 use serde_json::{Value, json};
 
-use common::{Exporter, Metrics, http_get_bytes, render_family};
+use common::{Exporter, Metrics, copy_tree, http_get_bytes, render_family, repo};
 
 const READY: Duration = Duration::from_secs(20);
 
@@ -265,4 +270,315 @@ fn gzip_scrapes_decode_to_the_plain_answer() {
             );
         }
     }
+}
+
+/// Every family computed from objects, including the optional ones.
+const FAMILIES: [&str; 9] = [
+    "policyreport_results",
+    "policyreport_control_resources",
+    "policyreport_admission_blocked_total",
+    "policyreport_admission_audit_failures_total",
+    "policyreport_policy_info",
+    "policyreport_policy_namespace_mode",
+    "policyreport_namespace_info",
+    "policy_report_result",
+    // Last: only cluster-scoped results, which no namespace pattern removes.
+    "cluster_policy_report_result",
+];
+
+/// The Kyverno fixtures (reports, policies with namespace overrides, audit
+/// and blocked admission Events, Namespaces) and the compat fixtures, in a
+/// folder outside the repository.
+fn scoping_fixtures(dir: &Path) {
+    copy_tree(
+        &repo().join("tests/crosscheck/kyverno"),
+        &dir.join("kyverno"),
+    );
+    std::fs::create_dir_all(dir.join("compat")).expect("mkdir");
+    compat_fixtures(&dir.join("compat"));
+}
+
+fn samples(m: &Metrics) -> BTreeMap<&'static str, BTreeMap<Vec<(String, String)>, f64>> {
+    FAMILIES.iter().map(|f| (*f, m.family(f))).collect()
+}
+
+fn label<'a>(labels: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn namespace_scoping_removes_exactly_the_excluded_namespaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    scoping_fixtures(dir.path());
+    let files = dir.path().display().to_string();
+    let common_args = [
+        "--files",
+        files.as_str(),
+        "--compat",
+        "policy-reporter",
+        "--namespace-labels",
+        "team,tier",
+    ];
+    let all = Exporter::serve(&common_args, &[]);
+    all.wait_ready(READY);
+    let everything = samples(&all.metrics());
+    // prod-* and dev and staging are in; prod-us is excluded again; shop,
+    // sandbox and prod (of the compat fixtures) are not included.
+    let mut args = common_args.to_vec();
+    args.extend(["--namespace-include", "prod-*,dev,staging"]);
+    let scoped = Exporter::serve(
+        &args,
+        &[("POLICYREPORT_EXPORTER_NAMESPACE_EXCLUDE", "prod-us")],
+    );
+    scoped.wait_ready(READY);
+    let got = samples(&scoped.metrics());
+    let kept = |ns: &str| ["", "prod-eu", "dev", "staging"].contains(&ns);
+    let mut removed: BTreeMap<&str, usize> = BTreeMap::new();
+    for (family, all_samples) in &everything {
+        let want: BTreeMap<_, _> = all_samples
+            .iter()
+            .filter(|(l, _)| {
+                let in_scope = label(l, "namespace").is_none_or(kept);
+                // A namespaced policy belongs to its namespace.
+                let policy_in_scope = label(l, "policy")
+                    .and_then(|p| p.split_once('/'))
+                    .is_none_or(|(ns, _)| kept(ns));
+                let keep = in_scope && policy_in_scope;
+                if !keep {
+                    *removed.entry(family).or_default() += 1;
+                }
+                keep
+            })
+            .map(|(l, v)| (l.clone(), *v))
+            .collect();
+        assert_eq!(
+            render_family(family, &got[family]),
+            render_family(family, &want),
+            "{family}"
+        );
+    }
+    // The test bites: each family with namespaces lost samples.
+    for family in &FAMILIES[..8] {
+        assert!(
+            removed.get(family).copied().unwrap_or(0) > 0,
+            "{family} had nothing to remove: {removed:?}"
+        );
+    }
+    let m = scoped.metrics();
+    assert_eq!(
+        m.value(
+            "policyreport_namespace_info",
+            &[
+                ("namespace", "prod-eu"),
+                ("label_team", "shop"),
+                ("label_tier", "prod")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.family("policyreport_namespace_info").len(),
+        2,
+        "prod-eu and dev"
+    );
+
+    // An empty pattern removes the cluster-scoped reports, not the
+    // cluster-scoped policies.
+    let mut args = common_args.to_vec();
+    args.extend(["--namespace-exclude", ",prod-us"]);
+    let no_cluster = Exporter::serve(&args, &[]);
+    no_cluster.wait_ready(READY);
+    let m = no_cluster.metrics();
+    assert!(m.family("cluster_policy_report_result").is_empty());
+    assert!(
+        !m.family("policyreport_results")
+            .keys()
+            .any(|l| label(l, "namespace") == Some("")),
+        "no cluster-scoped results"
+    );
+    assert_eq!(
+        m.family("policyreport_policy_info").len(),
+        everything["policyreport_policy_info"].len(),
+        "every policy stays (none is in prod-us)"
+    );
+    assert!(
+        !m.family("policyreport_results")
+            .keys()
+            .any(|l| label(l, "namespace") == Some("prod-us"))
+    );
+
+    // A bad glob stops the service with a clear message.
+    let out = Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
+        .args(["serve", "--files", &files, "--namespace-exclude", "team-["])
+        .output()
+        .expect("run the exporter");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("namespace pattern \"team-[\""), "{err}");
+}
+
+fn summary_json(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
+        .arg("summary")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .expect("run summary");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "summary JSON: {e}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn summary_takes_the_same_namespace_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo().join("tests/crosscheck/kyverno"), dir.path());
+    let files = dir.path().display().to_string();
+    let all = summary_json(&["--files", &files]);
+    let scoped = summary_json(&["--files", &files, "--namespace-exclude", "prod-*"]);
+    let rows = |v: &Value| -> BTreeMap<String, Value> {
+        v["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .map(|r| (r["namespace"].as_str().unwrap_or("?").to_owned(), r.clone()))
+            .collect()
+    };
+    let (all_rows, scoped_rows) = (rows(&all), rows(&scoped));
+    assert!(all_rows.contains_key("prod-eu") && all_rows.contains_key("prod-us"));
+    let mut want = all_rows.clone();
+    want.retain(|ns, _| !ns.starts_with("prod-"));
+    assert_eq!(scoped_rows, want);
+    let sum = |rows: &BTreeMap<String, Value>, k: &str| -> u64 {
+        rows.values().map(|r| r[k].as_u64().unwrap_or(0)).sum()
+    };
+    for k in ["pass", "fail", "error"] {
+        assert_eq!(scoped["overall"][k].as_u64(), Some(sum(&want, k)), "{k}");
+    }
+    assert!(
+        scoped["overall"]["fail"].as_u64() < all["overall"]["fail"].as_u64(),
+        "prod-* failures are gone"
+    );
+}
+
+#[test]
+fn namespace_info_from_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo().join("tests/crosscheck/kyverno"), dir.path());
+    let files = dir.path().display().to_string();
+    let e = Exporter::serve(
+        &[
+            "--files",
+            &files,
+            "--namespace-labels",
+            "team,tier,kubernetes.io/metadata.name",
+        ],
+        &[],
+    );
+    e.wait_ready(READY);
+    let want = r#"policyreport_namespace_info{label_kubernetes_io_metadata_name="",label_team="",label_tier="",namespace="sandbox"} 1
+policyreport_namespace_info{label_kubernetes_io_metadata_name="dev",label_team="",label_tier="dev",namespace="dev"} 1
+policyreport_namespace_info{label_kubernetes_io_metadata_name="prod-eu",label_team="shop",label_tier="prod",namespace="prod-eu"} 1
+policyreport_namespace_info{label_kubernetes_io_metadata_name="prod-us",label_team="pay",label_tier="prod",namespace="prod-us"} 1
+policyreport_namespace_info{label_kubernetes_io_metadata_name="shop",label_team="shop",label_tier="prod",namespace="shop"} 1
+"#;
+    assert_eq!(render(&e.metrics(), &["policyreport_namespace_info"]), want);
+    let (_, _, body) = e.get_with("/metrics", &[]).expect("GET");
+    assert!(body.contains(
+        "\npolicyreport_namespace_info{namespace=\"dev\",label_team=\"\",label_tier=\"dev\",label_kubernetes_io_metadata_name=\"dev\"} 1\n"
+    ), "labels in the order given");
+    // Without the flag, no such family.
+    let plain = Exporter::serve(&["--files", &files], &[]);
+    plain.wait_ready(READY);
+    assert!(
+        plain
+            .metrics()
+            .family("policyreport_namespace_info")
+            .is_empty()
+    );
+}
+
+fn namespace_def() -> ResourceDef {
+    let k = Kind::ALL
+        .into_iter()
+        .find(|k| k.kind() == "Namespace")
+        .expect("the exporter reads Namespaces");
+    ResourceDef::new(k.group(), "v1", k.kind(), k.plural(), k.namespaced())
+}
+
+fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+#[test]
+fn namespace_info_through_the_api_server() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(FakeApiServer::start())
+        .expect("fake API server");
+    let ns = namespace_def();
+    server.serve(ns.clone());
+    server.apply(
+        &ns,
+        namespace("payments", json!({"team": "pay", "owner": "ann"})),
+    );
+    server.apply(&ns, namespace("web", json!({"team": "shop"})));
+    server.apply(&ns, namespace("kube-system", json!({"team": "platform"})));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let e = Exporter::serve(
+        &[
+            "--namespace-labels",
+            "team,owner",
+            "--namespace-exclude",
+            "kube-*",
+        ],
+        &[("KUBECONFIG", &kubeconfig.display().to_string())],
+    );
+    e.wait_ready(READY);
+    let info = |m: &Metrics| render(m, &["policyreport_namespace_info"]);
+    assert_eq!(
+        info(&e.metrics()),
+        r#"policyreport_namespace_info{label_owner="",label_team="shop",namespace="web"} 1
+policyreport_namespace_info{label_owner="ann",label_team="pay",namespace="payments"} 1
+"#
+    );
+    // Label changes, new and deleted Namespaces follow the watch.
+    server.apply(
+        &ns,
+        namespace("web", json!({"team": "storefront", "owner": "bo"})),
+    );
+    server.apply(&ns, namespace("batch", json!({})));
+    assert!(server.delete(&ns, None, "payments"), "payments existed");
+    let m = e.wait_for("the Namespace changes", Duration::from_secs(5), |m| {
+        m.family("policyreport_namespace_info").len() == 2
+            && m.value(
+                "policyreport_namespace_info",
+                &[
+                    ("namespace", "web"),
+                    ("label_team", "storefront"),
+                    ("label_owner", "bo"),
+                ],
+            ) == Some(1.0)
+    });
+    assert_eq!(
+        info(&m),
+        r#"policyreport_namespace_info{label_owner="",label_team="",namespace="batch"} 1
+policyreport_namespace_info{label_owner="bo",label_team="storefront",namespace="web"} 1
+"#
+    );
+    drop(e);
+    drop(server);
+    rt.shutdown_background();
 }

@@ -186,6 +186,10 @@ fn independent_crosscheck_agrees() {
             .join("tests/crosscheck/rollout")
             .display()
             .to_string(),
+        repo()
+            .join("tests/crosscheck/kyverno")
+            .display()
+            .to_string(),
     ] {
         let e = Exporter::serve(&["--files", &path], &[]);
         e.wait_ready(READY);
@@ -437,12 +441,7 @@ fn rollout_fixtures_give_exact_values() {
     let text = std::fs::read_to_string(repo().join("tests/crosscheck/expected-rollout.txt"))
         .expect("expected");
     let want = Metrics::parse(&text);
-    for family in [
-        "policyreport_results",
-        "policyreport_control_resources",
-        "policyreport_admission_blocked_total",
-        "policyreport_policy_info",
-    ] {
+    for family in DATA_FAMILIES {
         assert_eq!(
             render_family(family, &m.family(family)),
             render_family(family, &want.family(family)),
@@ -546,4 +545,280 @@ fn rollout_fixtures_give_exact_values() {
             &[("resource", "events")]
         ) >= Some(1.0)
     );
+}
+
+/// The families `serve` computes from reports, Events, policies and
+/// Namespaces.
+const DATA_FAMILIES: [&str; 6] = [
+    "policyreport_results",
+    "policyreport_control_resources",
+    "policyreport_admission_blocked_total",
+    "policyreport_admission_audit_failures_total",
+    "policyreport_policy_info",
+    "policyreport_policy_namespace_mode",
+];
+
+/// Kyverno's objects in the shapes of each generation (tests/crosscheck/kyverno,
+/// copied to a folder outside the repository): every family equals the
+/// hand-checked expectation and the independent Python computation, and
+/// nothing counts as invalid.
+#[test]
+fn kyverno_shapes_give_exact_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo().join("tests/crosscheck/kyverno"), dir.path());
+    let path = dir.path().display().to_string();
+    let e = Exporter::serve(&["--files", &path], &[]);
+    e.wait_ready(READY);
+    let body = e.get("/metrics").1;
+    let m = Metrics::parse(&body);
+    let text = std::fs::read_to_string(repo().join("tests/crosscheck/expected-kyverno.txt"))
+        .expect("expected");
+    let want = Metrics::parse(&text);
+    for family in DATA_FAMILIES {
+        assert_eq!(
+            render_family(family, &m.family(family)),
+            render_family(family, &want.family(family)),
+            "{family}"
+        );
+    }
+    assert_eq!(m.sum("policyreport_exporter_invalid_objects_total"), 0.0);
+    for (resource, n) in [
+        ("policyreports.wgpolicyk8s.io", 5.0),
+        ("clusterpolicyreports.wgpolicyk8s.io", 1.0),
+        ("namespaces", 5.0),
+        ("events", 20.0),
+        ("clusterpolicies.kyverno.io", 5.0),
+        ("policies.kyverno.io", 1.0),
+        ("validatingpolicies.policies.kyverno.io", 2.0),
+        ("namespacedvalidatingpolicies.policies.kyverno.io", 1.0),
+        ("imagevalidatingpolicies.policies.kyverno.io", 1.0),
+        ("namespacedimagevalidatingpolicies.policies.kyverno.io", 1.0),
+    ] {
+        assert_eq!(
+            m.value("policyreport_exporter_objects", &[("resource", resource)]),
+            Some(n),
+            "{resource}"
+        );
+    }
+
+    let admission =
+        |family: &str, ns: &str, policy: &str, rule: &str, kind: &str, control: &str| {
+            let labels = [
+                ("namespace", ns),
+                ("policy", policy),
+                ("rule", rule),
+                ("kind", kind),
+                ("control", control),
+            ];
+            m.value(family, &labels)
+        };
+    let blocked = "policyreport_admission_blocked_total";
+    let audit = "policyreport_admission_audit_failures_total";
+    let rrl = ("require-requests-limits", "validate-resources");
+    // Two per-occurrence Events (Kyverno >= 1.12).
+    assert_eq!(
+        admission(blocked, "prod-eu", rrl.0, rrl.1, "Pod", "resource-limits"),
+        Some(2.0)
+    );
+    // 1.11 series.count, 1.10 count with source.component and no action.
+    assert_eq!(
+        admission(blocked, "prod-us", rrl.0, rrl.1, "Pod", "resource-limits"),
+        Some(4.0)
+    );
+    assert_eq!(
+        admission(blocked, "staging", rrl.0, rrl.1, "Pod", "resource-limits"),
+        Some(3.0)
+    );
+    assert_eq!(
+        admission(
+            audit,
+            "staging",
+            "restrict-image-registries",
+            "validate-registries",
+            "Pod",
+            "approved-registries"
+        ),
+        Some(2.0)
+    );
+    // No component: counted only because blocked.
+    assert_eq!(
+        admission(blocked, "dev", rrl.0, rrl.1, "Pod", "resource-limits"),
+        Some(1.0)
+    );
+    assert_eq!(
+        admission(audit, "dev", rrl.0, rrl.1, "Pod", "resource-limits"),
+        Some(1.0)
+    );
+    // Rule-less CEL messages (1.16), core/v1 and events.k8s.io/v1; the
+    // category glob of the CEL port.
+    for ns in ["prod-us", "prod-eu"] {
+        assert_eq!(
+            admission(
+                blocked,
+                ns,
+                "disallow-host-path",
+                "",
+                "Pod",
+                "secure-context"
+            ),
+            Some(1.0),
+            "{ns}"
+        );
+    }
+    // `error (blocked)` of a NamespacedImageValidatingPolicy; `error` in Audit.
+    assert_eq!(
+        admission(
+            blocked,
+            "prod-eu",
+            "prod-eu/verify-signed",
+            "verify-signed",
+            "Pod",
+            ""
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        admission(audit, "dev", "verify-images", "verify-images", "Pod", ""),
+        Some(1.0)
+    );
+    assert_eq!(
+        admission(audit, "shop", "shop/check-labels", "", "ConfigMap", ""),
+        Some(1.0)
+    );
+    // Cluster-scoped resource; autogen on a Deployment.
+    assert_eq!(
+        admission(
+            blocked,
+            "",
+            "require-ns-owner",
+            "check-owner",
+            "Namespace",
+            ""
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        admission(
+            blocked,
+            "prod-us",
+            "restrict-image-registries",
+            "autogen-validate-registries",
+            "Deployment",
+            "approved-registries"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.sum(blocked),
+        15.0,
+        "scan, resource and PolicyApplied Events ignored"
+    );
+    assert_eq!(m.sum(audit), 5.0);
+
+    let mode = |policy: &str, ns: &str, mode: &str| {
+        m.value(
+            "policyreport_policy_namespace_mode",
+            &[("policy", policy), ("namespace", ns), ("mode", mode)],
+        )
+    };
+    // Spec override for prod-*; cluster-scoped results get no override.
+    assert_eq!(
+        mode("require-requests-limits", "prod-eu", "enforce"),
+        Some(1.0)
+    );
+    assert_eq!(
+        mode("require-requests-limits", "staging", "audit"),
+        Some(1.0)
+    );
+    assert_eq!(mode("require-ns-owner", "", "enforce"), Some(1.0));
+    // Kyverno 1.14-1.18 order: the spec override beats the rule's own
+    // failureAction (1.19 would say enforce); `dev` named literally.
+    assert_eq!(mode("restrict-image-registries", "dev", "audit"), Some(1.0));
+    assert_eq!(
+        mode("restrict-image-registries", "prod-us", "enforce"),
+        Some(1.0)
+    );
+    // namespaceSelector: labels from Namespace objects; unknown labels match nothing.
+    assert_eq!(
+        mode("disallow-privileged-containers", "dev", "mixed"),
+        Some(1.0)
+    );
+    assert_eq!(
+        mode("disallow-privileged-containers", "prod-us", "mixed"),
+        Some(1.0)
+    );
+    assert_eq!(
+        mode("disallow-privileged-containers", "prod-eu", "enforce"),
+        Some(1.0)
+    );
+    assert_eq!(
+        mode("disallow-privileged-containers", "staging", "enforce"),
+        Some(1.0)
+    );
+    // Namespaced kinds: their own namespace only; CEL kinds one mode.
+    assert_eq!(
+        mode("shop/require-team-label", "shop", "enforce"),
+        Some(1.0)
+    );
+    assert_eq!(
+        mode("prod-eu/verify-signed", "prod-eu", "enforce"),
+        Some(1.0)
+    );
+    assert_eq!(mode("verify-images", "dev", "audit"), Some(1.0));
+    assert_eq!(m.family("policyreport_policy_namespace_mode").len(), 21);
+
+    // secure-context counts the CEL ports by their category.
+    assert_eq!(
+        m.value(
+            "policyreport_control_resources",
+            &[
+                ("control", "secure-context"),
+                ("namespace", "prod-us"),
+                ("kind", "Pod"),
+                ("status", "noncompliant")
+            ],
+        ),
+        Some(1.0)
+    );
+    // v1beta1 reports with float timestamps count like any other.
+    assert_eq!(
+        m.value(
+            "policyreport_results",
+            &results([
+                "dev",
+                "verify-images",
+                "Software Supply Chain Security",
+                "high",
+                "KyvernoImageValidatingPolicy",
+                "error"
+            ]),
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "policyreport_results",
+            &results([
+                "",
+                "require-ns-owner",
+                "Multi-Tenancy",
+                "",
+                "kyverno",
+                "fail"
+            ]),
+        ),
+        Some(1.0)
+    );
+
+    // The independent computation over the same folder.
+    let out = dir.path().join("metrics.out");
+    std::fs::write(&out, &body).expect("write metrics");
+    let status = Command::new("python3")
+        .arg(repo().join("tests/crosscheck/crosscheck.py"))
+        .arg("--metrics")
+        .arg(&out)
+        .arg(&path)
+        .status()
+        .expect("python3 runs (PyYAML is installed by .ci/run)");
+    assert!(status.success(), "crosscheck failed for {path}");
 }

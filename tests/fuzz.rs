@@ -359,11 +359,23 @@ fn arb_message() -> BoxedStrategy<String> {
             part(),
             part(),
             part(),
-            select(&["fail (blocked)", "fail", "pass", "fail (blocked)x", "FAIL (blocked)"][..]),
+            select(&[
+                "fail (blocked)",
+                "fail",
+                "pass",
+                "fail (blocked)x",
+                "FAIL (blocked)",
+                "error",
+                "error (blocked)",
+                "errors",
+            ][..]),
             part(),
+            select(&["[{}] ", "", "[{}]", "{} "][..]),
+            select(&["; ", "", ";", " "][..]),
         )
-            .prop_map(|(kind, res, rule, verdict, rest)| {
-                format!("{kind} {res}: [{rule}] {verdict}; {rest}")
+            .prop_map(|(kind, res, rule, verdict, rest, rule_form, sep)| {
+                let rule = rule_form.replace("{}", &rule);
+                format!("{kind} {res}: {rule}{verdict}{sep}{rest}")
             }),
         1 => any::<String>(),
         1 => arb_string(),
@@ -391,14 +403,49 @@ fn arb_event() -> BoxedStrategy<Value> {
                     "ClusterPolicy",
                     "Policy",
                     "ValidatingPolicy",
+                    "NamespacedValidatingPolicy",
+                    "ImageValidatingPolicy",
+                    "NamespacedImageValidatingPolicy",
                     "Pod",
                 ])),
                 field(string_of(&["team", ""])),
                 field(string_of(&["p", ""])),
+                field(string_of(&[
+                    "kyverno.io/v1",
+                    "policies.kyverno.io/v1beta1",
+                    "v1",
+                    "",
+                ])),
             )
-                .prop_map(|(k, ns, n)| {
-                    object(vec![("kind", k), ("namespace", ns), ("name", n)], None)
+                .prop_map(|(k, ns, n, av)| {
+                    object(
+                        vec![
+                            ("kind", k),
+                            ("namespace", ns),
+                            ("name", n),
+                            ("apiVersion", av),
+                        ],
+                        None,
+                    )
                 })
+                .boxed(),
+        ),
+    );
+    let origin = (
+        field(string_of(&["Resource Blocked", "Resource Passed", ""])),
+        field(string_of(&["kyverno-admission", "kyverno-scan", ""])),
+        field(string_of(&["kyverno-admission", "kyverno-scan", ""])),
+        field(
+            field(string_of(&["kyverno-admission", "kyverno-scan", ""]))
+                .prop_map(|c| object(vec![("component", c)], None))
+                .boxed(),
+        ),
+        field(
+            (
+                field(string_of(&["Deployment", "Namespace", ""])),
+                field(string_of(&["other", ""])),
+            )
+                .prop_map(|(k, ns)| object(vec![("kind", k), ("namespace", ns)], None))
                 .boxed(),
         ),
     );
@@ -421,8 +468,12 @@ fn arb_event() -> BoxedStrategy<Value> {
         arb_extra(),
     );
     prop_oneof![
-        8 => (head, tail).prop_map(
-            |((reason, message, note, involved), (regarding, count, dcount, series, extra))| {
+        8 => (head, origin, tail).prop_map(
+            |(
+                (reason, message, note, involved),
+                (action, component, controller, source, related),
+                (regarding, count, dcount, series, extra),
+            )| {
                 object(
                     vec![
                         ("reason", reason),
@@ -433,6 +484,11 @@ fn arb_event() -> BoxedStrategy<Value> {
                         ("count", count),
                         ("deprecatedCount", dcount),
                         ("series", series),
+                        ("action", action),
+                        ("reportingComponent", component),
+                        ("reportingController", controller),
+                        ("source", source),
+                        ("related", related),
                     ],
                     extra,
                 )
@@ -629,37 +685,73 @@ fn model_results(results: Option<&Value>) -> Option<Result<u64, String>> {
     Some(Ok(count))
 }
 
-fn model_parse_message(message: &str) -> Option<(String, String, String, String)> {
+/// `(kind, namespace, name, rule, blocked)` of an admission message.
+type MessageModel = (String, String, String, String, bool);
+
+fn model_parse_message(message: &str) -> Option<MessageModel> {
     let (kind, rest) = message.split_once(' ')?;
-    let (resource, rest) = rest.split_once(": [")?;
-    let (rule, rest) = rest.split_once("] ")?;
-    if kind.is_empty() || !rest.starts_with("fail (blocked)") {
-        return None;
-    }
+    let (resource, rest) = rest.split_once(": ")?;
+    let (rule, rest) = match rest.strip_prefix('[') {
+        Some(r) => r.split_once("] ")?,
+        None => ("", rest),
+    };
+    // The verdict is everything up to the first `;`.
+    let verdict = rest.split(';').next().unwrap_or(rest);
+    let blocked = match verdict {
+        "fail" | "error" => false,
+        "fail (blocked)" | "error (blocked)" => true,
+        _ => return None,
+    };
     let (ns, name) = resource.split_once('/').unwrap_or(("", resource));
-    if name.is_empty() || name.contains(' ') {
+    if kind.is_empty() || name.is_empty() || name.contains(' ') {
         return None;
     }
-    Some((kind.into(), ns.into(), name.into(), rule.into()))
+    Some((kind.into(), ns.into(), name.into(), rule.into(), blocked))
 }
 
-/// `Ok(Some((policy, rule, kind, namespace, count)))` for a blocked
-/// admission, `Ok(None)` for another valid Event, `Err(())` for an invalid
-/// one; `None` when unspecified.
-type BlockedModel = (String, String, String, String, u64);
+/// `Ok(Some((policy, rule, kind, namespace, blocked, count)))` for an
+/// admission result, `Ok(None)` for another valid Event, `Err(())` for an
+/// invalid one; `None` when unspecified.
+type AdmissionModel = (String, String, String, String, bool, u64);
 
-fn model_event(v: &Value) -> Option<Result<Option<BlockedModel>, ()>> {
+/// The Event namespace the property test hands the decoder.
+const EVENT_NS: &str = "evns";
+
+fn model_event(v: &Value) -> Option<Result<Option<AdmissionModel>, ()>> {
     let m = v.as_object()?;
     let mut ok = true;
-    for k in ["reason", "message", "note"] {
+    for k in [
+        "reason",
+        "message",
+        "note",
+        "action",
+        "reportingComponent",
+        "reportingController",
+    ] {
         ok &= opt_str(m.get(k))?;
     }
-    for k in ["involvedObject", "regarding"] {
+    for k in ["involvedObject", "regarding", "related"] {
         match m.get(k) {
             None | Some(Value::Null) => {}
             Some(s) => ok &= subject_ok(s)?,
         }
     }
+    let source_component = match m.get("source") {
+        None | Some(Value::Null) => "",
+        Some(Value::Object(s)) => match s.get("component") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(c)) => c.as_str(),
+            Some(_) => {
+                ok = false;
+                ""
+            }
+        },
+        Some(Value::Array(_)) => return None,
+        Some(_) => {
+            ok = false;
+            ""
+        }
+    };
     let count = |v: Option<&Value>| -> Result<Option<i64>, ()> {
         match v {
             None | Some(Value::Null) => Ok(None),
@@ -680,16 +772,10 @@ fn model_event(v: &Value) -> Option<Result<Option<BlockedModel>, ()>> {
     if !ok {
         return Some(Err(()));
     }
-    if m.get("reason").and_then(Value::as_str) != Some("PolicyViolation") {
+    let str_of = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
+    if str_of("reason") != "PolicyViolation" {
         return Some(Ok(None));
     }
-    let message = m
-        .get("message")
-        .and_then(Value::as_str)
-        .or(m.get("note").and_then(Value::as_str));
-    let Some((kind, ns, _, rule)) = message.and_then(model_parse_message) else {
-        return Some(Ok(None));
-    };
     let about = match m.get("involvedObject") {
         Some(Value::Object(o)) => o,
         _ => match m.get("regarding") {
@@ -698,17 +784,77 @@ fn model_event(v: &Value) -> Option<Result<Option<BlockedModel>, ()>> {
         },
     };
     let s = |k: &str| about.get(k).and_then(Value::as_str).unwrap_or("");
-    let policy = match s("kind") {
-        "ClusterPolicy" | "ValidatingPolicy" => s("name").to_owned(),
-        "Policy" if !s("namespace").is_empty() => format!("{}/{}", s("namespace"), s("name")),
-        "Policy" => s("name").to_owned(),
+    let (group, namespaced) = match s("kind") {
+        "ClusterPolicy" => ("kyverno.io", false),
+        "Policy" => ("kyverno.io", true),
+        "ValidatingPolicy" | "ImageValidatingPolicy" => ("policies.kyverno.io", false),
+        "NamespacedValidatingPolicy" | "NamespacedImageValidatingPolicy" => {
+            ("policies.kyverno.io", true)
+        }
         _ => return Some(Ok(None)),
     };
-    if s("name").is_empty() {
+    if !s("apiVersion").is_empty() && !s("apiVersion").starts_with(&format!("{group}/")) {
         return Some(Ok(None));
     }
-    let count = series.or(plain).or(deprecated).unwrap_or(1).max(1) as u64;
-    Some(Ok(Some((policy, rule, kind, ns, count))))
+    let component = [
+        str_of("reportingComponent"),
+        str_of("reportingController"),
+        source_component,
+    ]
+    .into_iter()
+    .find(|c| !c.is_empty());
+    if component.is_some_and(|c| c != "kyverno-admission") {
+        return Some(Ok(None));
+    }
+    let message = m
+        .get("message")
+        .and_then(Value::as_str)
+        .or(m.get("note").and_then(Value::as_str))
+        .unwrap_or("");
+    let Some((kind, ns, _, rule, message_blocked)) = model_parse_message(message) else {
+        return Some(if component.is_none() {
+            Ok(None)
+        } else {
+            Err(())
+        });
+    };
+    let blocked = match str_of("action") {
+        "" => message_blocked,
+        action => action == "Resource Blocked",
+    };
+    if component.is_none() && !blocked {
+        return Some(Ok(None));
+    }
+    if s("name").is_empty() {
+        return Some(Err(()));
+    }
+    let policy = match (namespaced, s("namespace")) {
+        (false, _) => s("name").to_owned(),
+        (true, "") => format!("{EVENT_NS}/{}", s("name")),
+        (true, ns) => format!("{ns}/{}", s("name")),
+    };
+    let (kind, ns) = match m.get("related") {
+        Some(Value::Object(r))
+            if r.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| !k.is_empty()) =>
+        {
+            (
+                r["kind"].as_str().unwrap_or("").to_owned(),
+                r.get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        }
+        _ => (kind, ns),
+    };
+    let count = [series, plain, deprecated]
+        .into_iter()
+        .flatten()
+        .find(|n| *n > 0)
+        .unwrap_or(1) as u64;
+    Some(Ok(Some((policy, rule, kind, ns, blocked, count))))
 }
 
 // ---------------------------------------------------------------------------
@@ -773,12 +919,12 @@ fn the_report_decoder_agrees_with_the_documented_rules() {
 fn the_event_decoder_agrees_with_the_documented_rules() {
     run("event::decode", CASES_DECODERS, arb_event(), |v| {
         let text = v.to_string();
-        let decoded = event::decode(&text);
+        let decoded = event::decode(&text, EVENT_NS);
         match (decoded, model_event(&v)) {
-            (Ok(Some(b)), Some(Ok(Some((policy, rule, kind, ns, count))))) => {
+            (Ok(Some(b)), Some(Ok(Some((policy, rule, kind, ns, blocked, count))))) => {
                 prop_assert_eq!(
-                    (b.policy, b.rule, b.kind, b.namespace, b.count),
-                    (policy, rule, kind, ns, count),
+                    (b.policy, b.rule, b.kind, b.namespace, b.blocked, b.count),
+                    (policy, rule, kind, ns, blocked, count),
                     "{}",
                     text
                 );
@@ -806,6 +952,7 @@ fn the_blocked_message_parser_agrees_with_the_documented_format() {
                 p.namespace.into(),
                 p.name.into(),
                 p.rule.into(),
+                p.blocked,
             )
         });
         prop_assert_eq!(got, model_parse_message(&m), "{:?}", m);
@@ -824,6 +971,7 @@ fn the_policy_decoder_never_panics_and_names_what_it_refuses() {
             let text = v.to_string();
             match policy::decode(kind, &text) {
                 Ok(p) => {
+                    let p = p.info;
                     // (A JSON array where metadata belongs reads positionally:
                     // unspecified, as no Kubernetes object looks like that.)
                     if v["metadata"].is_object() {
@@ -831,7 +979,10 @@ fn the_policy_decoder_never_panics_and_names_what_it_refuses() {
                         prop_assert!(!name.is_empty(), "a policy needs a name: {}", text);
                         prop_assert!(p.policy.ends_with(name), "{} for {}", p.policy, text);
                     }
-                    if kind != Kind::ValidatingPolicy
+                    if Kind::CEL_POLICIES.contains(&kind) {
+                        prop_assert!(p.mode != policy::Mode::None, "{}", text);
+                    }
+                    if !Kind::CEL_POLICIES.contains(&kind)
                         && let Some(rules) = v["spec"]["rules"].as_array()
                         && rules.iter().all(|r| {
                             r.is_object()
@@ -853,7 +1004,8 @@ fn the_policy_decoder_never_panics_and_names_what_it_refuses() {
                 }
                 Err(e) => {
                     prop_assert!(
-                        ["policy", "metadata.name", "spec"].contains(&e.field.as_str()),
+                        ["policy", "metadata.name"].contains(&e.field.as_str())
+                            || e.field.starts_with("spec."),
                         "field {}",
                         e.field
                     );
@@ -1031,7 +1183,18 @@ fn the_file_parser_finds_every_object_and_refuses_garbage() {
 // The aggregate: incremental = from scratch over the valid objects.
 // ---------------------------------------------------------------------------
 
-const AGG_KINDS: [Kind; 8] = Kind::ALL;
+/// The kinds the aggregate model generates (not Namespaces or the newer
+/// policy kinds, which the decoder properties and tests/kube.rs cover).
+const AGG_KINDS: [Kind; 8] = [
+    Kind::PolicyReport,
+    Kind::ClusterPolicyReport,
+    Kind::Report,
+    Kind::ClusterReport,
+    Kind::Event,
+    Kind::ClusterPolicy,
+    Kind::Policy,
+    Kind::ValidatingPolicy,
+];
 const SLOTS: u8 = 24;
 
 #[derive(Clone, Debug)]

@@ -387,7 +387,9 @@ fn data_families(m: &Metrics) -> String {
         "policyreport_results",
         "policyreport_control_resources",
         "policyreport_admission_blocked_total",
+        "policyreport_admission_audit_failures_total",
         "policyreport_policy_info",
+        "policyreport_policy_namespace_mode",
     ]
     .iter()
     .map(|f| render_family(f, &m.family(f)))
@@ -566,4 +568,169 @@ fn summary_lists_the_cluster_like_files() {
     assert!(stderr.contains("timed out after 2s"), "{stderr}");
     assert!(stderr.contains("listing…"), "progress on stderr: {stderr}");
     assert!(out.stdout.is_empty());
+}
+
+/// Every object of a repository folder, from YAML documents and `*List`s.
+fn objects_in(dir: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(repo().join(dir)).sort_by_file_name() {
+        let entry = entry.expect("walk");
+        let ext = entry
+            .path()
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("");
+        if !entry.file_type().is_file() || !["yaml", "yml", "json"].contains(&ext) {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).expect("read fixture");
+        for doc in serde_yaml_ng::Deserializer::from_slice(&bytes) {
+            let v = Value::deserialize(doc).expect("fixture parses");
+            match v["kind"].as_str() {
+                Some(k) if k.ends_with("List") => {
+                    out.extend(v["items"].as_array().cloned().unwrap_or_default())
+                }
+                _ => out.push(v),
+            }
+        }
+    }
+    out
+}
+
+/// tests/crosscheck/kyverno through a cluster that serves the new kinds at
+/// the versions discovery must find: PolicyReport only at
+/// `wgpolicyk8s.io/v1beta1`; ClusterPolicyReport at `v1alpha2` and
+/// `v1beta1` (only `v1alpha2` is read); the CEL kinds at whatever version
+/// the server prefers, including one the exporter has never heard of
+/// (`v1beta2`); Namespaces through the metadata API. Every family equals
+/// files mode's hand-checked values, and a Namespace's label change moves
+/// the mode in force there.
+#[test]
+fn kyverno_shapes_through_the_api_equal_files_mode() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(FakeApiServer::start())
+        .expect("fake API server");
+    let at = |kind: &str, version: &str| {
+        let k = Kind::ALL
+            .into_iter()
+            .find(|k| k.kind() == kind)
+            .expect("a kind the exporter reads");
+        ResourceDef::new(k.group(), version, k.kind(), k.plural(), k.namespaced())
+    };
+    let served = [
+        at("PolicyReport", "v1beta1"),
+        at("ClusterPolicyReport", "v1alpha2"),
+        at("ClusterPolicyReport", "v1beta1"),
+        at("Event", "v1"),
+        at("Namespace", "v1"),
+        at("ClusterPolicy", "v1"),
+        at("Policy", "v1"),
+        at("ValidatingPolicy", "v1"),
+        at("ValidatingPolicy", "v1beta1"),
+        at("NamespacedValidatingPolicy", "v1beta1"),
+        at("ImageValidatingPolicy", "v1alpha1"),
+        at("NamespacedImageValidatingPolicy", "v1beta2"),
+    ];
+    for d in &served {
+        server.serve(d.clone());
+    }
+    // Where each kind's objects go: the version the exporter must read.
+    let target = |kind: &str| -> ResourceDef {
+        match kind {
+            "ClusterPolicyReport" => at(kind, "v1alpha2"),
+            "PolicyReport" => at(kind, "v1beta1"),
+            _ => served
+                .iter()
+                .find(|d| d.kind == kind)
+                .cloned()
+                .unwrap_or_else(|| panic!("not served: {kind}")),
+        }
+    };
+    let objects = objects_in("tests/crosscheck/kyverno");
+    for o in &objects {
+        server.apply(&target(o["kind"].as_str().expect("kind")), o.clone());
+    }
+    // A ClusterPolicyReport stored only at v1beta1, which must not be read
+    // while v1alpha2 is served for that kind.
+    server.apply(
+        &at("ClusterPolicyReport", "v1beta1"),
+        json!({"apiVersion": "wgpolicyk8s.io/v1beta1", "kind": "ClusterPolicyReport",
+               "metadata": {"name": "shadow"},
+               "results": [{"policy": "shadow-policy", "result": "fail"}]}),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&path).expect("kubeconfig");
+    let e = Exporter::serve(&[], &[("KUBECONFIG", &path.display().to_string())]);
+    e.wait_ready(READY);
+    let m = e.metrics();
+    let want = Metrics::parse(
+        &std::fs::read_to_string(repo().join("tests/crosscheck/expected-kyverno.txt"))
+            .expect("expected"),
+    );
+    assert_eq!(data_families(&m), data_families(&want));
+    assert_eq!(m.sum("policyreport_exporter_invalid_objects_total"), 0.0);
+    assert_eq!(
+        m.value(
+            "policyreport_exporter_objects",
+            &[("resource", "namespaces")]
+        ),
+        Some(5.0)
+    );
+
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert!(paths.contains(&"/apis/wgpolicyk8s.io/v1beta1/policyreports"));
+    assert!(paths.contains(&"/apis/wgpolicyk8s.io/v1alpha2/clusterpolicyreports"));
+    assert!(!paths.contains(&"/apis/wgpolicyk8s.io/v1beta1/clusterpolicyreports"));
+    assert!(paths.contains(&"/apis/policies.kyverno.io/v1/validatingpolicies"));
+    assert!(paths.contains(&"/apis/policies.kyverno.io/v1beta2/namespacedimagevalidatingpolicies"));
+    let namespace_requests: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces")
+        .collect();
+    assert!(
+        namespace_requests
+            .iter()
+            .any(|r| r.param("watch").is_some()),
+        "Namespaces are watched"
+    );
+    assert!(
+        namespace_requests.iter().all(|r| r
+            .accept
+            .as_deref()
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))),
+        "Namespaces are read as metadata only: {namespace_requests:?}"
+    );
+
+    // A label change reaches the namespaceSelector: prod-us leaves team=pay,
+    // so disallow-privileged-containers' rule override no longer applies.
+    let mode = |m: &Metrics, mode: &str| {
+        m.value(
+            "policyreport_policy_namespace_mode",
+            &[
+                ("policy", "disallow-privileged-containers"),
+                ("namespace", "prod-us"),
+                ("mode", mode),
+            ],
+        )
+    };
+    assert_eq!(mode(&m, "mixed"), Some(1.0));
+    server.apply(
+        &at("Namespace", "v1"),
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "prod-us", "labels": {"tier": "prod", "team": "shop"}}}),
+    );
+    let m = e.wait_for("the label change", FOLLOW, |m| {
+        mode(m, "enforce") == Some(1.0)
+    });
+    assert_eq!(mode(&m, "mixed"), None);
+    drop(e);
+    drop(server);
+    rt.shutdown_background();
 }

@@ -2,8 +2,8 @@
 //!
 //! It consumes [`SourceEvent`]s in order and keeps, per object, only its
 //! compact contribution: for a report, series ids and counts plus per-control
-//! resource tallies; for a blocked-admission Event, its count; for a policy,
-//! its mode. An update applies the new contribution and retires the old one,
+//! resource tallies; for an admission Event, its count; for a policy, its
+//! mode and how it varies by namespace; for a Namespace, its labels. An update applies the new contribution and retires the old one,
 //! a delete retires, and a relist replaces an origin's whole set atomically
 //! when it completes. Readers see the state only through the read methods,
 //! and [`run`] hands it to a publisher after each batch of changes.
@@ -11,7 +11,7 @@
 mod controls;
 pub mod series;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,8 @@ use tracing::{debug, warn};
 use crate::controls::Controls;
 use crate::kind::Kind;
 use crate::memory::Trimmer;
-use crate::policy::{self, PolicyInfo};
+use crate::namespace::{self, NamespaceInfo};
+use crate::policy::{self, Labels, Mode, Policy, PolicyInfo, Routing};
 use crate::report::{DecodeError, Report};
 use crate::scope::NamespaceScope;
 use crate::source::{Body, Origin, SourceEvent, SourceObject};
@@ -113,13 +114,14 @@ struct ObjectId {
     name: Box<str>,
 }
 
-/// Identity of a blocked-admission counter.
+/// Identity of an admission counter: blocked, or let through by Audit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct BlockedKey {
+struct AdmissionKey {
     namespace: Sym,
     policy: Sym,
     rule: Sym,
     kind: Sym,
+    blocked: bool,
 }
 
 /// What one object contributes.
@@ -134,18 +136,20 @@ enum Contribution {
         controls: Box<[ControlDelta]>,
         policy_reporter: u32,
     },
-    /// An Event: its uid, what it blocked (when it is a blocked admission)
-    /// and the count already added. The count is carried through updates
-    /// that are invalid or not blocks, so a flapping Event is never counted
-    /// twice.
+    /// An Event: its uid, the counter it adds to (when it is an admission
+    /// result) and the count already added. The count is carried through
+    /// updates that are invalid or not admissions, so a flapping Event is
+    /// never counted twice.
     Event {
         uid: Box<str>,
-        key: Option<BlockedKey>,
+        key: Option<AdmissionKey>,
         counted: u64,
         invalid: bool,
     },
     /// A policy.
-    Policy(Box<PolicyInfo>),
+    Policy(Box<Policy>),
+    /// A Namespace's labels.
+    Namespace(Box<NamespaceInfo>),
     /// The object could not be decoded; kept so it is logged once and its
     /// old contribution stays removed.
     Invalid,
@@ -177,6 +181,9 @@ pub struct Config {
     pub policy_reporter: bool,
     /// Which namespaces count (`--namespace-include`, `--namespace-exclude`).
     pub scope: NamespaceScope,
+    /// Namespace label keys served in `policyreport_namespace_info`
+    /// (`--namespace-labels`); none serves no such family.
+    pub namespace_labels: Vec<String>,
 }
 
 /// The aggregated state.
@@ -185,6 +192,8 @@ pub struct Aggregate {
     labels: LabelOptions,
     controls: Arc<Controls>,
     scope: NamespaceScope,
+    /// `--namespace-labels`: (label key, metric label name).
+    namespace_labels: Vec<(String, String)>,
     series: SeriesTable,
     /// Policy Reporter's `policy_report_result` and
     /// `cluster_policy_report_result`, with `--compat policy-reporter`: slots
@@ -192,8 +201,13 @@ pub struct Aggregate {
     policy_reporter: Option<SeriesTable>,
     control_state: Vec<ControlState>,
     matcher: Matcher,
-    blocked: Map<BlockedKey, u64>,
+    admissions: Map<AdmissionKey, u64>,
     policies: BTreeMap<PolicyInfo, u32>,
+    /// How each policy's mode varies by namespace: every live copy (a policy
+    /// may be in several files); the first is used.
+    routing: BTreeMap<String, Vec<Routing>>,
+    /// Namespace labels: every live copy; the first is used.
+    namespaces: BTreeMap<String, Vec<Labels>>,
     // Objects of each origin. Insertion-ordered, so a relist activates its
     // objects in the order the source listed them: results are then the
     // same for the same input, whatever the hash seeds.
@@ -241,11 +255,14 @@ impl Aggregate {
                 .collect(),
             controls: config.controls,
             scope: config.scope,
+            namespace_labels: namespace_label_names(&config.namespace_labels),
             matcher: Matcher::default(),
             series: SeriesTable::default(),
             policy_reporter: config.policy_reporter.then(SeriesTable::default),
-            blocked: Map::default(),
+            admissions: Map::default(),
             policies: BTreeMap::new(),
+            routing: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
             origins: Map::default(),
             pending: Map::default(),
             stats,
@@ -371,12 +388,22 @@ impl Aggregate {
         object: &SourceObject,
     ) -> (ObjectId, Option<Contribution>) {
         let id = object_id(object);
-        // Namespace scoping, for everything that belongs to a namespace:
-        // reports (results and controls) by their own namespace, blocked
-        // admissions by the blocked resource's. What is out of scope
-        // contributes nothing and is not held.
+        // Namespace scoping, the one place for everything that belongs to a
+        // namespace: reports (results, controls, namespace modes) and
+        // namespaced policies by their own namespace, Namespaces by their
+        // name; admissions by the admitted resource's, once decoded (in
+        // `event_contribution`). What is out of scope contributes nothing
+        // and is not held. Cluster-scoped policies belong to no namespace.
+        let in_scope = match object.kind {
+            Kind::Event => true,
+            Kind::Namespace => self.scope.admits(&id.name),
+            k if k.is_report() || k.namespaced() => self.scope.admits(&id.namespace),
+            _ => true,
+        };
+        if !in_scope {
+            return (id, None);
+        }
         let decoded = match &object.body {
-            Body::Report(_) if !self.scope.admits(&id.namespace) => Ok(None),
             Body::Report(report) => match report.error() {
                 Some(err) => Err(err.clone()),
                 None => Ok(Some(self.report_contribution(report, &id.namespace))),
@@ -384,8 +411,9 @@ impl Aggregate {
             Body::Object(raw) if object.kind == Kind::Event => {
                 let uid = raw.metadata.uid.as_deref().or(raw.metadata.name.as_deref());
                 let uid: Box<str> = uid.unwrap_or_default().into();
-                let contribution = match event::decode(raw.raw.get()) {
-                    Ok(blocked) => self.event_contribution(uid, blocked),
+                let namespace = raw.metadata.namespace.as_deref().unwrap_or("");
+                let contribution = match event::decode(raw.raw.get(), namespace) {
+                    Ok(admission) => self.event_contribution(uid, admission),
                     Err(err) => {
                         self.invalid(origin, object, &id, &err);
                         Contribution::Event {
@@ -397,6 +425,9 @@ impl Aggregate {
                     }
                 };
                 Ok(Some(contribution))
+            }
+            Body::Object(raw) if object.kind == Kind::Namespace => {
+                namespace::decode(raw.raw.get()).map(|n| Some(Contribution::Namespace(Box::new(n))))
             }
             Body::Object(raw) => policy::decode(object.kind, raw.raw.get())
                 .map(|p| Some(Contribution::Policy(Box::new(p)))),
@@ -478,15 +509,16 @@ impl Aggregate {
     fn event_contribution(
         &mut self,
         uid: Box<str>,
-        blocked: Option<event::Blocked>,
+        admission: Option<event::Admission>,
     ) -> Contribution {
-        let (key, counted) = match blocked {
+        let (key, counted) = match admission {
             Some(b) if self.scope.admits(&b.namespace) => {
-                let key = BlockedKey {
+                let key = AdmissionKey {
                     namespace: self.series.intern(&b.namespace),
                     policy: self.series.intern(&b.policy),
                     rule: self.series.intern(&b.rule),
                     kind: self.series.intern(&b.kind),
+                    blocked: b.blocked,
                 };
                 (Some(key), b.count)
             }
@@ -534,12 +566,23 @@ impl Aggregate {
                 // remember the highest count added.
                 match key {
                     Some(key) if *counted > seen => {
-                        *self.blocked.entry(*key).or_default() += *counted - seen;
+                        *self.admissions.entry(*key).or_default() += *counted - seen;
                     }
                     _ => *counted = seen,
                 }
             }
-            Contribution::Policy(info) => *self.policies.entry((**info).clone()).or_default() += 1,
+            Contribution::Policy(p) => {
+                *self.policies.entry(p.info.clone()).or_default() += 1;
+                self.routing
+                    .entry(p.info.policy.clone())
+                    .or_default()
+                    .push(p.routing.clone());
+            }
+            Contribution::Namespace(n) => self
+                .namespaces
+                .entry(n.name.clone())
+                .or_default()
+                .push(n.labels.clone()),
             Contribution::Invalid => {}
         }
     }
@@ -565,14 +608,16 @@ impl Aggregate {
                     }
                 }
             }
-            Contribution::Policy(info) => {
-                if let Some(n) = self.policies.get_mut(info.as_ref()) {
+            Contribution::Policy(p) => {
+                if let Some(n) = self.policies.get_mut(&p.info) {
                     *n -= 1;
                     if *n == 0 {
-                        self.policies.remove(info.as_ref());
+                        self.policies.remove(&p.info);
                     }
                 }
+                remove_copy(&mut self.routing, &p.info.policy, &p.routing);
             }
+            Contribution::Namespace(n) => remove_copy(&mut self.namespaces, &n.name, &n.labels),
             Contribution::Event { .. } | Contribution::Invalid => {}
         }
         self.release(old);
@@ -685,6 +730,33 @@ impl Aggregate {
         });
     }
 
+    /// The label names of `policyreport_namespace_info` after `namespace`
+    /// (`label_<key>`, as kube-state-metrics names them); empty unless
+    /// `--namespace-labels` is given.
+    pub fn namespace_label_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.namespace_labels.iter().map(|(_, name)| name.as_str())
+    }
+
+    /// Visit `policyreport_namespace_info`, sorted by namespace: each
+    /// Namespace in scope and the values of the `--namespace-labels` keys,
+    /// in the order given (empty when a Namespace lacks the label).
+    pub fn for_each_namespace_info(&self, mut f: impl FnMut(&str, &[&str])) {
+        if self.namespace_labels.is_empty() {
+            return;
+        }
+        let mut values: Vec<&str> = Vec::with_capacity(self.namespace_labels.len());
+        for (namespace, copies) in &self.namespaces {
+            let labels = copies.first();
+            values.clear();
+            values.extend(
+                self.namespace_labels
+                    .iter()
+                    .map(|(key, _)| labels.and_then(|l| l.get(key)).map_or("", String::as_str)),
+            );
+            f(namespace, &values);
+        }
+    }
+
     /// Whether Policy Reporter's families are kept
     /// (`--compat policy-reporter`).
     pub fn policy_reporter_enabled(&self) -> bool {
@@ -762,13 +834,40 @@ impl Aggregate {
     /// rule, kind, control (or ""), and the count. The control is resolved
     /// from the policy name or its category, as learned from policy objects
     /// or from report results.
-    pub fn for_each_blocked(&self, mut f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
-        if self.blocked.is_empty() {
+    pub fn for_each_blocked(&self, f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        self.for_each_admission(true, f);
+    }
+
+    /// Visit `policyreport_admission_audit_failures_total`, the admissions
+    /// Audit let through that Enforce would have refused, with the same
+    /// arguments as [`Aggregate::for_each_blocked`].
+    pub fn for_each_audit_failure(&self, f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        self.for_each_admission(false, f);
+    }
+
+    fn for_each_admission(
+        &self,
+        blocked: bool,
+        mut f: impl FnMut(&str, &str, &str, &str, &str, u64),
+    ) {
+        let mut keys: Vec<(&AdmissionKey, &u64)> = self
+            .admissions
+            .iter()
+            .filter(|(k, _)| k.blocked == blocked)
+            .collect();
+        if keys.is_empty() {
             return;
         }
         let categories = self.policy_categories();
-        let mut keys: Vec<(&BlockedKey, &u64)> = self.blocked.iter().collect();
-        keys.sort_by_key(|(k, _)| (k.namespace, k.policy, k.rule, k.kind));
+        let resolve = |s| self.series.resolve(s);
+        keys.sort_by_key(|(k, _)| {
+            (
+                resolve(k.namespace),
+                resolve(k.policy),
+                resolve(k.rule),
+                resolve(k.kind),
+            )
+        });
         for (k, n) in keys {
             let policy = self.series.resolve(k.policy);
             let rule = self.series.resolve(k.rule);
@@ -805,6 +904,66 @@ impl Aggregate {
     /// Every policy currently known (a policy seen in several origins once).
     pub fn policies(&self) -> impl Iterator<Item = &PolicyInfo> {
         self.policies.keys()
+    }
+
+    /// Visit `policyreport_policy_namespace_mode`, sorted: policy,
+    /// namespace, and the mode in force there, for every policy whose mode
+    /// is not `none`. A namespaced policy has only its own namespace; any
+    /// other has every namespace where it has results (`""` for
+    /// cluster-scoped ones) and every namespace its overrides name
+    /// literally. Computed when the state is rendered, not per scrape.
+    pub fn for_each_namespace_mode(&self, mut f: impl FnMut(&str, &str, Mode)) {
+        if self.routing.is_empty() {
+            return;
+        }
+        let mut targets: BTreeMap<&str, (&Routing, BTreeSet<&str>)> = BTreeMap::new();
+        for (policy, copies) in &self.routing {
+            let Some(routing) = copies.first() else {
+                continue;
+            };
+            let mut namespaces = BTreeSet::new();
+            match &routing.own_namespace {
+                Some(ns) => {
+                    namespaces.insert(ns.as_str());
+                }
+                None => namespaces.extend(routing.literal_namespaces()),
+            }
+            targets.insert(policy, (routing, namespaces));
+        }
+        self.series.for_each(|values, _| {
+            if let Some((routing, namespaces)) = targets.get_mut(values[POLICY]) {
+                if routing.own_namespace.is_none() {
+                    namespaces.insert(values[NAMESPACE]);
+                }
+            }
+        });
+        let labels = |ns: &str| self.namespaces.get(ns).and_then(|copies| copies.first());
+        for (policy, (routing, namespaces)) in targets {
+            for ns in namespaces {
+                // Namespaces with results are in scope already; those an
+                // override names may not be.
+                if !self.scope.admits(ns) {
+                    continue;
+                }
+                let mode = routing.mode_in(ns, labels);
+                if mode != Mode::None {
+                    f(policy, ns, mode);
+                }
+            }
+        }
+    }
+}
+
+/// Remove one copy equal to `value` from `map[key]`, and the key when no
+/// copy is left.
+fn remove_copy<T: PartialEq>(map: &mut BTreeMap<String, Vec<T>>, key: &str, value: &T) {
+    if let Some(copies) = map.get_mut(key) {
+        if let Some(i) = copies.iter().position(|c| c == value) {
+            copies.remove(i);
+        }
+        if copies.is_empty() {
+            map.remove(key);
+        }
     }
 }
 
@@ -897,6 +1056,39 @@ fn count_rows<'a>(
         }
     }
     rows.rows
+}
+
+/// The metric label for a Namespace label key, as kube-state-metrics names
+/// them: `label_` and the key with every character that a Prometheus label
+/// name cannot hold replaced by `_` (`app.kubernetes.io/team` gives
+/// `label_app_kubernetes_io_team`).
+pub fn namespace_label_name(key: &str) -> String {
+    let sanitized: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("label_{sanitized}")
+}
+
+/// (key, metric label) for each `--namespace-labels` key, without empty
+/// keys and without keys whose metric label an earlier key already has.
+fn namespace_label_names(keys: &[String]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for key in keys.iter().filter(|k| !k.is_empty()) {
+        let name = namespace_label_name(key);
+        match out.iter().find(|(_, n)| *n == name) {
+            Some((first, _)) => {
+                warn!(
+                    key,
+                    first,
+                    label = name,
+                    "namespace label skipped: same metric label as another"
+                )
+            }
+            None => out.push((key.clone(), name)),
+        }
+    }
+    out
 }
 
 /// Policy Reporter's category for results that have none

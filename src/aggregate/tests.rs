@@ -596,7 +596,7 @@ fn blocked_admissions_count_increases_only() {
             "ClusterPolicy",
             "require-requests-limits",
             "Pod prod/p2: [validate-resources] fail; validation error",
-            json!({}),
+            json!({"action": "Resource Passed"}),
         ),
     );
     apply(
@@ -630,6 +630,31 @@ fn blocked_admissions_count_increases_only() {
         ),
     ]);
     assert_eq!(blocked_of(&agg), expected);
+    let mut audit = BTreeMap::new();
+    agg.for_each_audit_failure(|ns, p, r, k, c, n| {
+        audit.insert(
+            (
+                ns.to_owned(),
+                p.to_owned(),
+                r.to_owned(),
+                k.to_owned(),
+                c.to_owned(),
+            ),
+            n,
+        );
+    });
+    assert_eq!(
+        audit,
+        BTreeMap::from([blk(
+            "prod",
+            "require-requests-limits",
+            "validate-resources",
+            "Pod",
+            "resource-limits",
+            1
+        )]),
+        "the audit failure is the enforce forecast"
+    );
     // Expiry never decreases; a relist of the same events adds nothing.
     agg.handle(SourceEvent::Delete {
         origin: ev.clone(),

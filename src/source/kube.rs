@@ -95,15 +95,24 @@ pub async fn discover(client: &Client, kinds: &[Kind]) -> Result<Vec<(Kind, Stri
             Err(e) => return Err(e),
         };
         for &kind in kinds.iter().filter(|k| k.group() == group) {
-            let version = found.as_ref().and_then(|g| {
-                kind.versions().iter().find(|v| {
-                    g.versioned_resources(v)
-                        .iter()
-                        .any(|(ar, _)| ar.plural == kind.plural())
-                })
-            });
+            let Some(g) = found.as_ref() else { continue };
+            let serves = |v: &str| {
+                g.versioned_resources(v)
+                    .iter()
+                    .any(|(ar, _)| ar.plural == kind.plural())
+            };
+            // The CEL policy kinds: the version the API server prefers
+            // (its versions come preferred first), whatever it is called.
+            let version = if kind.follows_preferred_version() {
+                g.versions().find(|v| serves(v)).map(str::to_owned)
+            } else {
+                kind.versions()
+                    .iter()
+                    .find(|v| serves(v))
+                    .map(|v| (*v).to_owned())
+            };
             if let Some(v) = version {
-                served.push((kind, (*v).to_owned()));
+                served.push((kind, v));
             }
         }
     }
@@ -234,7 +243,9 @@ pub async fn watch(
     if kind == Kind::Event {
         config = config.fields("reason=PolicyViolation");
     }
-    if kind.is_report() {
+    if kind == Kind::Namespace {
+        watch_namespaces(client, config, tx).await;
+    } else if kind.is_report() {
         forward::<Report>(client, kind, &ar, config, tx, SourceObject::report).await;
     } else {
         forward::<RawObject>(client, kind, &ar, config, tx, SourceObject::object).await;
@@ -334,6 +345,106 @@ async fn forward<K>(
         };
         if tx.send(event).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Watch Namespaces' metadata only (`PartialObjectMetadata`, through
+/// kube's metadata requests), handing each over as a small raw object with
+/// its name and labels, which is all policy overrides need. Relists,
+/// errors and recovery are reported as [`forward`] reports them.
+async fn watch_namespaces(client: Client, config: watcher::Config, tx: mpsc::Sender<SourceEvent>) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::core::PartialObjectMeta;
+
+    let kind = Kind::Namespace;
+    let to_object = |m: PartialObjectMeta<Namespace>| -> Option<SourceObject> {
+        let raw = serde_json::value::to_raw_value(&serde_json::json!({
+            "metadata": {"name": m.metadata.name, "labels": m.metadata.labels},
+        }))
+        .ok()?;
+        let metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: m.metadata.name,
+            uid: m.metadata.uid,
+            resource_version: m.metadata.resource_version,
+            ..Default::default()
+        };
+        Some(SourceObject::object(kind, RawObject { metadata, raw }))
+    };
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+    let stream = watcher::watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let origin = Origin::Watch(kind);
+    let resource = kind.resource();
+    let mut synced = false;
+    let mut errors = ErrorLog::default();
+    loop {
+        let item = if errors.streak > 0 {
+            match tokio::time::timeout(QUIET_RECOVERY, stream.next()).await {
+                Ok(item) => item,
+                Err(_quiet) => {
+                    errors.recovered(resource);
+                    let target = resource.to_owned();
+                    if tx.send(SourceEvent::Recovered { target }).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            stream.next().await
+        };
+        let Some(item) = item else { return };
+        let progressed = matches!(
+            item,
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_))
+        );
+        if progressed && errors.recovered(resource) {
+            let target = resource.to_owned();
+            if tx.send(SourceEvent::Recovered { target }).await.is_err() {
+                return;
+            }
+        }
+        let mut events = Vec::with_capacity(2);
+        match item {
+            Ok(Event::Init) => events.push(SourceEvent::ResyncStart {
+                origin: origin.clone(),
+            }),
+            Ok(Event::InitApply(m)) => {
+                events.extend(to_object(m).map(|object| SourceEvent::ResyncApply {
+                    origin: origin.clone(),
+                    object,
+                }))
+            }
+            Ok(Event::InitDone) => {
+                events.push(SourceEvent::ResyncEnd {
+                    origin: origin.clone(),
+                });
+                if !synced {
+                    synced = true;
+                    info!(resource, "initial list complete");
+                    events.push(SourceEvent::Synced {
+                        target: resource.to_owned(),
+                    });
+                }
+            }
+            Ok(Event::Apply(m)) => events.extend(to_object(m).map(|object| SourceEvent::Apply {
+                origin: origin.clone(),
+                object,
+            })),
+            Ok(Event::Delete(m)) => events.extend(to_object(m).map(|object| SourceEvent::Delete {
+                origin: origin.clone(),
+                object,
+            })),
+            Err(err) => {
+                errors.failed(resource, &err);
+                events.push(SourceEvent::WatchError { resource });
+            }
+        }
+        for event in events {
+            if tx.send(event).await.is_err() {
+                return;
+            }
         }
     }
 }

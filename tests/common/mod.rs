@@ -714,7 +714,8 @@ pub fn gen_event(ns: &str, name: &str, policy: &str, pod: &str, count: u64) -> s
 }
 
 /// A random Kyverno policy of a policy kind (`name` is one of the
-/// [`GEN_POLICIES`] names, so reports and Events refer to it).
+/// [`GEN_POLICIES`] names, so reports and Events refer to it), or, for
+/// `Namespace`, the namespace `ns` with random labels.
 pub fn gen_policy(
     rng: &mut Rng,
     kind: policyreport_exporter::kind::Kind,
@@ -722,6 +723,12 @@ pub fn gen_policy(
     name: &str,
 ) -> serde_json::Value {
     use policyreport_exporter::kind::Kind;
+    if kind == Kind::Namespace {
+        return serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"tier": rng.pick(&["prod", "dev"])}},
+        });
+    }
     let category = GEN_POLICIES
         .iter()
         .find(|(p, _)| *p == name)
@@ -734,10 +741,10 @@ pub fn gen_policy(
             "policies.kyverno.io/title": format!("Title {}", rng.below(3)),
         },
     });
-    if kind == Kind::Policy {
+    if kind.namespaced() {
         metadata["namespace"] = ns.into();
     }
-    let spec = if kind == Kind::ValidatingPolicy {
+    let spec = if Kind::CEL_POLICIES.contains(&kind) {
         serde_json::json!({
             "validationActions": [rng.pick(&["Deny", "Audit", "Warn"])],
             "evaluation": {"background": {"enabled": rng.chance(0.5)}},

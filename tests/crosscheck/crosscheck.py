@@ -1,40 +1,44 @@
 #!/usr/bin/env python3
-"""Independent cross-check of the exporter's report, control, admission and policy metrics.
+"""Independent cross-check of the exporter's report, control, admission, policy and namespace-mode metrics.
 
 Usage:
   python3 tests/crosscheck/crosscheck.py --metrics METRICS_FILE PATH...
   python3 tests/crosscheck/crosscheck.py --print PATH...
 
 PATHs are files or folders (searched recursively for *.yaml, *.yml, *.json).
-Four families are computed from the objects in them, independently of the
+Six families are computed from the objects in them, independently of the
 Rust code: policyreport_results, policyreport_control_resources,
-policyreport_admission_blocked_total and policyreport_policy_info. With
---metrics, the samples of those four families in METRICS_FILE (Prometheus
-text format; labels in any order; other metrics ignored) are compared with
-the expected ones: exit 0 when every series matches, 1 otherwise, 2 on usage
-or I/O errors. With --print, the expected series of all four families are
-printed in Prometheus text form, sorted, and nothing is compared.
+policyreport_admission_blocked_total,
+policyreport_admission_audit_failures_total, policyreport_policy_info and
+policyreport_policy_namespace_mode. With --metrics, the samples of those
+families in METRICS_FILE (Prometheus text format; labels in any order; other
+metrics ignored) are compared with the expected ones: exit 0 when every
+series matches, 1 otherwise, 2 on usage or I/O errors. With --print, the
+expected series of all six families are printed in Prometheus text form,
+sorted, and nothing is compared.
 
 Objects:
 - A YAML file may hold several documents; a document is one object or a list
   wrapper (kind `List` or any kind ending in `List`) with `items`. These
-  count: wgpolicyk8s.io/v1alpha2 PolicyReport, ClusterPolicyReport and
-  openreports.io/v1alpha1 Report, ClusterReport (the reports); core `v1` and
-  `events.k8s.io/v1` Event; kyverno.io/v1 ClusterPolicy and Policy;
-  policies.kyverno.io/{v1,v1beta1,v1alpha1} ValidatingPolicy. Everything else
-  is ignored. A file that fails to parse is skipped whole.
+  count: wgpolicyk8s.io/{v1alpha2,v1beta1} PolicyReport, ClusterPolicyReport
+  and openreports.io/v1alpha1 Report, ClusterReport (the reports); core `v1`
+  and `events.k8s.io/v1` Event; core `v1` Namespace; kyverno.io/v1
+  ClusterPolicy and Policy; policies.kyverno.io/{v1,v1beta1,v1alpha1}
+  ValidatingPolicy, NamespacedValidatingPolicy, ImageValidatingPolicy and
+  NamespacedImageValidatingPolicy. Everything else is ignored. A file that
+  fails to parse is skipped whole.
 - Identity is (kind, namespace, name), namespace "" for the cluster-scoped
-  kinds (ClusterPolicyReport, ClusterReport, ClusterPolicy, ValidatingPolicy).
-  The same object in two different files counts twice; within one file a
-  later duplicate replaces an earlier one (an invalid later duplicate removes
-  the earlier one's contribution).
+  kinds. The same object in two different files counts twice; within one
+  file a later duplicate replaces an earlier one (an invalid later duplicate
+  removes the earlier one's contribution).
 
 policyreport_results{namespace, policy, category, severity, source, result}:
 - A report is invalid, and skipped whole, if any result lacks a string
   `policy`, has `result` not in pass/fail/warn/error/skip, or has a field of
   the wrong type: source, policy, rule, category, severity, result, message
   (strings), scored (bool), resources (list of objects), properties (map of
-  strings). Missing or null `results` means no results.
+  strings). Missing or null `results` means no results. `timestamp` is not
+  looked at (a float `seconds` is fine).
 - A result counts once per entry of a non-empty `resources`, else once.
 - Labels: namespace (metadata.namespace for PolicyReport/Report, "" for the
   cluster kinds), policy, category and severity as written ("" if absent),
@@ -44,12 +48,12 @@ policyreport_results{namespace, policy, category, severity, source, result}:
 Controls (the defaults; all three count subjects of kind `Pod` only):
   resource-limits     policy globs require-requests-limits
   approved-registries policy globs restrict-image-registries, advanced-restrict-image-registries
-  secure-context      categories "Pod Security Standards (Baseline)",
-                      "Pod Security Standards (Restricted)"; policy glob podsecurity-subrule-*
+  secure-context      category globs "Pod Security Standards (Baseline)*",
+                      "Pod Security Standards (Restricted)*"; policy glob podsecurity-subrule-*
   A (policy, category) matches a control when the policy matches one of its
-  globs (fnmatch, case-sensitive; `*` matches anything including `/`) or
-  one comma-separated, trimmed entry of the category equals one of its
-  categories.
+  policy globs, or one comma-separated, trimmed entry of the category
+  matches one of its category globs (fnmatch, case-sensitive; `*` matches
+  anything including `/`).
 
 policyreport_control_resources{control, namespace, kind, status}:
 - Results of valid reports only; a result belongs to every control it
@@ -66,34 +70,49 @@ policyreport_control_resources{control, namespace, kind, status}:
   for the resource (per control, skips included, in file order then object
   order). Zero series are not emitted.
 
-policyreport_admission_blocked_total{namespace, policy, rule, kind, control}:
-- An Event counts when `reason` is `PolicyViolation`; its message (`message`
-  for v1, `note` for events.k8s.io/v1) parses as `<Kind> <ns>/<name>: [<rule>]
-  fail (blocked); ...` or `<Kind> <name>: [<rule>] fail (blocked); ...` (Kind
-  up to the first space, non-empty; resource up to the first `: [`, split at
-  its first `/` into namespace and name; rule up to the next `] `; the rest
-  must start with `fail (blocked)`; name non-empty without spaces); and its
-  `involvedObject` (v1) or `regarding` (events.k8s.io/v1) has kind
-  ClusterPolicy or ValidatingPolicy (policy = name) or Policy (policy =
-  namespace/name, or name without a namespace) and a non-empty name.
-- Labels: namespace and kind of the blocked resource (from the message), the
-  policy, the rule (from the message), and control = the first control (in
-  the order above) that (policy, category) matches, else "". The category
-  is the `policies.kyverno.io/category` annotation of a valid policy object
-  with that policy name (the first non-empty one), else the `category` of
-  the first result with that `policy` in a valid report that has one, else "".
-- Value = sum over counted events of `series.count`, else `count`, else
-  `deprecatedCount`, else 1, and at least 1.
-- Malformed events are skipped: `reason`, the message field are not strings,
-  `series` not a map, `series.count`/`count`/`deprecatedCount` not integers,
-  the object reference not a map or its kind/name/namespace not strings.
+policyreport_admission_blocked_total and
+policyreport_admission_audit_failures_total{namespace, policy, rule, kind, control}:
+- core v1 Events use `message`, `involvedObject`, `reportingComponent`;
+  events.k8s.io/v1 Events `note`, `regarding`, `reportingController`.
+- An Event counts when `reason` is `PolicyViolation` and the reference names
+  a ClusterPolicy or Policy (apiVersion, when given, in kyverno.io/) or one
+  of the four CEL kinds (in policies.kyverno.io/). The component is the
+  reporting component/controller, else `source.component`; when set and
+  not `kyverno-admission`, the Event does not count.
+- The message must read `<Kind> <resource>: [<rule>] <fail|error>[ (blocked)][;...]`
+  with the `[<rule>] ` part optional (rule "" then): Kind up to the first
+  space, resource up to the first `: `, split at its first `/` into
+  namespace and name (name non-empty, no spaces), rule up to the first
+  `] `. A message that does not parse makes the Event invalid when a
+  component is set, else the Event does not count.
+- Blocked: `action` == `Resource Blocked` when `action` is non-empty, else
+  ` (blocked)` in the message. Without a component, only blocked Events
+  count. A missing reference name is invalid.
+- Labels: namespace and kind from `related` when it has a non-empty kind
+  (namespace "" when absent), else from the message; policy = name for the
+  cluster-wide kinds, namespace/name for Policy and the Namespaced kinds
+  (the reference's namespace, else the Event's metadata.namespace); the
+  rule; control = the first control (in the order above) that (policy,
+  category) matches, else "". The category is the
+  `policies.kyverno.io/category` annotation of a valid policy object with
+  that policy name (the first non-empty one), else the `category` of the
+  first result with that `policy` in a valid report that has one, else "".
+- Value = sum over counted events of the first of `series.count`, `count`,
+  `deprecatedCount` that is above 0, else 1. Blocked Events go to
+  ..._blocked_total, the others to ..._audit_failures_total.
+- Malformed events are skipped: `reason`, the message field, `action`, the
+  component field are not strings, `series` or `source` not a map,
+  `series.count`/`count`/`deprecatedCount` not integers, the object
+  reference or `related` not a map or its apiVersion/kind/name/namespace not
+  strings.
 
 policyreport_policy_info{policy, mode, category, severity, title, background} = 1:
-- policy = name (ClusterPolicy, ValidatingPolicy) or namespace/name (Policy;
-  name alone without a namespace). category, severity, title = annotations
-  `policies.kyverno.io/category|severity|title` ("" if absent). background =
-  `spec.background` (ValidatingPolicy: `spec.evaluation.background.enabled`),
-  default true, printed "true"/"false".
+- policy = name (cluster-wide kinds) or namespace/name (Policy and the
+  Namespaced kinds; name alone without a namespace). category, severity,
+  title = annotations `policies.kyverno.io/category|severity|title` (""
+  if absent). background = `spec.background` (CEL kinds:
+  `spec.evaluation.background.enabled`), default true, printed
+  "true"/"false".
 - kyverno.io kinds: each rule with a `validate` key adds its action
   (`validate.failureAction`, else `spec.validationFailureAction`, else
   `Audit`) and the `action` of each `validate.failureActionOverrides[]`
@@ -102,13 +121,30 @@ policyreport_policy_info{policy, mode, category, severity, title, background} = 
   a collected action other than audit/enforce makes the policy invalid. mode
   = audit/enforce when all collected actions agree, mixed when they differ,
   none without validate rules.
-- ValidatingPolicy: `spec.validationActions` containing Deny (any case) ->
-  enforce; non-empty without Deny -> audit; empty or missing -> none.
+- CEL kinds: `spec.validationActions` containing Deny (any case) -> enforce,
+  anything else -> audit.
 - Invalid, skipped (also for the category lookup above): metadata.name
   missing or empty, metadata/annotations/spec/rules/validate of the wrong
-  shape, annotation values or background not of their type, or an invalid
-  action. Identical label sets (e.g. the same policy in two files) give one
-  series with value 1.
+  shape, override entries of the wrong shape (namespaces not a list of
+  strings, a selector operator other than In/NotIn/Exists/DoesNotExist),
+  annotation values or background not of their type, or an invalid action.
+  Identical label sets (e.g. the same policy in two files) give one series
+  with value 1.
+
+policyreport_policy_namespace_mode{policy, namespace, mode} = 1:
+- For each valid policy (the first copy of a policy name) whose mode is not
+  none. Namespaces: a namespaced policy's own; otherwise every namespace of
+  its policyreport_results series plus every override `namespaces` entry
+  without `*` or `?`.
+- kyverno.io kinds, per validate rule in namespace N: the first override
+  entry (with an action) that applies among the rule's
+  failureActionOverrides, or the spec's validationFailureActionOverrides
+  when the rule has none; else the rule's action as above. An entry applies
+  when N is not "", its non-empty `namespaces` has a pattern matching N
+  (`*` any run, `?` one character), and its `namespaceSelector`, when
+  given, matches the labels of the v1 Namespace N (unknown N: no match).
+  mode = audit/enforce when the rules agree, else mixed. CEL kinds: their
+  mode everywhere.
 
 Choices where the rules are silent: a field set to null counts as absent; an
 invalid object replaces an earlier valid duplicate (and so counts nothing),
@@ -117,7 +153,7 @@ follow YAML 1.2 (`yes`/`no`/dates stay strings, as in Kubernetes and Rust
 parsers); files named on the command line are read whatever their extension,
 and a file reached twice (e.g. a folder and a file inside it) is read once;
 v1 and events.k8s.io/v1 Events with the same namespace and name are the same
-object, as are ValidatingPolicies of different versions.
+object, as are policies (and reports) of one kind at different versions.
 
 Python 3.11, standard library plus PyYAML.
 """
@@ -137,31 +173,46 @@ EXTENSIONS = (".yaml", ".yml", ".json")
 RESULTS = "policyreport_results"
 CONTROLS = "policyreport_control_resources"
 BLOCKED = "policyreport_admission_blocked_total"
+AUDIT_FAILURES = "policyreport_admission_audit_failures_total"
 POLICY_INFO = "policyreport_policy_info"
+NAMESPACE_MODE = "policyreport_policy_namespace_mode"
 # sample name -> label names, in printing order
 FAMILIES = {
     RESULTS: ("namespace", "policy", "category", "severity", "source", "result"),
     CONTROLS: ("control", "namespace", "kind", "status"),
     BLOCKED: ("namespace", "policy", "rule", "kind", "control"),
+    AUDIT_FAILURES: ("namespace", "policy", "rule", "kind", "control"),
     POLICY_INFO: ("policy", "mode", "category", "severity", "title", "background"),
+    NAMESPACE_MODE: ("policy", "namespace", "mode"),
 }
 
-WGPOLICY = "wgpolicyk8s.io/v1alpha2"
 OPENREPORTS = "openreports.io/v1alpha1"
+# The CEL policy kinds -> namespaced?
+CEL_KINDS = {
+    "ValidatingPolicy": False,
+    "NamespacedValidatingPolicy": True,
+    "ImageValidatingPolicy": False,
+    "NamespacedImageValidatingPolicy": True,
+}
 # (apiVersion, kind) -> (role, namespaced?)
 KINDS = {
-    (WGPOLICY, "PolicyReport"): ("report", True),
-    (WGPOLICY, "ClusterPolicyReport"): ("report", False),
     (OPENREPORTS, "Report"): ("report", True),
     (OPENREPORTS, "ClusterReport"): ("report", False),
     ("v1", "Event"): ("event", True),
     ("events.k8s.io/v1", "Event"): ("event", True),
+    ("v1", "Namespace"): ("namespace", False),
     ("kyverno.io/v1", "ClusterPolicy"): ("policy", False),
     ("kyverno.io/v1", "Policy"): ("policy", True),
-    ("policies.kyverno.io/v1", "ValidatingPolicy"): ("policy", False),
-    ("policies.kyverno.io/v1beta1", "ValidatingPolicy"): ("policy", False),
-    ("policies.kyverno.io/v1alpha1", "ValidatingPolicy"): ("policy", False),
 }
+for _v in ("v1alpha2", "v1beta1"):
+    KINDS[(f"wgpolicyk8s.io/{_v}", "PolicyReport")] = ("report", True)
+    KINDS[(f"wgpolicyk8s.io/{_v}", "ClusterPolicyReport")] = ("report", False)
+for _v in ("v1", "v1beta1", "v1alpha1"):
+    for _k, _ns in CEL_KINDS.items():
+        KINDS[(f"policies.kyverno.io/{_v}", _k)] = ("policy", _ns)
+# The kinds an admission Event may be about: kind -> (API group, namespaced?)
+POLICY_REFS = {"ClusterPolicy": ("kyverno.io", False), "Policy": ("kyverno.io", True)}
+POLICY_REFS.update({k: ("policies.kyverno.io", ns) for k, ns in CEL_KINDS.items()})
 RESULT_VALUES = ("pass", "fail", "warn", "error", "skip")
 STRING_FIELDS = ("source", "policy", "rule", "category", "severity", "result", "message")
 
@@ -170,7 +221,7 @@ CONTROL_DEFS = (
     ("resource-limits", ("require-requests-limits",), ()),
     ("approved-registries", ("restrict-image-registries", "advanced-restrict-image-registries"), ()),
     ("secure-context", ("podsecurity-subrule-*",),
-     ("Pod Security Standards (Baseline)", "Pod Security Standards (Restricted)")),
+     ("Pod Security Standards (Baseline)*", "Pod Security Standards (Restricted)*")),
 )
 CONTROL_KIND = "Pod"
 ANNOTATION = "policies.kyverno.io/"
@@ -333,7 +384,8 @@ def matching_controls(policy, category):
     """Names of the controls (policy, category) belongs to, in CONTROL_DEFS order."""
     entries = {c.strip() for c in category.split(",")} if category else set()
     return [name for name, globs, cats in CONTROL_DEFS
-            if any(fnmatch.fnmatchcase(policy, g) for g in globs) or entries & set(cats)]
+            if any(fnmatch.fnmatchcase(policy, g) for g in globs)
+            or any(fnmatch.fnmatchcase(e, c) for e in entries for c in cats)]
 
 
 def result_subjects(obj, namespaced, r):
@@ -386,32 +438,27 @@ class ControlState:
 
 
 # --------------------------------------------------------------------------- events
-def parse_blocked_message(msg):
-    """(kind, namespace, name, rule) of a blocked-admission message, else None."""
-    sp = msg.find(" ")
-    if sp <= 0:
+_MESSAGE = re.compile(
+    r"(?P<kind>[^ ]+) (?P<resource>(?:(?!: ).)*): (?:\[(?P<rule>(?:(?!\] ).)*)\] )?"
+    r"(?P<status>fail|error)(?P<blocked> \(blocked\))?(?:;.*)?", re.S)
+
+
+def parse_admission_message(msg):
+    """(kind, namespace, name, rule, blocked) of an admission message, else None."""
+    m = _MESSAGE.fullmatch(msg)
+    if m is None:
         return None
-    kind, rest = msg[:sp], msg[sp + 1:]
-    i = rest.find(": [")
-    if i < 0:
-        return None
-    resource, after = rest[:i], rest[i + 3:]
-    j = after.find("] ")
-    if j < 0:
-        return None
-    rule, remainder = after[:j], after[j + 2:]
-    if not remainder.startswith("fail (blocked)"):
-        return None
-    namespace, name = resource.split("/", 1) if "/" in resource else ("", resource)
+    namespace, name = m["resource"].split("/", 1) if "/" in m["resource"] else ("", m["resource"])
     if not name or " " in name:
         return None
-    return kind, namespace, name, rule
+    return m["kind"], namespace, name, m["rule"] or "", m["blocked"] is not None
 
 
 def event_is_wellformed(obj):
     core = obj.get("apiVersion") == "v1"
     text_key, ref_key = ("message", "involvedObject") if core else ("note", "regarding")
-    for key in ("reason", text_key):
+    component_key = "reportingComponent" if core else "reportingController"
+    for key in ("reason", text_key, "action", component_key):
         if _present(obj, key) and not isinstance(obj[key], str):
             return False
     if _present(obj, "series"):
@@ -419,57 +466,147 @@ def event_is_wellformed(obj):
             return False
         if _present(obj["series"], "count") and not _is_int(obj["series"]["count"]):
             return False
+    if _present(obj, "source"):
+        if not isinstance(obj["source"], dict):
+            return False
+        if _present(obj["source"], "component") and not isinstance(obj["source"]["component"], str):
+            return False
     for key in ("count", "deprecatedCount"):
         if _present(obj, key) and not _is_int(obj[key]):
             return False
-    if _present(obj, ref_key):
-        ref = obj[ref_key]
-        if not isinstance(ref, dict):
-            return False
-        for key in ("kind", "name", "namespace"):
-            if _present(ref, key) and not isinstance(ref[key], str):
+    for key in (ref_key, "related"):
+        if _present(obj, key):
+            ref = obj[key]
+            if not isinstance(ref, dict):
                 return False
+            for k in ("apiVersion", "kind", "name", "namespace"):
+                if _present(ref, k) and not isinstance(ref[k], str):
+                    return False
     return True
 
 
-def blocked_event(obj):
-    """(namespace, policy, rule, kind, count) for a counted, well-formed Event, else None."""
+INVALID = "invalid"
+
+
+def admission_event(obj):
+    """(namespace, policy, rule, kind, blocked, count) for a counted,
+    well-formed Event; None when it does not count; INVALID for a Kyverno
+    admission Event that cannot be read."""
     core = obj.get("apiVersion") == "v1"
     text_key, ref_key = ("message", "involvedObject") if core else ("note", "regarding")
+    component_key = "reportingComponent" if core else "reportingController"
     if obj.get("reason") != "PolicyViolation":
         return None
-    parsed = parse_blocked_message(_str(obj, text_key))
-    if parsed is None:
-        return None
-    kind, namespace, _name, rule = parsed
     ref = obj.get(ref_key) if isinstance(obj.get(ref_key), dict) else {}
-    ref_kind, ref_name, ref_ns = _str(ref, "kind"), _str(ref, "name"), _str(ref, "namespace")
+    known = POLICY_REFS.get(_str(ref, "kind"))
+    if known is None:
+        return None
+    group, namespaced = known
+    api_version = _str(ref, "apiVersion")
+    if api_version and not api_version.startswith(group + "/"):
+        return None
+    source = obj.get("source") if isinstance(obj.get("source"), dict) else {}
+    component = _str(obj, component_key) or _str(source, "component")
+    if component and component != "kyverno-admission":
+        return None
+    parsed = parse_admission_message(_str(obj, text_key))
+    if parsed is None:
+        return INVALID if component else None
+    kind, namespace, _name, rule, message_blocked = parsed
+    action = _str(obj, "action")
+    blocked = action == "Resource Blocked" if action else message_blocked
+    if not component and not blocked:
+        return None
+    ref_name = _str(ref, "name")
     if not ref_name:
-        return None
-    if ref_kind in ("ClusterPolicy", "ValidatingPolicy"):
-        policy = ref_name
-    elif ref_kind == "Policy":
-        policy = f"{ref_ns}/{ref_name}" if ref_ns else ref_name
+        return INVALID
+    if namespaced:
+        md = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        ns = _str(ref, "namespace") or _str(md, "namespace")
+        if not ns:
+            return INVALID
+        policy = f"{ns}/{ref_name}"
     else:
-        return None
+        policy = ref_name
+    related = obj.get("related")
+    if isinstance(related, dict) and _str(related, "kind"):
+        kind, namespace = _str(related, "kind"), _str(related, "namespace")
     series = obj.get("series") if isinstance(obj.get("series"), dict) else {}
-    for count in (series.get("count"), obj.get("count"), obj.get("deprecatedCount"), 1):
-        if count is not None:
-            break
-    return namespace, policy, rule, kind, max(1, count)
+    count = next((c for c in (series.get("count"), obj.get("count"), obj.get("deprecatedCount"))
+                  if c is not None and c > 0), 1)
+    return namespace, policy, rule, kind, blocked, count
 
 
 # --------------------------------------------------------------------------- policies
+def wildcard(pattern, name):
+    """Kyverno's namespace patterns: `*` any run, `?` one character, the rest literal."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, re.S) is not None
+
+
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def selector_matches(selector, labels):
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        op, key, values = e["operator"], e["key"], e.get("values") or []
+        present = key in labels
+        if op == "In" and not (present and labels[key] in values):
+            return False
+        if op == "NotIn" and present and labels[key] in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def override_entries(holder, key):
+    """The entries with an action, checked; raises ValueError when malformed."""
+    entries = holder.get(key) if _present(holder, key) else []
+    if not isinstance(entries, list) or not all(isinstance(o, dict) for o in entries):
+        raise ValueError(key)
+    out = []
+    for o in entries:
+        if _present(o, "namespaces"):
+            ns = o["namespaces"]
+            if not isinstance(ns, list) or not all(isinstance(n, str) for n in ns):
+                raise ValueError(key)
+        if _present(o, "namespaceSelector"):
+            sel = o["namespaceSelector"]
+            if not isinstance(sel, dict):
+                raise ValueError(key)
+            ml = sel.get("matchLabels") or {}
+            if not isinstance(ml, dict) or not all(isinstance(v, str) for v in ml.values()):
+                raise ValueError(key)
+            for e in sel.get("matchExpressions") or []:
+                if not isinstance(e, dict) or e.get("operator") not in SELECTOR_OPERATORS \
+                        or not isinstance(e.get("key"), str):
+                    raise ValueError(key)
+        if _present(o, "action"):
+            out.append(o)
+    return out
+
+
 def policy_info(obj):
-    """(policy, mode, category, severity, title, background) of a valid policy, else None."""
+    """((policy, mode, category, severity, title, background), routing) of a
+    valid policy, else None. routing: ("fixed", mode, own namespace) or
+    ("rules", [(overrides, action)], own namespace)."""
     md = obj.get("metadata")
     if not isinstance(md, dict) or not isinstance(md.get("name"), str) or not md["name"]:
         return None
     name = md["name"]
-    if obj.get("kind") == "Policy":
+    kind = obj.get("kind")
+    own_ns = None
+    if kind == "Policy" or CEL_KINDS.get(kind):
         if _present(md, "namespace") and not isinstance(md["namespace"], str):
             return None
-        policy = f"{md['namespace']}/{name}" if md.get("namespace") else name
+        own_ns = md.get("namespace") or None
+        policy = f"{own_ns}/{name}" if own_ns else name
     else:
         policy = name
     annotations = md.get("annotations") if _present(md, "annotations") else {}
@@ -485,56 +622,82 @@ def policy_info(obj):
     if not isinstance(spec, dict):
         return None
 
-    if obj.get("kind") == "ValidatingPolicy":
+    if kind in CEL_KINDS:
         bg = spec.get("evaluation")
         for key in ("background", "enabled"):
             bg = bg.get(key) if isinstance(bg, dict) else None
         actions = spec.get("validationActions") if _present(spec, "validationActions") else []
         if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
             return None
-        mode = ("enforce" if any(a.lower() == "deny" for a in actions)
-                else "audit" if actions else "none")
+        mode = "enforce" if any(a.lower() == "deny" for a in actions) else "audit"
+        routing = ("fixed", mode, own_ns)
     else:
         bg = spec.get("background")
         rules = spec.get("rules") if _present(spec, "rules") else []
         if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
             return None
-        collected, validate_rules = [], 0
-
-        def overrides(holder, key):
-            entries = holder.get(key) if _present(holder, key) else []
-            if not isinstance(entries, list) or not all(isinstance(o, dict) for o in entries):
-                raise ValueError(key)
-            return [o["action"] for o in entries if _present(o, "action")]
-
+        collected, routes = [], []
         try:
-            for rule in rules:
-                if not _present(rule, "validate"):
-                    continue
-                validate = rule["validate"]
-                if not isinstance(validate, dict):
-                    return None
-                validate_rules += 1
+            validates = [r["validate"] for r in rules if _present(r, "validate")]
+            if not all(isinstance(v, dict) for v in validates):
+                return None
+            spec_overrides = override_entries(spec, "validationFailureActionOverrides") if validates else []
+            for validate in validates:
                 if _present(validate, "failureAction"):
-                    collected.append(validate["failureAction"])
+                    action = validate["failureAction"]
                 elif _present(spec, "validationFailureAction"):
-                    collected.append(spec["validationFailureAction"])
+                    action = spec["validationFailureAction"]
                 else:
-                    collected.append("Audit")
-                collected += overrides(validate, "failureActionOverrides")
-            if validate_rules:
-                collected += overrides(spec, "validationFailureActionOverrides")
+                    action = "Audit"
+                own = override_entries(validate, "failureActionOverrides")
+                collected.append(action)
+                collected += [o["action"] for o in own]
+                routes.append((own or spec_overrides, action))
+            collected += [o["action"] for o in spec_overrides]
         except ValueError:
             return None
         if not all(isinstance(a, str) and a.lower() in ("audit", "enforce") for a in collected):
             return None
         modes = {a.lower() for a in collected}
-        mode = "none" if not validate_rules else modes.pop() if len(modes) == 1 else "mixed"
+        mode = "none" if not validates else modes.pop() if len(modes) == 1 else "mixed"
+        routing = ("rules", routes, own_ns) if validates else ("fixed", "none", own_ns)
     if bg is None:
         bg = True
     if not isinstance(bg, bool):
         return None
-    return (policy, mode, *texts, "true" if bg else "false")
+    return (policy, mode, *texts, "true" if bg else "false"), routing
+
+
+def override_applies(o, namespace, labels):
+    """Every condition the entry gives holds; never for "" (cluster-scoped)."""
+    if not namespace:
+        return False
+    names = o.get("namespaces") or []
+    if names and not any(wildcard(p, namespace) for p in names):
+        return False
+    if _present(o, "namespaceSelector"):
+        if labels is None or not selector_matches(o["namespaceSelector"], labels):
+            return False
+    return True
+
+
+def mode_in(routing, namespace, namespace_labels):
+    """The mode of a policy in one namespace (Kyverno 1.14-1.18 policycache order)."""
+    if routing[0] == "fixed":
+        return routing[1]
+    labels = namespace_labels.get(namespace)
+    modes = set()
+    for overrides, action in routing[1]:
+        chosen = next((o["action"] for o in overrides if override_applies(o, namespace, labels)), action)
+        modes.add(chosen.lower())
+    return modes.pop() if len(modes) == 1 else "mixed"
+
+
+def literal_namespaces(routing):
+    if routing[0] == "fixed":
+        return set()
+    return {n for overrides, _ in routing[1] for o in overrides for n in (o.get("namespaces") or [])
+            if n and "*" not in n and "?" not in n}
 
 
 # --------------------------------------------------------------------------- all families
@@ -565,13 +728,15 @@ def read_objects(paths, stats, log):
 
 
 def expected_series(paths, log=None):
-    """{(family, labels tuple): value} for all four families, and counting statistics."""
+    """{(family, labels tuple): value} for all six families, and counting statistics."""
     stats = defaultdict(int)
     results = defaultdict(int)
     controls = ControlState()
     result_category = {}      # policy -> first non-empty result category
     policy_category = {}      # policy -> first non-empty category annotation
     infos = set()
+    routings = {}             # policy -> routing of its first valid copy
+    namespace_labels = {}     # namespace -> labels of its first copy
     events = []
 
     def skipped(what, obj, path):
@@ -596,18 +761,32 @@ def expected_series(paths, log=None):
             if not event_is_wellformed(obj):
                 skipped("events", obj, path)
                 continue
+            admission = admission_event(obj)
+            if admission == INVALID:
+                skipped("events", obj, path)
+                continue
             stats["events"] += 1
-            blocked = blocked_event(obj)
-            if blocked:
-                stats["blocked events"] += 1
-                events.append(blocked)
+            if admission:
+                stats["admission events"] += 1
+                events.append(admission)
+        elif role == "namespace":
+            md = obj.get("metadata")
+            labels = md.get("labels") if isinstance(md, dict) and _present(md, "labels") else {}
+            if not isinstance(md, dict) or not _str(md, "name") or not isinstance(labels, dict) \
+                    or not all(isinstance(v, str) for v in labels.values()):
+                skipped("namespaces", obj, path)
+                continue
+            stats["namespaces"] += 1
+            namespace_labels.setdefault(md["name"], labels)
         else:
-            info = policy_info(obj)
-            if info is None:
+            decoded = policy_info(obj)
+            if decoded is None:
                 skipped("policies", obj, path)
                 continue
+            info, routing = decoded
             stats["policies"] += 1
             infos.add(info)
+            routings.setdefault(info[0], routing)
             if info[2]:
                 policy_category.setdefault(info[0], info[2])
 
@@ -616,15 +795,29 @@ def expected_series(paths, log=None):
         out[(RESULTS, labels)] = v
     for labels, v in controls.series().items():
         out[(CONTROLS, labels)] = v
-    blocked = defaultdict(int)
-    for namespace, policy, rule, kind, count in events:
+    admissions = defaultdict(int)
+    for namespace, policy, rule, kind, blocked, count in events:
         category = policy_category.get(policy) or result_category.get(policy) or ""
         control = next(iter(matching_controls(policy, category)), "")
-        blocked[(namespace, policy, rule, kind, control)] += count
-    for labels, v in blocked.items():
-        out[(BLOCKED, labels)] = v
+        family = BLOCKED if blocked else AUDIT_FAILURES
+        admissions[(family, (namespace, policy, rule, kind, control))] += count
+    out.update(admissions)
     for labels in infos:
         out[(POLICY_INFO, labels)] = 1
+    result_namespaces = defaultdict(set)
+    for labels, v in results.items():
+        if v:
+            result_namespaces[labels[1]].add(labels[0])
+    for policy, routing in routings.items():
+        own_ns = routing[2]
+        if own_ns is not None:
+            namespaces = {own_ns}
+        else:
+            namespaces = result_namespaces[policy] | literal_namespaces(routing)
+        for ns in namespaces:
+            mode = mode_in(routing, ns, namespace_labels)
+            if mode != "none":
+                out[(NAMESPACE_MODE, (policy, ns, mode))] = 1
     return {k: v for k, v in out.items() if v != 0}, stats
 
 
