@@ -52,9 +52,13 @@ EXPECTED_RBAC = {
     ("openreports.io", "reports"),
     ("openreports.io", "clusterreports"),
     ("", "events"),
+    ("", "namespaces"),
     ("kyverno.io", "clusterpolicies"),
     ("kyverno.io", "policies"),
     ("policies.kyverno.io", "validatingpolicies"),
+    ("policies.kyverno.io", "namespacedvalidatingpolicies"),
+    ("policies.kyverno.io", "imagevalidatingpolicies"),
+    ("policies.kyverno.io", "namespacedimagevalidatingpolicies"),
 }
 
 STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}

@@ -298,7 +298,10 @@ fn scoping_fixtures(dir: &Path) {
     compat_fixtures(&dir.join("compat"));
 }
 
-fn samples(m: &Metrics) -> BTreeMap<&'static str, BTreeMap<Vec<(String, String)>, f64>> {
+/// One family's samples: sorted labels → value.
+type Samples = BTreeMap<Vec<(String, String)>, f64>;
+
+fn samples(m: &Metrics) -> BTreeMap<&'static str, Samples> {
     FAMILIES.iter().map(|f| (*f, m.family(f))).collect()
 }
 

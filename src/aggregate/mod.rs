@@ -931,10 +931,10 @@ impl Aggregate {
             targets.insert(policy, (routing, namespaces));
         }
         self.series.for_each(|values, _| {
-            if let Some((routing, namespaces)) = targets.get_mut(values[POLICY]) {
-                if routing.own_namespace.is_none() {
-                    namespaces.insert(values[NAMESPACE]);
-                }
+            if let Some((routing, namespaces)) = targets.get_mut(values[POLICY])
+                && routing.own_namespace.is_none()
+            {
+                namespaces.insert(values[NAMESPACE]);
             }
         });
         let labels = |ns: &str| self.namespaces.get(ns).and_then(|copies| copies.first());

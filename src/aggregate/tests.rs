@@ -1179,3 +1179,86 @@ fn policy_reporter_counts_results_not_subjects() {
     assert!(!off.policy_reporter_enabled());
     assert!(policy_reporter_snapshot(&off).is_empty());
 }
+
+fn namespace_modes(agg: &Aggregate) -> Vec<String> {
+    let mut out = Vec::new();
+    agg.for_each_namespace_mode(|p, ns, m| out.push(format!("{p}|{ns}|{m}")));
+    out
+}
+
+#[test]
+fn namespace_modes_follow_results_overrides_and_namespace_labels() {
+    let mut agg = new_agg(LabelOptions::default());
+    let w = |k: Kind| Origin::Watch(k);
+    for (ns, policy) in [
+        ("prod-a", "p"),
+        ("dev", "p"),
+        ("", "p"),
+        ("team", "team/q"),
+        ("other", "team/q"),
+    ] {
+        let kind = if ns.is_empty() {
+            Kind::ClusterPolicyReport
+        } else {
+            Kind::PolicyReport
+        };
+        let body = json!({"results": [{"policy": policy, "result": "fail"}]});
+        apply(
+            &mut agg,
+            &w(kind),
+            object(kind, ns, &format!("r-{policy}"), body),
+        );
+    }
+    let p = json!({"spec": {"validationFailureAction": "Audit",
+        "validationFailureActionOverrides": [
+            {"action": "Enforce", "namespaces": ["prod-*"]},
+            {"action": "Enforce", "namespaces": ["literal"], "namespaceSelector": {"matchLabels": {"tier": "prod"}}}],
+        "rules": [{"name": "r", "validate": {}}]}});
+    apply(
+        &mut agg,
+        &w(Kind::ClusterPolicy),
+        object(Kind::ClusterPolicy, "", "p", p.clone()),
+    );
+    let q = json!({"spec": {"validationActions": ["Deny"]}});
+    apply(
+        &mut agg,
+        &w(Kind::NamespacedValidatingPolicy),
+        object(Kind::NamespacedValidatingPolicy, "team", "q", q),
+    );
+    let none = json!({"spec": {"rules": [{"name": "m", "mutate": {}}]}});
+    apply(
+        &mut agg,
+        &w(Kind::ClusterPolicy),
+        object(Kind::ClusterPolicy, "", "m", none),
+    );
+    assert_eq!(
+        namespace_modes(&agg),
+        [
+            "p||audit",
+            "p|dev|audit",
+            "p|literal|audit",
+            "p|prod-a|enforce",
+            "team/q|team|enforce"
+        ],
+        "sorted; a namespaced policy has its own namespace only; mode none has no series"
+    );
+    // The Namespace's labels arrive: the selector now matches.
+    let ns = |tier: &str| {
+        object(
+            Kind::Namespace,
+            "",
+            "literal",
+            json!({"metadata": {"labels": {"tier": tier}}}),
+        )
+    };
+    apply(&mut agg, &w(Kind::Namespace), ns("prod"));
+    assert!(namespace_modes(&agg).contains(&"p|literal|enforce".to_owned()));
+    apply(&mut agg, &w(Kind::Namespace), ns("dev"));
+    assert!(namespace_modes(&agg).contains(&"p|literal|audit".to_owned()));
+    // The policy goes away: so do its series.
+    agg.handle(SourceEvent::Delete {
+        origin: w(Kind::ClusterPolicy),
+        object: object(Kind::ClusterPolicy, "", "p", p),
+    });
+    assert_eq!(namespace_modes(&agg), ["team/q|team|enforce"]);
+}
