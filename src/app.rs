@@ -9,9 +9,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::aggregate::{self, Aggregate, Config, LabelOptions};
-use crate::cli::{ExtraLabel, ServeArgs, SourceArgs};
+use crate::cli::{Compat, ExtraLabel, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
+use crate::scope::{NamespaceScope, ScopeError};
 use crate::server;
 use crate::source::SourceEvent;
 use crate::source::files::{self, FilesSource};
@@ -43,6 +44,9 @@ pub enum AppError {
     /// The controls file is unusable.
     #[error(transparent)]
     Controls(#[from] ControlsError),
+    /// A namespace pattern is not a glob.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
 }
 
 /// The label options selected by `--extra-labels`.
@@ -61,6 +65,30 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
     }))
 }
 
+/// What the aggregate keeps beyond what every command needs (flags of
+/// `serve`).
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// Optional labels of `policyreport_results`.
+    pub labels: LabelOptions,
+    /// Policy Reporter's families (`--compat policy-reporter`).
+    pub policy_reporter: bool,
+    /// Namespace label keys for `policyreport_namespace_info`
+    /// (`--namespace-labels`).
+    pub namespace_labels: Vec<String>,
+}
+
+impl Outputs {
+    /// The outputs `serve` flags select.
+    pub fn of(args: &ServeArgs) -> Self {
+        Self {
+            labels: label_options(&args.extra_labels),
+            policy_reporter: args.compat == Some(Compat::PolicyReporter),
+            namespace_labels: args.namespace_labels.clone(),
+        }
+    }
+}
+
 /// Build the aggregate for these flags and start the sources feeding `tx`.
 /// With `follow`, file sources keep watching for changes.
 pub async fn start(
@@ -69,10 +97,39 @@ pub async fn start(
     follow: bool,
     tx: mpsc::Sender<SourceEvent>,
 ) -> Result<Aggregate, AppError> {
+    let outputs = Outputs {
+        labels,
+        ..Outputs::default()
+    };
+    start_with(source, outputs, follow, tx).await
+}
+
+/// [`start`] with every output option.
+pub async fn start_with(
+    source: &SourceArgs,
+    outputs: Outputs,
+    follow: bool,
+    tx: mpsc::Sender<SourceEvent>,
+) -> Result<Aggregate, AppError> {
+    let labels = outputs.labels;
     let controls = load_controls(source.controls.as_deref())?;
     let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
     info!(controls = ?names, "compliance controls");
-    let mut aggregate = Aggregate::new(Config { labels, controls });
+    let scope = NamespaceScope::new(&source.namespace_include, &source.namespace_exclude)?;
+    if !scope.is_everything() {
+        info!(
+            include = ?source.namespace_include,
+            exclude = ?source.namespace_exclude,
+            "namespace scope"
+        );
+    }
+    let mut aggregate = Aggregate::new(Config {
+        labels,
+        controls,
+        policy_reporter: outputs.policy_reporter,
+        scope,
+        namespace_labels: outputs.namespace_labels,
+    });
     if source.files.is_empty() {
         let timeout = Duration::from_secs(source.request_timeout);
         let client = kube_source::client(source.context.as_deref(), timeout).await?;
@@ -100,9 +157,8 @@ pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let labels = label_options(&args.extra_labels);
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let aggregate = start(&args.source, labels, true, tx).await?;
+    let aggregate = start_with(&args.source, Outputs::of(&args), true, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
     tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {

@@ -114,6 +114,26 @@ pub struct SourceArgs {
     /// export of a large cluster; lower it to bound memory on small nodes.
     #[arg(long, value_name = "SIZE", default_value = "1Gi", value_parser = parse_size, env = "POLICYREPORT_EXPORTER_MAX_FILE_SIZE")]
     pub max_file_size: u64,
+    /// Count only namespaces matching one of these globs (comma-separated,
+    /// such as `team-*,prod`). Cluster-scoped reports count regardless.
+    #[arg(
+        long,
+        value_name = "GLOB,...",
+        value_delimiter = ',',
+        env = "POLICYREPORT_EXPORTER_NAMESPACE_INCLUDE"
+    )]
+    pub namespace_include: Vec<String>,
+    /// Leave out namespaces matching any of these globs (comma-separated,
+    /// such as `kube-*,cert-manager`): their results, controls, blocked
+    /// admissions and modes are not counted. An empty item (`,kube-*`) also
+    /// leaves out cluster-scoped reports.
+    #[arg(
+        long,
+        value_name = "GLOB,...",
+        value_delimiter = ',',
+        env = "POLICYREPORT_EXPORTER_NAMESPACE_EXCLUDE"
+    )]
+    pub namespace_exclude: Vec<String>,
 }
 
 /// Parse a size such as `1048576`, `64Mi`, `1Gi`, `500M` or `10k`.
@@ -161,6 +181,30 @@ pub struct ServeArgs {
         env = "POLICYREPORT_EXPORTER_EXTRA_LABELS"
     )]
     pub extra_labels: Vec<ExtraLabel>,
+    /// Also serve another exporter's metric families, so that its alerts,
+    /// recording rules and dashboards keep working during a migration.
+    /// `policy-reporter`: Policy Reporter's simple-mode
+    /// policy_report_result and cluster_policy_report_result.
+    #[arg(long, value_enum, env = "POLICYREPORT_EXPORTER_COMPAT")]
+    pub compat: Option<Compat>,
+    /// Namespace label keys to serve, comma-separated (such as
+    /// `team,owner`): policyreport_namespace_info{namespace, label_team,
+    /// label_owner} is 1 for every Namespace, named as kube-state-metrics'
+    /// kube_namespace_labels, for joining teams onto alerts.
+    #[arg(
+        long,
+        value_name = "KEY,...",
+        value_delimiter = ',',
+        env = "POLICYREPORT_EXPORTER_NAMESPACE_LABELS"
+    )]
+    pub namespace_labels: Vec<String>,
+}
+
+/// Other exporters whose metric families `--compat` serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compat {
+    /// Kyverno's Policy Reporter (v3, `metrics.mode: simple`).
+    PolicyReporter,
 }
 
 /// Flags of `summary`.
@@ -344,11 +388,14 @@ mod tests {
             "rule,kind",
             "--listen",
             "127.0.0.1:9",
+            "--compat",
+            "policy-reporter",
         ])
         .expect("valid flags");
         let Command::Serve(s) = cli.command else {
             panic!("serve")
         };
+        assert_eq!(s.compat, Some(Compat::PolicyReporter));
         assert_eq!(s.source.files, vec![PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(s.extra_labels, vec![ExtraLabel::Rule, ExtraLabel::Kind]);
         assert_eq!(s.listen.port(), 9);

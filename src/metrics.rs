@@ -8,10 +8,12 @@
 //! aggregate's table without building per-scrape metric objects.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 
 use crate::aggregate::Aggregate;
+use crate::gzip;
 
 /// `Content-Type` of the Prometheus text format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,9 +33,31 @@ pub struct Snapshot {
     pub openmetrics: Bytes,
     /// Sync targets still waiting for their initial list.
     pub pending: Vec<String>,
+    /// gzip of `prometheus` and of `openmetrics`, each made by the first
+    /// scrape of this rendering that accepts gzip, then shared: renderings
+    /// no client asks to compress (most of them, under churn) cost nothing.
+    gzip: [OnceLock<gzip::Prefix>; 2],
 }
 
 impl Snapshot {
+    /// The gzip of one rendering (`openmetrics` or Prometheus text),
+    /// compressing it now if no scrape has yet. Compressing takes some
+    /// milliseconds for a large rendering: async callers should first try
+    /// [`gzip_cached`](Self::gzip_cached).
+    pub fn gzip(&self, openmetrics: bool) -> &gzip::Prefix {
+        let text = if openmetrics {
+            &self.openmetrics
+        } else {
+            &self.prometheus
+        };
+        self.gzip[usize::from(openmetrics)].get_or_init(|| gzip::Prefix::new(text))
+    }
+
+    /// The gzip of one rendering if a scrape has already made it.
+    pub fn gzip_cached(&self, openmetrics: bool) -> Option<&gzip::Prefix> {
+        self.gzip[usize::from(openmetrics)].get()
+    }
+
     /// Render the aggregate.
     pub fn render(aggregate: &Aggregate) -> Self {
         Self::render_reusing(aggregate, None)
@@ -146,6 +170,66 @@ impl Snapshot {
                 })
             },
         );
+        if aggregate.namespace_label_names().len() > 0 {
+            let names: Vec<&str> = aggregate.namespace_label_names().collect();
+            out.family(
+                "policyreport_namespace_info",
+                "Namespaces and the labels --namespace-labels names (as kube-state-metrics' kube_namespace_labels); always 1.",
+                Type::Gauge,
+                |buf| {
+                    aggregate.for_each_namespace_info(|namespace, values| {
+                        let labels = std::iter::once(("namespace", namespace))
+                            .chain(names.iter().copied().zip(values.iter().copied()));
+                        sample(buf, "policyreport_namespace_info", labels, 1)
+                    })
+                },
+            );
+        }
+        if aggregate.policy_reporter_enabled() {
+            // Policy Reporter's names, help and label order (`--compat
+            // policy-reporter`), for the rules and dashboards written for it.
+            out.family(
+                "policy_report_result",
+                "Gauge of Results by Policy",
+                Type::Gauge,
+                |buf| {
+                    aggregate.for_each_policy_reporter_result(|l, n| {
+                        if l.namespace.is_empty() {
+                            return;
+                        }
+                        let labels = [
+                            ("namespace", l.namespace),
+                            ("policy", l.policy),
+                            ("status", l.status),
+                            ("severity", l.severity),
+                            ("category", l.category),
+                            ("source", l.source),
+                        ];
+                        sample(buf, "policy_report_result", labels, n)
+                    })
+                },
+            );
+            out.family(
+                "cluster_policy_report_result",
+                "Gauge of Results by Policy",
+                Type::Gauge,
+                |buf| {
+                    aggregate.for_each_policy_reporter_result(|l, n| {
+                        if !l.namespace.is_empty() {
+                            return;
+                        }
+                        let labels = [
+                            ("policy", l.policy),
+                            ("status", l.status),
+                            ("severity", l.severity),
+                            ("category", l.category),
+                            ("source", l.source),
+                        ];
+                        sample(buf, "cluster_policy_report_result", labels, n)
+                    })
+                },
+            );
+        }
         let stats = aggregate.stats();
         let per_resource =
             |buf: &mut String, name: &str, map: &std::collections::BTreeMap<&str, u64>| {
@@ -230,6 +314,7 @@ impl Snapshot {
                 .into_iter()
                 .map(String::from)
                 .collect(),
+            gzip: Default::default(),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and an index page. The
 //! handlers read the latest published [`Snapshot`]; only the small
-//! `process_*` families are read per request. The server bounds the work
-//! clients can cause: a header read timeout, a cap on open connections, a
-//! cap on requests in flight (excess requests get 503 at once) and a
-//! per-request timeout.
+//! `process_*` families are read (and, for gzip, compressed) per request.
+//! The server bounds the work clients can cause: a header read timeout, a
+//! cap on open connections, a cap on requests in flight (excess requests get
+//! 503 at once) and a per-request timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 use tracing::{debug, warn};
 
+use crate::gzip;
 use crate::metrics::{Exposition, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
 use crate::process;
 
@@ -160,13 +161,25 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// Whether the client accepts a gzip answer.
+fn wants_gzip(headers: &HeaderMap) -> bool {
+    gzip::accepts_gzip(
+        headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
 /// The cached rendering (shared, not copied), followed by the process
-/// families read now.
+/// families read now; gzip-compressed when the client accepts it, from the
+/// rendering's cached compression plus the compressed tail.
 async fn metrics(State(snapshots): State<Snapshots>, headers: HeaderMap) -> Response {
     let snapshot = snapshots.borrow().clone();
+    let openmetrics = wants_openmetrics(&headers);
     let mut process = Exposition::default();
     process::write(&mut process);
-    let (content_type, cached, tail) = if wants_openmetrics(&headers) {
+    let (content_type, cached, tail) = if openmetrics {
         process.openmetrics.push_str("# EOF\n");
         (
             OPENMETRICS_CONTENT_TYPE,
@@ -180,9 +193,43 @@ async fn metrics(State(snapshots): State<Snapshots>, headers: HeaderMap) -> Resp
             process.prometheus,
         )
     };
-    let chunks = [cached, Bytes::from(tail)].map(Ok::<_, std::convert::Infallible>);
+    if !wants_gzip(&headers) {
+        let chunks = [cached, Bytes::from(tail)].map(Ok::<_, std::convert::Infallible>);
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let headers = [
+            (header::CONTENT_TYPE, content_type),
+            (header::VARY, "Accept-Encoding"),
+        ];
+        return (headers, body).into_response();
+    }
+    let prefix = match snapshot.gzip_cached(openmetrics) {
+        Some(prefix) => prefix.clone(),
+        // The first gzip scrape of a rendering compresses it, off the
+        // async workers; concurrent ones wait for the same result.
+        None => {
+            let snapshot = snapshot.clone();
+            match tokio::task::spawn_blocking(move || snapshot.gzip(openmetrics).clone()).await {
+                Ok(prefix) => prefix,
+                Err(e) => {
+                    warn!(error = %e, "compressing the metrics failed");
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "compression failed\n")
+                        .into_response();
+                }
+            }
+        }
+    };
+    let chunks =
+        [prefix.bytes(), prefix.finish(tail.as_bytes())].map(Ok::<_, std::convert::Infallible>);
     let body = Body::from_stream(futures::stream::iter(chunks));
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_ENCODING, "gzip"),
+            (header::VARY, "Accept-Encoding"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

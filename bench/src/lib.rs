@@ -5,12 +5,14 @@
 //!   fake API server, with the floor and jq baselines on the same bytes.
 //! - [`soak`]: a long churn of creates, updates and deletes with forced relists.
 //! - [`floor`]: the floor baseline, plain serde decoding into typed report structs.
+//! - [`compressed`]: gzip-compressed scrapes against plain ones.
 //! - [`glue`]: the only place that touches the exporter's library API.
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
 
 pub mod cluster;
+pub mod compressed;
 pub mod exporter;
 pub mod floor;
 pub mod glue;

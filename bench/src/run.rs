@@ -161,6 +161,8 @@ pub struct SizeResult {
     pub scrape_p99: Duration,
     /// /metrics size.
     pub scrape_bytes: usize,
+    /// gzip-compressed scrapes against plain ones.
+    pub compressed: Option<crate::compressed::CompressedScrapes>,
     /// Floor CPU.
     pub floor_cpu: Duration,
     /// Wall time to fetch every list page from the fake server without
@@ -489,6 +491,9 @@ pub fn run_size(opts: &Options, reports: usize) -> Result<SizeResult> {
     }
     r.scrape_p50 = stats::percentile(&mut lat, 0.50);
     r.scrape_p99 = stats::percentile(&mut lat, 0.99);
+    let c = crate::compressed::measure(exporter.addr, opts.scrapes)?;
+    eprintln!("[{reports}] compressed scrapes: {c:?}");
+    r.compressed = Some(c);
 
     // Updates.
     let perf = maybe_perf(opts, Phase::Update, pid, reports)?;
@@ -1014,6 +1019,9 @@ pub fn table(r: &SizeResult) -> String {
         "| /metrics response size | {:.1} KiB | | | | |",
         r.scrape_bytes as f64 / 1024.0
     );
+    if let Some(c) = &r.compressed {
+        t.push_str(&crate::compressed::rows(c));
+    }
     if let Some(u) = &r.max {
         let _ = writeln!(
             t,

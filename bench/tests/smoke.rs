@@ -38,6 +38,9 @@ fn pipeline_at_tiny_scale() {
     assert!(r.peak_rss > 0 && r.steady_rss > 0);
     assert!(r.scrape_bytes > 100);
     assert!(r.scrape_p50 <= r.scrape_p99 && r.scrape_p99 < Duration::from_secs(1));
+    let c = r.compressed.as_ref().expect("compressed scrapes measured");
+    assert!(c.same_text, "the gzip answer decodes to the plain one");
+    assert!(c.gzip_bytes > 0 && c.gzip_bytes < c.plain_bytes, "{c:?}");
     assert!(r.floor_cpu > Duration::ZERO);
     assert!(r.list_fetch > Duration::ZERO && r.list_fetch < r.sync_wall * 10);
     let u = r.paced.as_ref().expect("paced update phase");

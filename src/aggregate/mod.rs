@@ -38,6 +38,7 @@ use crate::memory::Trimmer;
 use crate::namespace::{self, NamespaceInfo};
 use crate::policy::{self, Labels, Mode, Policy, PolicyInfo, Routing};
 use crate::report::{DecodeError, Report};
+use crate::scope::NamespaceScope;
 use crate::source::{Body, Origin, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
 use controls::{ControlDelta, ControlState, Matcher};
@@ -57,9 +58,28 @@ pub const LABEL_NAMES: [&str; SLOTS] = [
 const NAMESPACE: usize = 0;
 const POLICY: usize = 1;
 const CATEGORY: usize = 2;
+const SEVERITY: usize = 3;
+const SOURCE: usize = 4;
 const RESULT: usize = 5;
 const RULE: usize = 6;
 const KIND: usize = 7;
+
+/// The labels of one Policy Reporter simple-mode series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyReporterLabels<'a> {
+    /// The report's namespace; empty for cluster-scoped reports.
+    pub namespace: &'a str,
+    /// The result's policy.
+    pub policy: &'a str,
+    /// The result: pass, fail, warn, error or skip.
+    pub status: &'a str,
+    /// The result's severity, empty when absent.
+    pub severity: &'a str,
+    /// The result's category, `Other` when absent or empty.
+    pub category: &'a str,
+    /// The result's source, else the report's.
+    pub source: &'a str,
+}
 
 /// Which optional labels `policyreport_results` carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,10 +133,14 @@ struct AdmissionKey {
 enum Contribution {
     /// A report: its series counts and its per-control resource tallies;
     /// its failing entries only when kept (`summary --failing`), else empty.
+    /// With `--compat policy-reporter`, `series` goes on with its counts in
+    /// the Policy Reporter table from index `policy_reporter`; without, it
+    /// ends there. (One list, not two, keeps a contribution small.)
     Report {
         series: Box<[(SeriesId, u32)]>,
         controls: Box<[ControlDelta]>,
         failing: Box<[FailingEntry]>,
+        policy_reporter: u32,
     },
     /// An Event: its uid, the counter it adds to (when it is an admission
     /// result) and the count already added. The count is carried through
@@ -170,6 +194,14 @@ pub struct Config {
     pub labels: LabelOptions,
     /// The compliance controls.
     pub controls: Arc<Controls>,
+    /// Also count Policy Reporter's simple-mode families
+    /// (`--compat policy-reporter`).
+    pub policy_reporter: bool,
+    /// Which namespaces count (`--namespace-include`, `--namespace-exclude`).
+    pub scope: NamespaceScope,
+    /// Namespace label keys served in `policyreport_namespace_info`
+    /// (`--namespace-labels`); none serves no such family.
+    pub namespace_labels: Vec<String>,
 }
 
 /// The aggregated state.
@@ -177,7 +209,14 @@ pub struct Config {
 pub struct Aggregate {
     labels: LabelOptions,
     controls: Arc<Controls>,
+    scope: NamespaceScope,
+    /// `--namespace-labels`: (label key, metric label name).
+    namespace_labels: Vec<(String, String)>,
     series: SeriesTable,
+    /// Policy Reporter's `policy_report_result` and
+    /// `cluster_policy_report_result`, with `--compat policy-reporter`: slots
+    /// as in [`LABEL_NAMES`], with Policy Reporter's values.
+    policy_reporter: Option<SeriesTable>,
     control_state: Vec<ControlState>,
     matcher: Matcher,
     admissions: Map<AdmissionKey, u64>,
@@ -237,8 +276,11 @@ impl Aggregate {
                 .map(|_| ControlState::default())
                 .collect(),
             controls: config.controls,
+            scope: config.scope,
+            namespace_labels: namespace_label_names(&config.namespace_labels),
             matcher: Matcher::default(),
             series: SeriesTable::default(),
+            policy_reporter: config.policy_reporter.then(SeriesTable::default),
             admissions: Map::default(),
             policies: BTreeMap::new(),
             routing: BTreeMap::new(),
@@ -414,6 +456,21 @@ impl Aggregate {
         object: &SourceObject,
     ) -> (ObjectId, Option<Contribution>) {
         let id = object_id(object);
+        // Namespace scoping, the one place for everything that belongs to a
+        // namespace: reports (results, controls, namespace modes) and
+        // namespaced policies by their own namespace, Namespaces by their
+        // name; admissions by the admitted resource's, once decoded (in
+        // `event_contribution`). What is out of scope contributes nothing
+        // and is not held. Cluster-scoped policies belong to no namespace.
+        let in_scope = match object.kind {
+            Kind::Event => true,
+            Kind::Namespace => self.scope.admits(&id.name),
+            k if k.is_report() || k.namespaced() => self.scope.admits(&id.namespace),
+            _ => true,
+        };
+        if !in_scope {
+            return (id, None);
+        }
         let decoded = match &object.body {
             Body::Report(report) => match report.error() {
                 Some(err) => Err(err.clone()),
@@ -495,10 +552,18 @@ impl Aggregate {
 
     fn report_contribution(&mut self, report: &Report, namespace: &str) -> Contribution {
         let rows = count_rows(&self.series, report, namespace, self.labels);
-        let series = rows
+        let mut series: Vec<(SeriesId, u32)> = rows
             .into_iter()
             .map(|(hash, labels, n)| (self.series.acquire_hashed(hash, &labels), n))
             .collect();
+        let policy_reporter = series.len() as u32;
+        if let Some(table) = &mut self.policy_reporter {
+            let rows = policy_reporter_rows(table, report, namespace);
+            series.extend(
+                rows.into_iter()
+                    .map(|(hash, labels, n)| (table.acquire_hashed(hash, &labels), n)),
+            );
+        }
         let controls = controls::deltas(
             &self.controls,
             &mut self.matcher,
@@ -512,9 +577,10 @@ impl Aggregate {
             Box::new([])
         };
         Contribution::Report {
-            series,
+            series: series.into_boxed_slice(),
             controls,
             failing,
+            policy_reporter,
         }
     }
 
@@ -524,7 +590,7 @@ impl Aggregate {
         admission: Option<event::Admission>,
     ) -> Contribution {
         let (key, counted) = match admission {
-            Some(b) => {
+            Some(b) if self.scope.admits(&b.namespace) => {
                 let key = AdmissionKey {
                     namespace: self.series.intern(&b.namespace),
                     policy: self.series.intern(&b.policy),
@@ -534,7 +600,7 @@ impl Aggregate {
                 };
                 (Some(key), b.count)
             }
-            None => (None, 0),
+            _ => (None, 0),
         };
         Contribution::Event {
             uid,
@@ -548,13 +614,22 @@ impl Aggregate {
     fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
         match new {
             Contribution::Report {
-                series, controls, ..
+                series,
+                controls,
+                policy_reporter,
+                ..
             } => {
-                for (s, n) in series.iter() {
+                let (series, compat) = series.split_at(*policy_reporter as usize);
+                for (s, n) in series {
                     self.series.add(*s, *n);
                 }
                 for d in controls.iter() {
                     self.control_state[d.control as usize].apply(d, 1);
+                }
+                if let Some(table) = &mut self.policy_reporter {
+                    for (s, n) in compat {
+                        table.add(*s, *n);
+                    }
                 }
             }
             Contribution::Event {
@@ -595,13 +670,22 @@ impl Aggregate {
     fn deactivate(&mut self, old: Contribution) {
         match &old {
             Contribution::Report {
-                series, controls, ..
+                series,
+                controls,
+                policy_reporter,
+                ..
             } => {
-                for (s, n) in series.iter() {
+                let (series, compat) = series.split_at(*policy_reporter as usize);
+                for (s, n) in series {
                     self.series.sub(*s, *n);
                 }
                 for d in controls.iter() {
                     self.control_state[d.control as usize].apply(d, -1);
+                }
+                if let Some(table) = &mut self.policy_reporter {
+                    for (s, n) in compat {
+                        table.sub(*s, *n);
+                    }
                 }
             }
             Contribution::Policy(p) => {
@@ -621,9 +705,20 @@ impl Aggregate {
 
     /// Drop the series references of a contribution that is not visible.
     fn release(&mut self, c: Contribution) {
-        if let Contribution::Report { series, .. } = c {
-            for (s, _) in series.iter() {
+        if let Contribution::Report {
+            series,
+            policy_reporter,
+            ..
+        } = c
+        {
+            let (series, compat) = series.split_at(policy_reporter as usize);
+            for (s, _) in series {
                 self.series.release(*s);
+            }
+            if let Some(table) = &mut self.policy_reporter {
+                for (s, _) in compat {
+                    table.release(*s);
+                }
             }
         }
     }
@@ -712,6 +807,62 @@ impl Aggregate {
                     .map(|(_, v)| *v),
             );
             f(&buf, n);
+        });
+    }
+
+    /// The label names of `policyreport_namespace_info` after `namespace`
+    /// (`label_<key>`, as kube-state-metrics names them); empty unless
+    /// `--namespace-labels` is given.
+    pub fn namespace_label_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.namespace_labels.iter().map(|(_, name)| name.as_str())
+    }
+
+    /// Visit `policyreport_namespace_info`, sorted by namespace: each
+    /// Namespace in scope and the values of the `--namespace-labels` keys,
+    /// in the order given (empty when a Namespace lacks the label).
+    pub fn for_each_namespace_info(&self, mut f: impl FnMut(&str, &[&str])) {
+        if self.namespace_labels.is_empty() {
+            return;
+        }
+        let mut values: Vec<&str> = Vec::with_capacity(self.namespace_labels.len());
+        for (namespace, copies) in &self.namespaces {
+            let labels = copies.first();
+            values.clear();
+            values.extend(
+                self.namespace_labels
+                    .iter()
+                    .map(|(key, _)| labels.and_then(|l| l.get(key)).map_or("", String::as_str)),
+            );
+            f(namespace, &values);
+        }
+    }
+
+    /// Whether Policy Reporter's families are kept
+    /// (`--compat policy-reporter`).
+    pub fn policy_reporter_enabled(&self) -> bool {
+        self.policy_reporter.is_some()
+    }
+
+    /// Visit Policy Reporter's simple-mode series (none unless enabled):
+    /// the report's namespace (empty for cluster-scoped reports), policy,
+    /// status, severity, category and source, and the number of results.
+    pub fn for_each_policy_reporter_result(
+        &self,
+        mut f: impl FnMut(PolicyReporterLabels<'_>, u64),
+    ) {
+        let Some(table) = &self.policy_reporter else {
+            return;
+        };
+        table.for_each(|v, n| {
+            let labels = PolicyReporterLabels {
+                namespace: v[NAMESPACE],
+                policy: v[POLICY],
+                status: v[RESULT],
+                severity: v[SEVERITY],
+                category: v[CATEGORY],
+                source: v[SOURCE],
+            };
+            f(labels, n)
         });
     }
 
@@ -878,6 +1029,11 @@ impl Aggregate {
         let labels = |ns: &str| self.namespaces.get(ns).and_then(|copies| copies.first());
         for (policy, (routing, namespaces)) in targets {
             for ns in namespaces {
+                // Namespaces with results are in scope already; those an
+                // override names may not be.
+                if !self.scope.admits(ns) {
+                    continue;
+                }
                 let mode = routing.mode_in(ns, labels);
                 if mode != Mode::None {
                     f(policy, ns, mode);
@@ -909,6 +1065,47 @@ fn object_id(object: &SourceObject) -> ObjectId {
     }
 }
 
+/// Rows of label values with their counts and label hashes (for
+/// [`SeriesTable::acquire_hashed`]), each distinct label set once.
+struct Rows<'a, 't> {
+    table: &'t SeriesTable,
+    rows: Vec<(u64, [&'a str; SLOTS], u32)>,
+    index: HashTable<usize>,
+}
+
+impl<'a, 't> Rows<'a, 't> {
+    fn new(table: &'t SeriesTable) -> Self {
+        Self {
+            table,
+            rows: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+
+    /// Add `n` to the row of `labels`.
+    fn add(&mut self, labels: [&'a str; SLOTS], n: u32) {
+        // Most reports hold few distinct rows: a list beats a map, until it
+        // grows long.
+        let hash = self.table.hash(&labels);
+        let rows = &mut self.rows;
+        let same = |row: &(u64, [&str; SLOTS], u32)| {
+            row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
+        };
+        let found = if self.index.is_empty() {
+            rows.iter().position(same)
+        } else {
+            self.index.find(hash, |&i| same(&rows[i])).copied()
+        };
+        match found {
+            Some(i) => rows[i].2 += n,
+            None => {
+                rows.push((hash, labels, n));
+                index_long_list(&mut self.index, rows.len(), |i| rows[i].0);
+            }
+        }
+    }
+}
+
 /// Apply the counting rules to one report: each result counts once per
 /// listed subject, or once when it lists none. Rows come with their label
 /// hash, for [`SeriesTable::acquire_hashed`].
@@ -918,28 +1115,7 @@ fn count_rows<'a>(
     namespace: &'a str,
     opts: LabelOptions,
 ) -> Vec<(u64, [&'a str; SLOTS], u32)> {
-    // Most reports hold few distinct rows: a list beats a map, until it
-    // grows long.
-    let mut rows: Vec<(u64, [&'a str; SLOTS], u32)> = Vec::new();
-    let mut index: HashTable<usize> = HashTable::new();
-    let mut add = |labels: [&'a str; SLOTS], n: u32| {
-        let hash = series.hash(&labels);
-        let same = |row: &(u64, [&str; SLOTS], u32)| {
-            row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
-        };
-        let found = if index.is_empty() {
-            rows.iter().position(same)
-        } else {
-            index.find(hash, |&i| same(&rows[i])).copied()
-        };
-        match found {
-            Some(i) => rows[i].2 += n,
-            None => {
-                rows.push((hash, labels, n));
-                index_long_list(&mut index, rows.len(), |i| rows[i].0);
-            }
-        }
-    };
+    let mut rows = Rows::new(series);
     let top_source = report.source();
     let scope_kind = report.scope().map_or("", |s| s.kind);
     for r in report.results() {
@@ -958,17 +1134,91 @@ fn count_rows<'a>(
             if opts.kind {
                 labels[KIND] = scope_kind;
             }
-            add(labels, 1);
+            rows.add(labels, 1);
         } else if !opts.kind {
-            add(labels, subjects as u32);
+            rows.add(labels, subjects as u32);
         } else {
             for s in r.subjects() {
                 labels[KIND] = s.kind;
-                add(labels, 1);
+                rows.add(labels, 1);
             }
         }
     }
-    rows
+    rows.rows
+}
+
+/// The metric label for a Namespace label key, as kube-state-metrics names
+/// them: `label_` and the key with every character that a Prometheus label
+/// name cannot hold replaced by `_` (`app.kubernetes.io/team` gives
+/// `label_app_kubernetes_io_team`).
+pub fn namespace_label_name(key: &str) -> String {
+    let sanitized: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("label_{sanitized}")
+}
+
+/// (key, metric label) for each `--namespace-labels` key, without empty
+/// keys and without keys whose metric label an earlier key already has.
+fn namespace_label_names(keys: &[String]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for key in keys.iter().filter(|k| !k.is_empty()) {
+        let name = namespace_label_name(key);
+        match out.iter().find(|(_, n)| *n == name) {
+            Some((first, _)) => {
+                warn!(
+                    key,
+                    first,
+                    label = name,
+                    "namespace label skipped: same metric label as another"
+                )
+            }
+            None => out.push((key.clone(), name)),
+        }
+    }
+    out
+}
+
+/// Policy Reporter's category for results that have none
+/// (kyverno/policy-reporter `pkg/report/result/reconditioner.go`).
+pub const POLICY_REPORTER_NO_CATEGORY: &str = "Other";
+
+/// Policy Reporter's simple-mode counting (kyverno/policy-reporter
+/// `pkg/listener/metrics/result_custom.go`, with its reconditioner): each
+/// result counts once, whatever its subjects; the category is `Other` when
+/// empty; the source is the result's, else the report's, which is the
+/// top-level `source`, else the first result's (`GetSource()` of its report
+/// types). Empty strings count as absent, as in Go.
+fn policy_reporter_rows<'a>(
+    table: &SeriesTable,
+    report: &'a Report,
+    namespace: &'a str,
+) -> Vec<(u64, [&'a str; SLOTS], u32)> {
+    let nonempty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
+    let report_source = nonempty(report.source())
+        .or_else(|| report.results().next().and_then(|r| r.source))
+        .unwrap_or("");
+    let mut rows = Rows::new(table);
+    for r in report.results() {
+        let category = if r.category.is_empty() {
+            POLICY_REPORTER_NO_CATEGORY
+        } else {
+            r.category
+        };
+        let labels = [
+            namespace,
+            r.policy,
+            category,
+            r.severity,
+            nonempty(r.source).unwrap_or(report_source),
+            r.outcome.as_str(),
+            "",
+            "",
+        ];
+        rows.add(labels, 1);
+    }
+    rows.rows
 }
 
 /// Free memory is handed back to the system at most this often.
