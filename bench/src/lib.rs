@@ -6,6 +6,7 @@
 //! - [`soak`]: a long churn of creates, updates and deletes with forced relists.
 //! - [`floor`]: the floor baseline, plain serde decoding into typed report structs.
 //! - [`glue`]: the only place that touches the exporter's library API.
+//! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
@@ -19,3 +20,4 @@ pub mod reportgen;
 pub mod run;
 pub mod soak;
 pub mod stats;
+pub mod unpaged;
