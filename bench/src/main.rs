@@ -72,8 +72,8 @@ struct GenArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Report counts to measure at.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000, 50_000])]
+    /// Report counts to measure at (none: only the files and unpaged rows).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [1_000usize, 10_000, 50_000])]
     sizes: Vec<usize>,
     /// Generator seed.
     #[arg(long, default_value_t = 1)]

@@ -106,14 +106,38 @@ fn relists(text: &str) -> f64 {
         .sum()
 }
 
-/// Writes the marker report with a new policy name and waits until the
-/// exporter shows it: every event the server queued before it (a replay)
-/// has then been applied.
+/// Watch requests for the report kinds so far.
+fn watches(cluster: &Cluster) -> usize {
+    cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.is_watch() && KINDS.iter().any(|k| r.path.ends_with(k.plural())))
+        .count()
+}
+
+/// Waits until `n` more report watches than `before` have started.
+fn await_watches(cluster: &Cluster, before: usize, n: usize, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while watches(cluster) < before + n {
+        if start.elapsed() > timeout {
+            bail!("the watches did not start again within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Writes the marker report (a PolicyReport that sorts after every generated
+/// one) with a new policy name and waits until the exporter shows it. Written
+/// after a watch started, it arrives after that watch's replay (which sends
+/// objects in namespace/name order, then live events), so once it shows the
+/// replay has been applied.
 fn mark(cluster: &Cluster, exporter: &Exporter, n: u32, timeout: Duration) -> Result<()> {
     let policy = format!("{MARKER}{n}");
     let report = json!({
-        "metadata": {"name": "bench-marker"},
-        "scope": {"apiVersion": "v1", "kind": "Namespace", "name": "bench-marker"},
+        "metadata": {"name": "zzzz-bench-marker", "namespace": "zzzz-bench-marker"},
+        "scope": {"apiVersion": "v1", "kind": "Pod", "name": "marker", "namespace": "zzzz-bench-marker"},
         "results": [{
             "policy": policy, "rule": "r", "result": "pass",
             "source": "kyverno", "scored": true
@@ -121,7 +145,7 @@ fn mark(cluster: &Cluster, exporter: &Exporter, n: u32, timeout: Duration) -> Re
     });
     cluster
         .server
-        .apply(&GenKind::ClusterPolicyReport.resource_def(), report);
+        .apply(&GenKind::PolicyReport.resource_def(), report);
     let needle = format!("policy=\"{policy}\"");
     let start = Instant::now();
     loop {
@@ -178,12 +202,14 @@ pub fn run(opts: &UnpagedOptions) -> Result<UnpagedResult> {
         r.sync_cpu.as_secs_f64(),
         mib(r.sync_peak_rss)
     );
+    await_watches(&cluster, 0, KINDS.len(), opts.timeout)?;
     mark(&cluster, &exporter, 1, opts.timeout)?;
     r.first_replay_cpu = cpu().saturating_sub(r.sync_cpu);
     r.exact = counts(&exporter.metrics()?) == expected;
 
     // One periodic relist of each kind, then a marker after its replay.
     let before = relists(&exporter.metrics()?);
+    let watched = watches(&cluster);
     let c0 = cpu();
     let start = Instant::now();
     while relists(&exporter.metrics()?) < before + KINDS.len() as f64 {
@@ -192,14 +218,17 @@ pub fn run(opts: &UnpagedOptions) -> Result<UnpagedResult> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    await_watches(&cluster, watched, KINDS.len(), opts.timeout)?;
     mark(&cluster, &exporter, 2, opts.timeout)?;
     r.relist_cpu = cpu().saturating_sub(c0);
     r.relist_peak_rss = procfs::hwm(pid).unwrap_or_default();
 
     // A replay: every watch ends (as at its timeout) and starts again.
     let before = counts(&exporter.metrics()?);
+    let watched = watches(&cluster);
     let c0 = cpu();
     cluster.server.end_watches();
+    await_watches(&cluster, watched, KINDS.len(), opts.timeout)?;
     mark(&cluster, &exporter, 3, opts.timeout)?;
     r.replay_cpu = cpu().saturating_sub(c0);
     let after = counts(&exporter.metrics()?);

@@ -308,15 +308,13 @@ async fn forward<K>(
         if watch.send(start).await.is_err() {
             return;
         }
-        let sender = tx.clone();
         let list_origin = origin.clone();
-        let emit = move |o: K| {
-            let object = wrap(kind, o);
-            let origin = list_origin.clone();
-            let event = SourceEvent::ResyncApply { origin, object };
-            sender.blocking_send(event).is_ok()
+        let wrap_item = |o: K| SourceEvent::ResyncApply {
+            origin: list_origin.clone(),
+            object: wrap(kind, o),
         };
-        let listed = super::list::list(&client, api.resource_url(), &requests.list, emit).await;
+        let url = api.resource_url();
+        let listed = super::list::list(&client, url, &requests.list, &tx, wrap_item).await;
         let version = match listed {
             Ok(version) => version,
             Err(ListError::Closed) => return,
