@@ -35,7 +35,8 @@ fn cluster(mode: ReportsServerMode) -> FakeCluster {
 
 fn set_mode(c: &FakeCluster, mode: ReportsServerMode) {
     for kind in REPORTS {
-        c.server.set_reports_server(&FakeCluster::def(kind), Some(mode));
+        c.server
+            .set_reports_server(&FakeCluster::def(kind), Some(mode));
     }
 }
 
@@ -89,7 +90,11 @@ fn exact(c: &FakeCluster, e: &Exporter, what: &str) -> Duration {
             .collect()
     };
     let synced = poll_until(CONVERGE, || unsynced(&e.metrics()).is_empty());
-    assert!(synced.is_some(), "{what}: unsynced {:?}", unsynced(&e.metrics()));
+    assert!(
+        synced.is_some(),
+        "{what}: unsynced {:?}",
+        unsynced(&e.metrics())
+    );
     assert_eq!(e.ready_status(), 200, "{what}: ready");
     took
 }
@@ -125,7 +130,9 @@ fn initial_sync_of_an_unpaged_list() {
     // One list per report kind (plus the failed one): limit=7 was sent and
     // ignored, and no continue followed.
     assert!(
-        lists.iter().all(|r| r.param("limit").as_deref() == Some("7")),
+        lists
+            .iter()
+            .all(|r| r.param("limit").as_deref() == Some("7")),
         "{lists:?}"
     );
     assert!(
@@ -199,7 +206,12 @@ fn a_watch_timeout_is_followed_by_the_replay_which_changes_nothing() {
 #[test]
 fn reports_deleted_and_modified_while_the_watch_was_down() {
     let interval = Duration::from_secs(12);
-    let (c, mut w, e) = running(17, 60, ReportsServerMode::default(), &["--relist-interval", "12s"]);
+    let (c, mut w, e) = running(
+        17,
+        60,
+        ReportsServerMode::default(),
+        &["--relist-interval", "12s"],
+    );
     // The watches fail while the server is away; meanwhile reports are
     // deleted and modified. On reconnection the server replays what it
     // holds (the modified reports included) but never sends the deletions.
@@ -242,7 +254,10 @@ fn reports_deleted_and_modified_while_the_watch_was_down() {
     let took = exact(&c, &e, "after the relist");
     let since = resumed.elapsed();
     let m = e.metrics();
-    assert!(relists(&m, "interval") >= 4.0, "one relist per kind at least");
+    assert!(
+        relists(&m, "interval") >= 4.0,
+        "one relist per kind at least"
+    );
     assert!(
         since <= interval + Duration::from_secs(5),
         "gone within one relist interval: {since:.1?}"
@@ -264,7 +279,12 @@ fn reports_deleted_and_modified_while_the_watch_was_down() {
 #[test]
 fn dropped_live_events_are_recovered_by_the_next_relist() {
     let interval = Duration::from_secs(8);
-    let (c, mut w, e) = running(18, 60, ReportsServerMode::default(), &["--relist-interval", "8s"]);
+    let (c, mut w, e) = running(
+        18,
+        60,
+        ReportsServerMode::default(),
+        &["--relist-interval", "8s"],
+    );
     // Writes handled by another replica: the exporter's watches never hear
     // of them.
     let before = c.expected();
@@ -307,7 +327,12 @@ fn dropped_live_events_are_recovered_by_the_next_relist() {
 
 #[test]
 fn relist_interval_0_disables_relists() {
-    let (c, mut w, e) = running(19, 20, ReportsServerMode::default(), &["--relist-interval", "0"]);
+    let (c, mut w, e) = running(
+        19,
+        20,
+        ReportsServerMode::default(),
+        &["--relist-interval", "0"],
+    );
     let listed = lists(&c);
     set_mode(
         &c,

@@ -18,5 +18,8 @@ fn unpaged_row_at_tiny_scale() {
     assert!(r.replay_unchanged, "a replay changes nothing: {r:?}");
     assert!(r.sync_peak_rss > 0 && r.list_bytes > 1000, "{r:?}");
     let table = r.table();
-    assert!(table.contains("| peak RSS, unpaged initial sync |"), "{table}");
+    assert!(
+        table.contains("| peak RSS, unpaged initial sync |"),
+        "{table}"
+    );
 }

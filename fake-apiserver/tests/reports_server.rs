@@ -82,7 +82,10 @@ where
 async fn lists_ignore_limit_and_continue_and_report_resource_version_1() {
     let (server, def) = server(25).await;
     let api = api(&server, &def);
-    let list = api.list(&ListParams::default().limit(10)).await.expect("list");
+    let list = api
+        .list(&ListParams::default().limit(10))
+        .await
+        .expect("list");
     assert_eq!(list.items.len(), 25, "one response with every object");
     assert_eq!(list.metadata.resource_version.as_deref(), Some("1"));
     assert_eq!(list.metadata.continue_, None);
@@ -113,7 +116,10 @@ async fn lists_ignore_limit_and_continue_and_report_resource_version_1() {
     server.set_reports_server(&def, None);
     server.apply(&def, report("a", 1));
     server.apply(&def, report("b", 1));
-    let list = api.list(&ListParams::default().limit(1)).await.expect("list");
+    let list = api
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("list");
     assert_eq!(list.items.len(), 1);
     assert!(list.metadata.continue_.is_some());
 }
@@ -189,7 +195,9 @@ async fn watch_from_any_other_version_replays_everything_as_added_and_never_410(
         .expect("watch")
         .boxed();
     assert_eq!(
-        events_within(&mut stream, Duration::from_millis(400)).await.len(),
+        events_within(&mut stream, Duration::from_millis(400))
+            .await
+            .len(),
         2
     );
     server.end_watches();

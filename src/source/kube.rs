@@ -297,8 +297,16 @@ async fn forward<K>(
     let mut reason = None;
     loop {
         if let Some(reason) = reason {
-            debug!(resource, reason = RelistReason::as_str(reason), "listing again");
-            if watch.send(SourceEvent::Relist { resource, reason }).await.is_err() {
+            debug!(
+                resource,
+                reason = RelistReason::as_str(reason),
+                "listing again"
+            );
+            if watch
+                .send(SourceEvent::Relist { resource, reason })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
