@@ -138,6 +138,7 @@ pub async fn start_with(
         let options = kube_source::Options {
             page_size: source.page_size,
             discovery_interval: Duration::from_secs(source.discovery_interval.max(1)),
+            relist_interval: Some(source.relist_interval).filter(|i| !i.is_zero()),
         };
         tokio::spawn(kube_source::run(client, options, tx));
     } else {

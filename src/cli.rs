@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -109,6 +110,18 @@ pub struct SourceArgs {
         env = "POLICYREPORT_EXPORTER_DISCOVERY_INTERVAL"
     )]
     pub discovery_interval: u64,
+    /// How often each watch restarts with a full list (such as 10m, 90s,
+    /// 1h; 0 disables), replacing the resource's objects atomically. Bounds
+    /// how long a deletion the server never sent (Kyverno's reports-server
+    /// after a watch gap) stays counted.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = parse_duration,
+        env = "POLICYREPORT_EXPORTER_RELIST_INTERVAL"
+    )]
+    pub relist_interval: Duration,
     /// Files larger than this are skipped with an error (bytes, or with a
     /// suffix: 64Mi, 1Gi, 500M). The default reads the `kubectl get -o json`
     /// export of a large cluster; lower it to bound memory on small nodes.
@@ -134,6 +147,17 @@ pub struct SourceArgs {
         env = "POLICYREPORT_EXPORTER_NAMESPACE_EXCLUDE"
     )]
     pub namespace_exclude: Vec<String>,
+}
+
+/// Parse a duration such as `10m`, `90s`, `1h30m` or `0`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s}: expected a duration such as 10m or 90s ({e})"))?;
+    Duration::try_from(d).map_err(|_| format!("{s}: must not be negative"))
 }
 
 /// Parse a size such as `1048576`, `64Mi`, `1Gi`, `500M` or `10k`.
@@ -352,6 +376,25 @@ mod tests {
         assert_eq!(parse_size("12"), Ok(12));
         assert!(parse_size("1Ti").is_err());
         assert!(parse_size("Mi").is_err());
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("-5s").is_err());
+        let serve = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
+            Command::Serve(s) => s.source.relist_interval,
+            _ => panic!("serve"),
+        };
+        assert_eq!(serve(&["x", "serve"]), Duration::from_secs(600));
+        assert_eq!(
+            serve(&["x", "serve", "--relist-interval", "10s"]),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

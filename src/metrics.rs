@@ -268,6 +268,17 @@ impl Snapshot {
             },
         );
         out.family(
+            "policyreport_exporter_relists",
+            "Full relists of a watched resource, by reason: expired (the server answered 410), error (a failed list retried), interval (--relist-interval).",
+            Type::Counter,
+            |buf| {
+                for ((resource, reason), n) in &stats.relists {
+                    let labels = [("resource", *resource), ("reason", *reason)];
+                    sample(buf, "policyreport_exporter_relists_total", labels, *n);
+                }
+            },
+        );
+        out.family(
             "policyreport_exporter_synced",
             "1 once the initial list of a source is complete, 0 before it and while its list or watch requests fail.",
             Type::Gauge,

@@ -139,6 +139,14 @@ fn a_watch_answered_with_410_gone_repeatedly_relists_exactly() {
         .filter(|v| v.to_string().contains("too old resource version"))
         .count();
     assert!(gone >= 5, "410 Gone seen at least once per cycle: {gone}");
+    let expired = e
+        .metrics()
+        .family("policyreport_exporter_relists_total")
+        .into_iter()
+        .filter(|(labels, _)| labels.iter().any(|(k, v)| k == "reason" && v == "expired"))
+        .map(|(_, v)| v)
+        .sum::<f64>();
+    assert!(expired >= 5.0, "relists counted as expired: {expired}");
     let total = settle(&c, &mut w, &e, "after 410 cycles");
     let worst = recoveries.iter().max().copied().unwrap_or_default();
     println!(

@@ -7,6 +7,7 @@
 //! - [`floor`]: the floor baseline, plain serde decoding into typed report structs.
 //! - [`compressed`]: gzip-compressed scrapes against plain ones.
 //! - [`glue`]: the only place that touches the exporter's library API.
+//! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
@@ -21,3 +22,4 @@ pub mod reportgen;
 pub mod run;
 pub mod soak;
 pub mod stats;
+pub mod unpaged;

@@ -11,6 +11,7 @@ use policyreport_bench::exporter::{Build, exporter_binary};
 use policyreport_bench::reportgen::{self, DEFAULT_POLICIES, Spec};
 use policyreport_bench::run::{self, Options, Perf, Phase};
 use policyreport_bench::soak::{self, SoakOptions};
+use policyreport_bench::unpaged::{self, UnpagedOptions};
 
 /// Reproducible benchmark of policyreport-exporter.
 #[derive(Parser)]
@@ -71,8 +72,8 @@ struct GenArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Report counts to measure at.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000, 50_000])]
+    /// Report counts to measure at (none: only the files and unpaged rows).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [1_000usize, 10_000, 50_000])]
     sizes: Vec<usize>,
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
@@ -116,6 +117,9 @@ struct RunArgs {
     /// Also append the tables to this Markdown file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Reports of the unpaged (reports-server mode) row (0 skips it).
+    #[arg(long, default_value_t = 50_000)]
+    unpaged_reports: usize,
     /// Run the soak instead of the sizes.
     #[arg(long)]
     soak: bool,
@@ -259,6 +263,10 @@ fn run(args: RunArgs) -> Result<()> {
         if opts.files_reports > 0 {
             let r = run::run_files(&opts, opts.files_reports)?;
             emit(&run::files_table(&r));
+        }
+        if args.unpaged_reports > 0 {
+            let o = UnpagedOptions::new(opts.exporter.clone(), args.unpaged_reports, opts.seed);
+            emit(&unpaged::run(&o)?.table());
         }
     }
     if let Some(path) = args.out {

@@ -653,6 +653,10 @@ async fn list(
     params: &Params,
     render: Render,
 ) -> Response<Body> {
+    let reports_server = shared.state().reports_server.contains_key(&def.key());
+    if reports_server {
+        return unpaged_list(shared, def, filter, render);
+    }
     let limit = match params.get("limit").map(str::parse::<usize>) {
         None => 0,
         Some(Ok(n)) => n,
@@ -745,6 +749,58 @@ async fn list(
     }
     body.extend_from_slice(b"]}");
     bytes_response(StatusCode::OK, JSON, Bytes::from(body))
+}
+
+/// A list the way Kyverno's reports-server answers it: every matching
+/// object in one response (no `limit`, no `continue`), resourceVersion "1".
+/// The body is written in chunks of about 256 KiB as it is sent, so that a
+/// benchmark serving 50k reports does not hold the whole response.
+fn unpaged_list(
+    shared: &Shared,
+    def: &ResourceDef,
+    filter: &Filter,
+    render: Render,
+) -> Response<Body> {
+    const CHUNK: usize = 256 * 1024;
+    let items: Vec<Arc<Stored>> = {
+        let mut state = shared.state();
+        let store = state.store(&def.key());
+        store
+            .objects
+            .iter()
+            .filter(|(k, v)| filter.matches(k, v))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let head = json!({
+        "apiVersion": def.api_version(),
+        "kind": format!("{}List", def.kind),
+        "metadata": {"resourceVersion": "1"},
+    });
+    let mut head = serde_json::to_vec(&head).unwrap_or_default();
+    head.pop(); // the closing brace; items follow
+    head.extend_from_slice(b",\"items\":[");
+    let mut next = Some(head);
+    let mut items = items.into_iter().enumerate();
+    let chunks = std::iter::from_fn(move || {
+        let mut buf = next.take()?;
+        while buf.len() < CHUNK {
+            let Some((i, obj)) = items.next() else {
+                buf.extend_from_slice(b"]}");
+                return Some(Ok::<_, std::io::Error>(Bytes::from(buf)));
+            };
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(&render.object_bytes(&obj));
+        }
+        next = Some(Vec::with_capacity(CHUNK + 64 * 1024));
+        Some(Ok(Bytes::from(buf)))
+    });
+    let mut res = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    res
 }
 
 /// 410 for a continue token whose snapshot is no longer available.

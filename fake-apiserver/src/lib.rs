@@ -91,6 +91,16 @@ impl ResourceDef {
     }
 }
 
+/// Serve a kind the way Kyverno's reports-server (kyverno/reports-server,
+/// `pkg/api`) serves reports from its database, instead of like a
+/// conforming API server; see [`FakeApiServer::set_reports_server`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportsServerMode {
+    /// Writes made from now on reach no open watch, as when another
+    /// replica (with its own broadcaster) handled them. Lists still see them.
+    pub drop_live_events: bool,
+}
+
 /// Tuning knobs fixed at start; see [`FakeApiServer::start_with`].
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -175,6 +185,8 @@ pub(crate) struct Shared {
     pub(crate) log: Mutex<VecDeque<RecordedRequest>>,
     /// Bumped by `drop_watches`; open watch streams abort on change.
     pub(crate) watch_drop: tokio::sync::watch::Sender<u64>,
+    /// Bumped by `end_watches`; open watch streams end cleanly on change.
+    pub(crate) watch_end: tokio::sync::watch::Sender<u64>,
     /// Bumped to release requests held by `hang_next`.
     pub(crate) hang_release: tokio::sync::watch::Sender<u64>,
     pub(crate) bookmark_interval_ms: AtomicU64,
@@ -242,6 +254,7 @@ impl FakeApiServer {
             requests: AtomicU64::new(0),
             log: Mutex::new(VecDeque::new()),
             watch_drop: tokio::sync::watch::channel(0).0,
+            watch_end: tokio::sync::watch::channel(0).0,
             hang_release: tokio::sync::watch::channel(0).0,
             bookmark_interval_ms: AtomicU64::new(options.bookmark_interval.as_millis() as u64),
             watch_drop_after: AtomicUsize::new(usize::MAX),
@@ -277,6 +290,29 @@ impl FakeApiServer {
     /// Serving the same group/version/plural again replaces the definition.
     pub fn serve(&self, def: ResourceDef) {
         self.shared().state().served.insert(def.key(), def);
+    }
+
+    /// Serves a kind like Kyverno's reports-server (`Some`), or like a
+    /// conforming API server again (`None`). In that mode:
+    /// - a list ignores `limit` and `continue`: one response holds every
+    ///   object (sent in chunks as it is written), and its
+    ///   `metadata.resourceVersion` is always "1";
+    /// - a watch with resourceVersion "" or "0" sends live events only; with
+    ///   any other resourceVersion it first sends every current object as
+    ///   ADDED, then live events; it never answers 410 and sends no
+    ///   BOOKMARKs (`allowWatchBookmarks` is ignored); `timeoutSeconds` still
+    ///   ends it cleanly;
+    /// - an object deleted while no watch was open is never sent as DELETED
+    ///   (a later watch's replay simply lacks it);
+    /// - with `drop_live_events`, writes reach no open watch.
+    ///
+    /// Objects keep their own resourceVersions, which creates and updates advance.
+    pub fn set_reports_server(&self, def: &ResourceDef, mode: Option<ReportsServerMode>) {
+        let mut state = self.shared().state();
+        match mode {
+            Some(mode) => state.reports_server.insert(def.key(), mode),
+            None => state.reports_server.remove(&def.key()),
+        };
     }
 
     /// Stops serving a resource: it leaves discovery, its requests get 404 and
@@ -379,6 +415,12 @@ impl FakeApiServer {
     /// mid-response without a final event (the client sees an unexpected EOF).
     pub fn drop_watches(&self) {
         self.shared().watch_drop.send_modify(|n| *n += 1);
+    }
+
+    /// Ends every open watch stream cleanly, as its `timeoutSeconds` would
+    /// (the response completes; the client resumes with a new watch).
+    pub fn end_watches(&self) {
+        self.shared().watch_end.send_modify(|n| *n += 1);
     }
 
     /// Ends each watch stream cleanly after it has sent `n` object events

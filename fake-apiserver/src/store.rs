@@ -334,6 +334,8 @@ impl Store {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) served: BTreeMap<ResKey, ResourceDef>,
+    /// Kinds served the way Kyverno's reports-server serves them.
+    pub(crate) reports_server: HashMap<ResKey, crate::ReportsServerMode>,
     pub(crate) stores: HashMap<ResKey, Store>,
     /// The last resourceVersion handed out (starts at 1).
     pub(crate) rv: u64,
@@ -350,6 +352,7 @@ impl State {
     pub(crate) fn new(history_limit: usize, queue_capacity: usize) -> Self {
         Self {
             served: BTreeMap::new(),
+            reports_server: HashMap::new(),
             stores: HashMap::new(),
             // Start at 1: a list on an empty server must not report "0",
             // which a watch would take as "any" (synthetic ADDED events).
@@ -388,6 +391,15 @@ impl State {
             if let Some(old) = store.history.pop_front() {
                 store.compacted_rv = store.compacted_rv.max(old.rv);
             }
+        }
+        // A reports-server replica that did not handle the write never
+        // tells its watchers about it.
+        if self
+            .reports_server
+            .get(key)
+            .is_some_and(|m| m.drop_live_events)
+        {
+            return;
         }
         match &mut self.deferred {
             Some(held) => held.push((key.clone(), ev)),

@@ -3,7 +3,8 @@
 //! resourceVersion (or synthesizes ADDED events for the current state when
 //! it is "" / "0" or `sendInitialEvents=true`), then follows a bounded
 //! broadcast queue of live events, with optional bookmarks, timeout, and
-//! the test hooks `drop_watches` / `set_watch_drop_after`.
+//! the test hooks `drop_watches` / `end_watches` / `set_watch_drop_after`.
+//! Kinds in reports-server mode watch the way Kyverno's reports-server does.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ struct WatchStream {
     deadline: Option<Instant>,
     bookmarks: Option<Interval>,
     drop_rx: tokio::sync::watch::Receiver<u64>,
+    end_rx: tokio::sync::watch::Receiver<u64>,
     /// Object events still allowed before a clean end (`set_watch_drop_after`).
     remaining: Option<usize>,
     finished: bool,
@@ -101,6 +103,10 @@ impl WatchStream {
             if self.drop_rx.has_changed().unwrap_or(false) {
                 return self.abort();
             }
+            if self.end_rx.has_changed().unwrap_or(false) {
+                self.finished = true;
+                return None;
+            }
             if let Some(p) = self.pending.pop_front() {
                 if let Some(chunk) = self.render_pending(p) {
                     return Some(Ok(chunk));
@@ -114,6 +120,7 @@ impl WatchStream {
             let wake = tokio::select! {
                 biased;
                 _ = self.drop_rx.changed() => Wake::Dropped,
+                _ = self.end_rx.changed() => Wake::TimedOut,
                 _ = sleep_until_opt(self.deadline) => Wake::TimedOut,
                 r = rx.recv() => Wake::Event(r),
                 _ = tick_opt(self.bookmarks.as_mut()) => Wake::Bookmark,
@@ -293,7 +300,8 @@ pub(crate) fn watch(
     render: Render,
 ) -> Response<Body> {
     let rv_param = params.get("resourceVersion").unwrap_or("");
-    let send_initial = params.flag("sendInitialEvents");
+    let reports_server = shared.state().reports_server.contains_key(&def.key());
+    let send_initial = !reports_server && params.flag("sendInitialEvents");
     let from_now = send_initial || rv_param.is_empty() || rv_param == "0";
     let start_rv = if from_now {
         0
@@ -315,7 +323,7 @@ pub(crate) fn watch(
         .and_then(|t| t.parse::<u64>().ok())
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t));
-    let bookmarks = params.flag("allowWatchBookmarks").then(|| {
+    let bookmarks = (!reports_server && params.flag("allowWatchBookmarks")).then(|| {
         let period =
             Duration::from_millis(shared.bookmark_interval_ms.load(Ordering::SeqCst).max(1));
         let mut i = tokio::time::interval_at(Instant::now() + period, period);
@@ -332,7 +340,19 @@ pub(crate) fn watch(
         let mut state = shared.state();
         let current = state.rv;
         let store = state.store(&def.key());
-        if from_now {
+        if reports_server {
+            // Kyverno's reports-server: "" / "0" watch live events only; any
+            // other resourceVersion replays every current object as ADDED
+            // (never 410, never the deletions it missed), then live events.
+            if !from_now {
+                for (k, obj) in &store.objects {
+                    if filter.matches(k, obj) {
+                        pending.push_back(Pending::Synthetic(obj.clone()));
+                    }
+                }
+            }
+            (Some(store.tx.subscribe()), current)
+        } else if from_now {
             for (k, obj) in &store.objects {
                 if filter.matches(k, obj) {
                     pending.push_back(Pending::Synthetic(obj.clone()));
@@ -365,6 +385,7 @@ pub(crate) fn watch(
     };
     let stream = WatchStream {
         drop_rx: shared.watch_drop.subscribe(),
+        end_rx: shared.watch_end.subscribe(),
         shared,
         def,
         filter,

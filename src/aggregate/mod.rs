@@ -39,7 +39,7 @@ use crate::namespace::{self, NamespaceInfo};
 use crate::policy::{self, Labels, Mode, Policy, PolicyInfo, Routing};
 use crate::report::{DecodeError, Report};
 use crate::scope::NamespaceScope;
-use crate::source::{Body, Origin, SourceEvent, SourceObject};
+use crate::source::{Body, Origin, RelistReason, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
 use controls::{ControlDelta, ControlState, Matcher};
 use series::{SLOTS, SeriesId, SeriesTable};
@@ -170,6 +170,8 @@ pub struct Stats {
     pub invalid: BTreeMap<&'static str, u64>,
     /// Failed watch or list requests, per resource.
     pub watch_errors: BTreeMap<&'static str, u64>,
+    /// Full relists, per resource and reason.
+    pub relists: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// The resource label under which unreadable files are counted.
@@ -266,6 +268,9 @@ impl Aggregate {
             stats.objects.insert(k.resource(), 0);
             stats.invalid.insert(k.resource(), 0);
             stats.watch_errors.insert(k.resource(), 0);
+            for reason in RelistReason::ALL {
+                stats.relists.insert((k.resource(), reason.as_str()), 0);
+            }
         }
         stats.invalid.insert(FILE_RESOURCE, 0);
         Self {
@@ -436,6 +441,13 @@ impl Aggregate {
                 warn!(resource, location, reason, "skipping invalid input");
                 *self.stats.invalid.entry(resource).or_default() += 1;
                 self.problem(resource, location, reason);
+            }
+            SourceEvent::Relist { resource, reason } => {
+                *self
+                    .stats
+                    .relists
+                    .entry((resource, reason.as_str()))
+                    .or_default() += 1;
             }
             SourceEvent::WatchError { resource } => {
                 *self.stats.watch_errors.entry(resource).or_default() += 1;

@@ -1,7 +1,8 @@
 //! The Kubernetes source. It discovers which kinds the cluster serves
 //! (reports, Kyverno policies, Events), retrying until the API answers, then
-//! runs one watcher per served kind and forwards its raw events, relist
-//! markers included, to the aggregator. Discovery repeats periodically, so a
+//! runs one list-then-watch loop per served kind (lists streamed, relisting
+//! after a 410, a failed list and every `--relist-interval`) and forwards
+//! its raw events, relist markers included, to the aggregator. Discovery repeats periodically, so a
 //! kind installed later (openreports, say) is picked up, and one removed has
 //! its objects dropped.
 
@@ -9,19 +10,21 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-use kube::api::Api;
+use futures::StreamExt;
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::config::KubeConfigOptions;
 use kube::core::ApiResource;
+use kube::runtime::utils::Backoff;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::{self, DefaultBackoff, Event};
 use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::{Origin, SourceEvent, SourceObject};
+use super::list::ListError;
+use super::{Origin, RelistReason, SourceEvent, SourceObject};
 use crate::kind::Kind;
 use crate::object::RawObject;
 use crate::report::Report;
@@ -61,6 +64,9 @@ pub struct Options {
     pub page_size: u32,
     /// How often discovery runs again.
     pub discovery_interval: Duration,
+    /// How often each watch restarts with a full list; `None` never
+    /// (only after a 410 or a failed list).
+    pub relist_interval: Option<Duration>,
 }
 
 /// Build a client the way kubectl finds its configuration: in-cluster,
@@ -220,7 +226,7 @@ async fn reconcile(
                     client.clone(),
                     kind,
                     version.clone(),
-                    options.page_size,
+                    options,
                     tx.clone(),
                 ));
                 watchers.insert(kind, (version, handle));
@@ -239,36 +245,57 @@ async fn reconcile(
     Ok(())
 }
 
-/// Watch one kind until the aggregator goes away. Relists arrive as
-/// `ResyncStart`, `ResyncApply`… and `ResyncEnd`; the first completed list
-/// also reports the kind as synced. Events are filtered on the server to
-/// reason `PolicyViolation`.
+/// Watch one kind until the aggregator goes away. Every list (the first,
+/// after a 410, after a failed list, and every `relist_interval`) arrives as
+/// `ResyncStart`, `ResyncApply`… and `ResyncEnd`, replacing the kind's
+/// objects atomically; the first completed list also reports the kind as
+/// synced. Events are filtered on the server to reason `PolicyViolation`.
 pub async fn watch(
     client: Client,
     kind: Kind,
     version: String,
-    page_size: u32,
+    options: Options,
     tx: mpsc::Sender<SourceEvent>,
 ) {
     let ar = kind.api_resource(&version);
-    let mut config = watcher::Config::default().page_size(page_size);
+    let mut requests = Requests {
+        list: ListParams::default().limit(options.page_size),
+        watch: WatchParams::default(),
+        relist_interval: options.relist_interval,
+    };
     if kind == Kind::Event {
-        config = config.fields("reason=PolicyViolation");
+        requests.list = requests.list.fields("reason=PolicyViolation");
+        requests.watch = requests.watch.fields("reason=PolicyViolation");
     }
     if kind == Kind::Namespace {
+        let config = watcher::Config::default().page_size(options.page_size);
         watch_namespaces(client, config, tx).await;
     } else if kind.is_report() {
-        forward::<Report>(client, kind, &ar, config, tx, SourceObject::report).await;
+        forward::<Report>(client, kind, &ar, requests, tx, SourceObject::report).await;
     } else {
-        forward::<RawObject>(client, kind, &ar, config, tx, SourceObject::object).await;
+        forward::<RawObject>(client, kind, &ar, requests, tx, SourceObject::object).await;
     }
 }
 
+/// The list and watch requests of one kind, and when to list again.
+struct Requests {
+    list: ListParams,
+    watch: WatchParams,
+    relist_interval: Option<Duration>,
+}
+
+/// The list-then-watch loop of one kind. Lists are streamed
+/// ([`super::list`]) so an unpaged list never sits in memory whole; watches
+/// use kube's watch request and resume from the last resourceVersion seen
+/// when they end. A relist starts after a 410, after a failed list, and
+/// every `relist_interval`: servers that replay instead of resuming and
+/// never send the deletions they missed (Kyverno's reports-server) are
+/// exact again within one interval.
 async fn forward<K>(
     client: Client,
     kind: Kind,
     ar: &ApiResource,
-    config: watcher::Config,
+    requests: Requests,
     tx: mpsc::Sender<SourceEvent>,
     wrap: fn(Kind, K) -> SourceObject,
 ) where
@@ -279,85 +306,254 @@ async fn forward<K>(
         + Send
         + 'static,
 {
-    let api: Api<K> = Api::all_with(client, ar);
-    let stream = watcher::watcher(api, config).default_backoff();
-    let mut stream = std::pin::pin!(stream.into_stream());
-    let origin = Origin::Watch(kind);
+    let api: Api<K> = Api::all_with(client.clone(), ar);
+    let mut watch = Watcher {
+        api: &api,
+        requests: &requests,
+        tx: &tx,
+        kind,
+        wrap,
+        errors: ErrorLog::default(),
+        backoff: DefaultBackoff::default(),
+    };
     let resource = kind.resource();
+    let origin = Origin::Watch(kind);
     let mut synced = false;
-    let mut errors = ErrorLog::default();
+    let mut reason = None;
     loop {
-        let item = if errors.streak > 0 {
-            match tokio::time::timeout(QUIET_RECOVERY, stream.next()).await {
-                Ok(item) => item,
-                Err(_quiet) => {
-                    errors.recovered(resource);
-                    let target = resource.to_owned();
-                    if tx.send(SourceEvent::Recovered { target }).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            stream.next().await
-        };
-        let Some(item) = item else { return };
-        // A relist's first pages are no proof of recovery (it may fail on a
-        // later page); its end, or a watch event, is.
-        let progressed = matches!(
-            item,
-            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_))
-        );
-        if progressed && errors.recovered(resource) {
-            let target = resource.to_owned();
-            if tx.send(SourceEvent::Recovered { target }).await.is_err() {
+        if let Some(reason) = reason {
+            debug!(
+                resource,
+                reason = RelistReason::as_str(reason),
+                "listing again"
+            );
+            if watch
+                .send(SourceEvent::Relist { resource, reason })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        let event = match item {
-            Ok(Event::Init) => SourceEvent::ResyncStart {
-                origin: origin.clone(),
-            },
-            Ok(Event::InitApply(o)) => SourceEvent::ResyncApply {
-                origin: origin.clone(),
-                object: wrap(kind, o),
-            },
-            Ok(Event::InitDone) => {
-                if tx
-                    .send(SourceEvent::ResyncEnd {
-                        origin: origin.clone(),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                if synced {
-                    continue;
-                }
-                synced = true;
-                info!(resource, "initial list complete");
-                SourceEvent::Synced {
-                    target: resource.to_owned(),
-                }
-            }
-            Ok(Event::Apply(o)) => SourceEvent::Apply {
-                origin: origin.clone(),
-                object: wrap(kind, o),
-            },
-            Ok(Event::Delete(o)) => SourceEvent::Delete {
-                origin: origin.clone(),
-                object: wrap(kind, o),
-            },
-            Err(err) => {
-                errors.failed(resource, &err);
-                SourceEvent::WatchError { resource }
-            }
+        let start = SourceEvent::ResyncStart {
+            origin: origin.clone(),
         };
-        if tx.send(event).await.is_err() {
+        if watch.send(start).await.is_err() {
             return;
         }
+        let list_origin = origin.clone();
+        let wrap_item = |o: K| SourceEvent::ResyncApply {
+            origin: list_origin.clone(),
+            object: wrap(kind, o),
+        };
+        let url = api.resource_url();
+        let listed = super::list::list(&client, url, &requests.list, &tx, wrap_item).await;
+        let version = match listed {
+            Ok(version) => version,
+            Err(ListError::Closed) => return,
+            Err(err) => {
+                if watch.failed(&err).await.is_err() {
+                    return;
+                }
+                reason = Some(if err.is_expired() {
+                    RelistReason::Expired
+                } else {
+                    RelistReason::Error
+                });
+                let delay = watch.next_delay();
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        watch.backoff.reset();
+        let end = SourceEvent::ResyncEnd {
+            origin: origin.clone(),
+        };
+        if watch.send(end).await.is_err() || watch.progressed().await.is_err() {
+            return;
+        }
+        if !synced {
+            synced = true;
+            info!(resource, "initial list complete");
+            let done = SourceEvent::Synced {
+                target: resource.to_owned(),
+            };
+            if watch.send(done).await.is_err() {
+                return;
+            }
+        }
+        match watch.until_relist(version).await {
+            Ok(why) => reason = Some(why),
+            Err(_closed) => return,
+        }
+    }
+}
+
+/// The receiver of a watch's events went away.
+struct Closed;
+
+/// The watch half of [`forward`], with its failure log and backoff.
+struct Watcher<'a, K: Clone> {
+    api: &'a Api<K>,
+    requests: &'a Requests,
+    tx: &'a mpsc::Sender<SourceEvent>,
+    kind: Kind,
+    wrap: fn(Kind, K) -> SourceObject,
+    errors: ErrorLog,
+    backoff: DefaultBackoff,
+}
+
+impl<K> Watcher<'_, K>
+where
+    K: kube::Resource<DynamicType = ApiResource>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static,
+{
+    async fn send(&self, event: SourceEvent) -> Result<(), Closed> {
+        self.tx.send(event).await.map_err(|_| Closed)
+    }
+
+    /// Log and count a failed request; the kind is unhealthy until it recovers.
+    async fn failed(&mut self, err: &(dyn std::fmt::Display + Sync)) -> Result<(), Closed> {
+        let resource = self.kind.resource();
+        self.errors.failed(resource, err);
+        self.send(SourceEvent::WatchError { resource }).await
+    }
+
+    /// A completed list or a watch event: proof that a failure streak ended.
+    async fn progressed(&mut self) -> Result<(), Closed> {
+        let resource = self.kind.resource();
+        if self.errors.recovered(resource) {
+            let target = resource.to_owned();
+            self.send(SourceEvent::Recovered { target }).await?;
+        }
+        Ok(())
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        self.backoff.next().unwrap_or(Duration::from_secs(30))
+    }
+
+    /// Watch from `version` (resuming from the last resourceVersion seen
+    /// whenever a watch ends) until a relist is due, and say why.
+    async fn until_relist(&mut self, mut version: String) -> Result<RelistReason, Closed> {
+        let due = self.requests.relist_interval.map(|i| Instant::now() + i);
+        let due = sleep_until(due);
+        let mut due = std::pin::pin!(due);
+        let resource = self.kind.resource();
+        let origin = Origin::Watch(self.kind);
+        loop {
+            let opened = tokio::select! {
+                () = &mut due => return Ok(RelistReason::Interval),
+                opened = self.api.watch(&self.requests.watch, &version) => opened,
+            };
+            let stream = match opened {
+                Ok(stream) => stream,
+                Err(kube::Error::Api(status)) if status.code == 410 => {
+                    info!(resource, error = %status.message, "watch expired (410 Gone); listing again");
+                    return Ok(RelistReason::Expired);
+                }
+                Err(err) => {
+                    self.failed(&err).await?;
+                    let delay = self.next_delay();
+                    tokio::select! {
+                        () = &mut due => return Ok(RelistReason::Interval),
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                let quiet = (self.errors.streak > 0).then_some(QUIET_RECOVERY);
+                let item = tokio::select! {
+                    () = &mut due => return Ok(RelistReason::Interval),
+                    () = sleep_for(quiet) => {
+                        self.progressed().await?;
+                        continue;
+                    }
+                    item = stream.next() => item,
+                };
+                let event = match item {
+                    // The watch ended (its timeout, or the server closed it):
+                    // resume from the last resourceVersion seen.
+                    None => break,
+                    Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
+                        remember(&mut version, o.meta().resource_version.as_deref());
+                        SourceEvent::Apply {
+                            origin: origin.clone(),
+                            object: (self.wrap)(self.kind, o),
+                        }
+                    }
+                    Some(Ok(WatchEvent::Deleted(o))) => {
+                        remember(&mut version, o.meta().resource_version.as_deref());
+                        SourceEvent::Delete {
+                            origin: origin.clone(),
+                            object: (self.wrap)(self.kind, o),
+                        }
+                    }
+                    Some(Ok(WatchEvent::Bookmark(b))) => {
+                        remember(&mut version, Some(&b.metadata.resource_version));
+                        continue;
+                    }
+                    Some(Ok(WatchEvent::Error(status))) if status.code == 410 => {
+                        info!(resource, error = %status.message, "watch expired (410 Gone); listing again");
+                        return Ok(RelistReason::Expired);
+                    }
+                    Some(Ok(WatchEvent::Error(status))) => {
+                        self.failed(&kube::Error::Api(status)).await?;
+                        if self.pause(&mut due).await? {
+                            return Ok(RelistReason::Interval);
+                        }
+                        break;
+                    }
+                    Some(Err(err)) => {
+                        self.failed(&err).await?;
+                        if self.pause(&mut due).await? {
+                            return Ok(RelistReason::Interval);
+                        }
+                        continue;
+                    }
+                };
+                self.send(event).await?;
+                self.progressed().await?;
+            }
+        }
+    }
+
+    /// Wait out the backoff after a failure; true if a relist fell due.
+    async fn pause(
+        &mut self,
+        due: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<bool, Closed> {
+        let delay = self.next_delay();
+        Ok(tokio::select! {
+            () = due.as_mut() => true,
+            () = tokio::time::sleep(delay) => false,
+        })
+    }
+}
+
+/// Keep a newer resourceVersion to resume a watch from.
+fn remember(version: &mut String, seen: Option<&str>) {
+    if let Some(seen) = seen.filter(|v| !v.is_empty()) {
+        seen.clone_into(version);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_for(delay: Option<Duration>) {
+    match delay {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -472,7 +668,7 @@ struct ErrorLog {
 impl ErrorLog {
     const EVERY: Duration = Duration::from_secs(60);
 
-    fn failed(&mut self, resource: &str, err: &watcher::Error) {
+    fn failed(&mut self, resource: &str, err: &dyn std::fmt::Display) {
         self.streak += 1;
         let due = self.last_warn.is_none_or(|t| t.elapsed() >= Self::EVERY);
         if due {

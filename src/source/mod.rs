@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod kube;
+pub mod list;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -155,4 +156,37 @@ pub enum SourceEvent {
         /// The resource whose watch failed.
         resource: &'static str,
     },
+    /// A watched resource is listed again from scratch (a `ResyncStart`
+    /// follows); counted in `policyreport_exporter_relists_total`.
+    Relist {
+        /// The resource listed again.
+        resource: &'static str,
+        /// Why.
+        reason: RelistReason,
+    },
+}
+
+/// Why a watched resource is listed again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RelistReason {
+    /// The server no longer had the watch's resourceVersion (410 Gone).
+    Expired,
+    /// The previous list failed and is retried.
+    Error,
+    /// `--relist-interval` elapsed since the last list.
+    Interval,
+}
+
+impl RelistReason {
+    /// Every reason, in label order.
+    pub const ALL: [RelistReason; 3] = [Self::Error, Self::Expired, Self::Interval];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Error => "error",
+            Self::Interval => "interval",
+        }
+    }
 }
