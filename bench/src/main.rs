@@ -98,9 +98,13 @@ struct RunArgs {
     /// Reports of the --files scale mode (0 skips it).
     #[arg(long, default_value_t = 20_000)]
     files_reports: usize,
-    /// Reports per YAML file in the --files scale mode.
-    #[arg(long, default_value_t = 100)]
+    /// Reports per file (a `List` each) in the --files scale mode.
+    #[arg(long, default_value_t = 1000)]
     per_file: usize,
+    /// Reports of the large-file row: one `kubectl get -o json` List read
+    /// whole (0 skips it).
+    #[arg(long, default_value_t = 50_000)]
+    large_file_reports: usize,
     /// The exporter binary (default: built with cargo build --release).
     #[arg(long, env = "POLICYREPORT_EXPORTER_BIN")]
     exporter: Option<PathBuf>,
@@ -259,6 +263,10 @@ fn run(args: RunArgs) -> Result<()> {
         if opts.files_reports > 0 {
             let r = run::run_files(&opts, opts.files_reports)?;
             emit(&run::files_table(&r));
+        }
+        if args.large_file_reports > 0 {
+            let r = run::run_large_file(&opts, args.large_file_reports)?;
+            emit(&run::large_file_table(&r));
         }
     }
     if let Some(path) = args.out {
