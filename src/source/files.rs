@@ -49,9 +49,6 @@ pub enum FileError {
     /// The YAML is malformed.
     #[error("parsing YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
-    /// The YAML is malformed, or exceeds a limit of [`yaml_options`].
-    #[error("parsing YAML: {0}")]
-    YamlReports(#[from] serde_saphyr::Error),
     /// The YAML nests deeper than [`MAX_NESTING`].
     #[error("parsing YAML: nested deeper than {0} levels")]
     TooDeep(usize),
@@ -163,57 +160,10 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     Ok(out)
 }
 
-/// The limits of the YAML parser. Alias expansion is bounded (a billion
-/// laughs is refused), and so is nesting, at [`MAX_NESTING`] as for JSON.
-/// The counts that grow with the size of the input (events, nodes, scalar
-/// bytes, documents) are left to `--max-file-size`.
-fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_depth: MAX_NESTING,
-            max_events: usize::MAX,
-            max_nodes: usize::MAX,
-            max_total_scalar_bytes: usize::MAX,
-            max_documents: usize::MAX,
-        },
-        // YAML 1.2 booleans only, as JSON and the Kubernetes API read them.
-        strict_booleans: true,
-        with_snippet: false,
-    }
-}
-
-/// YAML without building a value tree, like [`collect_json`]: each
-/// document, and the entries of its `items`, are decoded in one pass
-/// straight into [`Report`]s. Events and policies are kept as raw JSON, so
-/// a file holding some is read again through a value tree by
-/// [`collect_yaml_values`].
+/// YAML through a value tree: serde_yaml_ng's limits on recursion and on
+/// alias repetition apply to the whole document. (Decoding straight into
+/// reports with serde-saphyr was tried: see docs/benchmarks.md, session 3.)
 fn collect_yaml(bytes: &[u8], out: &mut FileContents) -> Result<(), FileError> {
-    let docs: Vec<Document> =
-        serde_saphyr::from_slice_multiple_with_options(bytes, yaml_options())?;
-    let mut reports = Vec::new();
-    for doc in docs {
-        if is_list(doc.object.type_meta()) {
-            reports.extend(doc.items);
-        } else {
-            reports.push(doc.object);
-        }
-    }
-    if reports
-        .iter()
-        .any(|r| report_kind(r).is_some_and(|k| !k.is_report()))
-    {
-        return collect_yaml_values(bytes, out);
-    }
-    for report in reports {
-        if let Some(kind) = report_kind(&report) {
-            out.objects.push(SourceObject::report(kind, report));
-        }
-    }
-    Ok(())
-}
-
-/// YAML holding Events or policies, read through a value tree.
-fn collect_yaml_values(bytes: &[u8], out: &mut FileContents) -> Result<(), FileError> {
     for doc in serde_yaml_ng::Deserializer::from_slice(bytes) {
         collect(Value::deserialize(doc)?, out, true);
     }
