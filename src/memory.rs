@@ -5,49 +5,60 @@
 //! at its peak long after; churn of creates and deletes fragments it. The
 //! aggregator asks for it back when it is idle after relists or deletes.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-/// Releases free memory `every` after it was first freed, and at most once
-/// per `every`: the wait lets the sources drop their own buffers (a
-/// relist's pages) before the release.
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Releases freed memory on a task of its own, `every` after it is told
+/// that memory was freed, and at most once per `every`: the wait lets the
+/// sources drop their own buffers (a relist's pages) before the release,
+/// and keeps the release off the aggregator's event loop.
 #[derive(Debug)]
 pub struct Trimmer {
-    every: Duration,
-    last: Option<Instant>,
-    /// When memory was first freed since the last release.
-    freed: Option<Instant>,
+    freed: Arc<Notify>,
+    releases: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
 }
 
 impl Trimmer {
-    /// A trimmer that releases at most once per `every`.
-    pub fn new(every: Duration) -> Self {
+    /// Start the task (on the current Tokio runtime).
+    pub fn spawn(every: Duration) -> Self {
+        let freed = Arc::new(Notify::new());
+        let releases = Arc::new(AtomicUsize::new(0));
+        let (wake, count) = (Arc::clone(&freed), Arc::clone(&releases));
+        let task = tokio::spawn(async move {
+            loop {
+                // Frees while it waits or releases leave one wake-up.
+                wake.notified().await;
+                tokio::time::sleep(every).await;
+                release();
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
         Self {
-            every,
-            last: None,
-            freed: None,
+            freed,
+            releases,
+            task,
         }
+    }
+
+    /// How many releases happened.
+    pub fn releases(&self) -> usize {
+        self.releases.load(Ordering::Relaxed)
     }
 
     /// Memory was freed (a relist completed, an object was deleted).
-    pub fn freed(&mut self) {
-        self.freed.get_or_insert_with(Instant::now);
+    pub fn freed(&self) {
+        self.freed.notify_one();
     }
+}
 
-    /// When a release is due: `None` when nothing was freed since the last.
-    pub fn due_at(&self) -> Option<Instant> {
-        let freed = self.freed? + self.every;
-        Some(self.last.map_or(freed, |t| freed.max(t + self.every)))
-    }
-
-    /// Release free memory if it is due. Returns whether it released.
-    pub fn idle(&mut self) -> bool {
-        if self.due_at().is_none_or(|t| t > Instant::now()) {
-            return false;
-        }
-        self.freed = None;
-        self.last = Some(Instant::now());
-        release();
-        true
+impl Drop for Trimmer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -60,26 +71,22 @@ pub fn release() {
 mod tests {
     use super::*;
 
-    #[test]
-    fn releases_only_when_due_and_not_too_often() {
-        let mut t = Trimmer::new(Duration::from_secs(3600));
-        assert!(!t.idle(), "nothing freed yet");
-        assert_eq!(t.due_at(), None);
+    #[tokio::test(start_paused = true)]
+    async fn releases_once_per_interval_after_a_free() {
+        let every = Duration::from_secs(1);
+        let t = Trimmer::spawn(every);
+        tokio::time::sleep(every * 3).await;
+        assert_eq!(t.releases(), 0, "nothing freed yet");
         t.freed();
-        let due = t.due_at().expect("due");
-        assert!(
-            due > Instant::now() + Duration::from_secs(3000),
-            "waits after the free"
-        );
-        assert!(!t.idle());
         t.freed();
-        assert_eq!(t.due_at(), Some(due), "the first free counts");
-        let mut t = Trimmer::new(Duration::ZERO);
+        tokio::time::sleep(every / 2).await;
+        assert_eq!(t.releases(), 0, "waits after the free");
         t.freed();
-        assert!(t.idle());
-        assert!(!t.idle(), "no longer due");
-        assert_eq!(t.due_at(), None);
-        t.freed();
-        assert!(t.idle());
+        tokio::time::sleep(every).await;
+        assert_eq!(t.releases(), 1, "frees while waiting make one release");
+        tokio::time::sleep(every * 3).await;
+        assert_eq!(t.releases(), 2, "one more for the free during the wait");
+        tokio::time::sleep(every * 3).await;
+        assert_eq!(t.releases(), 2, "then nothing until memory is freed");
     }
 }

@@ -4,7 +4,8 @@
 //! - [`run`]: the end-to-end benchmark of the real exporter binary against the
 //!   fake API server, with the floor and jq baselines on the same bytes.
 //! - [`soak`]: a long churn of creates, updates and deletes with forced relists.
-//! - [`floor`]: the floor baseline, plain serde decoding into typed report structs.
+//! - [`floor`]: the floor baseline, plain serde decoding into structs that borrow every string.
+//! - [`kubectl`]: objects written as `kubectl get -o json` and `-o yaml` print them.
 //! - [`compressed`]: gzip-compressed scrapes against plain ones.
 //! - [`glue`]: the only place that touches the exporter's library API.
 //! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
@@ -17,6 +18,7 @@ pub mod compressed;
 pub mod exporter;
 pub mod floor;
 pub mod glue;
+pub mod kubectl;
 pub mod procfs;
 pub mod reportgen;
 pub mod run;

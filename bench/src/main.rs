@@ -99,9 +99,13 @@ struct RunArgs {
     /// Reports of the --files scale mode (0 skips it).
     #[arg(long, default_value_t = 20_000)]
     files_reports: usize,
-    /// Reports per YAML file in the --files scale mode.
-    #[arg(long, default_value_t = 100)]
+    /// Reports per file (a `List` each) in the --files scale mode.
+    #[arg(long, default_value_t = 1000)]
     per_file: usize,
+    /// Reports of the large-file row: one `kubectl get -o json` List read
+    /// whole (0 skips it).
+    #[arg(long, default_value_t = 50_000)]
+    large_file_reports: usize,
     /// The exporter binary (default: built with cargo build --release).
     #[arg(long, env = "POLICYREPORT_EXPORTER_BIN")]
     exporter: Option<PathBuf>,
@@ -267,6 +271,10 @@ fn run(args: RunArgs) -> Result<()> {
         if args.unpaged_reports > 0 {
             let o = UnpagedOptions::new(opts.exporter.clone(), args.unpaged_reports, opts.seed);
             emit(&unpaged::run(&o)?.table());
+        }
+        if args.large_file_reports > 0 {
+            let r = run::run_large_file(&opts, args.large_file_reports)?;
+            emit(&run::large_file_table(&r));
         }
     }
     if let Some(path) = args.out {

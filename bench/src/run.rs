@@ -180,6 +180,19 @@ pub struct SizeResult {
     pub final_hwm: u64,
 }
 
+/// One exporter start on a folder or file: time to /readyz and what it cost.
+#[derive(Clone, Debug, Default)]
+pub struct FilesSync {
+    /// Start → /readyz.
+    pub wall: Duration,
+    /// CPU of the exporter process at /readyz.
+    pub cpu: Duration,
+    /// VmHWM at /readyz.
+    pub peak_rss: u64,
+    /// Whether the exporter's counts equal the generator's.
+    pub exact: bool,
+}
+
 /// Measurements of the files scale mode.
 #[derive(Clone, Debug, Default)]
 pub struct FilesResult {
@@ -187,28 +200,35 @@ pub struct FilesResult {
     pub reports: usize,
     /// Results.
     pub results: u64,
-    /// YAML files written.
+    /// Files of each format (a `List` each).
     pub files: usize,
-    /// Bytes of YAML.
+    /// Bytes of the `kubectl get -o json` files.
+    pub json_bytes: u64,
+    /// Bytes of the `kubectl get -o yaml` files.
     pub yaml_bytes: u64,
-    /// Bytes of the equivalent List JSON.
-    pub list_bytes: usize,
-    /// Start → /readyz.
-    pub sync_wall: Duration,
-    /// CPU at /readyz.
-    pub sync_cpu: Duration,
-    /// VmHWM at /readyz.
-    pub peak_rss: u64,
-    /// jq wall time over the List.
+    /// The floor over the JSON files' bytes: best thread CPU of the runs.
+    pub floor_cpu: Duration,
+    /// The floor's wall time in the same run.
+    pub floor_wall: Duration,
+    /// jq over one List of the same reports (informative).
     pub jq_wall: Option<Duration>,
-    /// Whether counts were exact.
-    pub exact: bool,
-    /// The same reports as JSON Lists (`per_file` each): start → /readyz.
-    pub json_sync_wall: Duration,
-    /// CPU at /readyz, JSON files.
-    pub json_sync_cpu: Duration,
-    /// Whether counts were exact, JSON files.
-    pub json_exact: bool,
+    /// The exporter on the JSON files.
+    pub json: FilesSync,
+    /// The exporter on the YAML files.
+    pub yaml: FilesSync,
+}
+
+/// The large-file row: one `kubectl get -o json` List read whole.
+#[derive(Clone, Debug, Default)]
+pub struct LargeFileResult {
+    /// Reports in the List.
+    pub reports: usize,
+    /// Results.
+    pub results: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// The exporter reading it.
+    pub sync: FilesSync,
 }
 
 /// Where the run happened.
@@ -291,6 +311,33 @@ pub fn time_floor(list: &[u8], expect_results: u64, runs: usize) -> Result<Durat
             bail!("floor decoded {n} results, expected {expect_results}");
         }
         best = best.min(c);
+    }
+    Ok(best)
+}
+
+/// The floor over several files' bytes, one after the other on this
+/// thread: best (CPU, wall) of `runs`, by CPU.
+pub fn time_floor_files(
+    files: &[Vec<u8>],
+    expect_results: u64,
+    runs: usize,
+) -> Result<(Duration, Duration)> {
+    let mut best = (Duration::MAX, Duration::MAX);
+    for _ in 0..runs.max(1) {
+        let c0 = procfs::thread_cpu();
+        let t = Instant::now();
+        let mut n = 0;
+        for f in files {
+            n += crate::floor::decode_list(f).context("floor decode")?;
+        }
+        let wall = t.elapsed();
+        let c = procfs::thread_cpu().saturating_sub(c0);
+        if n as u64 != expect_results {
+            bail!("floor decoded {n} results, expected {expect_results}");
+        }
+        if c < best.0 {
+            best = (c, wall);
+        }
     }
     Ok(best)
 }
@@ -829,70 +876,110 @@ pub fn write_yaml_dir(set: &ReportSet, dir: &Path, per_file: usize) -> Result<(u
     Ok((files, bytes))
 }
 
-/// Writes a report set as JSON `kind: List` files, `per_file` reports each.
-pub fn write_json_dir(set: &ReportSet, dir: &Path, per_file: usize) -> Result<usize> {
+/// Writes a report set as `kubectl get -o json` (`json`) or `-o yaml` files,
+/// a `kind: List` of `per_file` reports each. Returns the files' bytes.
+pub fn write_kubectl_dir(
+    set: &ReportSet,
+    dir: &Path,
+    per_file: usize,
+    json: bool,
+) -> Result<Vec<Vec<u8>>> {
     std::fs::create_dir_all(dir)?;
-    let mut files = 0;
+    let mut out = Vec::new();
     for (i, chunk) in set.reports.chunks(per_file.max(1)).enumerate() {
         let list = reportgen::list(chunk.iter().map(|r| r.value.clone()).collect());
-        std::fs::write(
-            dir.join(format!("reports-{i:05}.json")),
-            serde_json::to_vec(&list)?,
-        )?;
-        files += 1;
+        let (bytes, ext) = if json {
+            (crate::kubectl::json(&list), "json")
+        } else {
+            (crate::kubectl::yaml(&list).into_bytes(), "yaml")
+        };
+        std::fs::write(dir.join(format!("reports-{i:05}.{ext}")), &bytes)?;
+        out.push(bytes);
     }
-    Ok(files)
+    Ok(out)
 }
 
-/// Starts the exporter on a folder; returns (time to /readyz, CPU, VmHWM, exact).
-fn files_sync(
-    opts: &Options,
-    dir: &Path,
-    set: &ReportSet,
-) -> Result<(Duration, Duration, u64, bool)> {
+/// Starts the exporter on a folder or file and measures it until /readyz.
+fn files_sync(opts: &Options, path: &Path, expected: &reportgen::Counts) -> Result<FilesSync> {
     let exporter = Exporter::spawn(
         &opts.exporter,
-        &["--files", dir.to_str().unwrap_or_default()],
+        &[
+            "--files",
+            path.to_str().unwrap_or_default(),
+            "--max-file-size",
+            "4Gi",
+        ],
         &[],
     )?;
     let wall = exporter.wait_ready(Duration::from_secs(900), Duration::from_millis(5))?;
     let cpu = procfs::cpu_time(exporter.pid).unwrap_or_default();
-    let hwm = procfs::hwm(exporter.pid).unwrap_or_default();
-    let exact = parse_results(&exporter.metrics()?) == set.expected();
+    let peak_rss = procfs::hwm(exporter.pid).unwrap_or_default();
+    let exact = parse_results(&exporter.metrics()?) == *expected;
     exporter.stop(Duration::from_secs(120));
-    Ok((wall, cpu, hwm, exact))
+    Ok(FilesSync {
+        wall,
+        cpu,
+        peak_rss,
+        exact,
+    })
 }
 
-/// The `--files` scale mode: generated reports in a folder, exporter time
-/// to /readyz vs jq over the same reports as one List.
+/// The `--files` scale mode: the same reports as `kubectl get -o json` and
+/// `kubectl get -o yaml` files (a `List` of `per_file` reports each); the
+/// exporter's time to /readyz on each folder, against the floor over the
+/// JSON files' bytes (and jq over one List, for information).
 pub fn run_files(opts: &Options, reports: usize) -> Result<FilesResult> {
     let set = reportgen::generate(&Spec::with_reports(reports, opts.seed));
+    let expected = set.expected();
     let dir = tempfile::tempdir()?;
-    let yaml_dir = dir.path().join("reports");
-    let (files, yaml_bytes) = write_yaml_dir(&set, &yaml_dir, opts.per_file)?;
-    let list_file = dir.path().join("list.json");
-    let list = serde_json::to_vec(&set.to_list())?;
-    std::fs::write(&list_file, &list)?;
     let mut r = FilesResult {
         reports,
         results: set.total_results(),
-        files,
-        yaml_bytes,
-        list_bytes: list.len(),
         ..FilesResult::default()
     };
-    drop(list);
-    if opts.jq
-        && let Some((wall, _)) = time_jq(&list_file, if reports >= 20_000 { 1 } else { 3 })?
-    {
-        r.jq_wall = Some(wall);
-    }
-    (r.sync_wall, r.sync_cpu, r.peak_rss, r.exact) = files_sync(opts, &yaml_dir, &set)?;
-    std::fs::remove_dir_all(&yaml_dir)?;
     let json_dir = dir.path().join("json");
-    write_json_dir(&set, &json_dir, opts.per_file)?;
-    (r.json_sync_wall, r.json_sync_cpu, _, r.json_exact) = files_sync(opts, &json_dir, &set)?;
+    let json = write_kubectl_dir(&set, &json_dir, opts.per_file, true)?;
+    r.files = json.len();
+    r.json_bytes = json.iter().map(|f| f.len() as u64).sum();
+    (r.floor_cpu, r.floor_wall) = time_floor_files(&json, r.results, 3)?;
+    drop(json);
+    if opts.jq {
+        let list_file = dir.path().join("list.json");
+        std::fs::write(&list_file, crate::kubectl::json(&set.to_list()))?;
+        if let Some((wall, _)) = time_jq(&list_file, if reports >= 20_000 { 1 } else { 3 })? {
+            r.jq_wall = Some(wall);
+        }
+        std::fs::remove_file(&list_file)?;
+    }
+    r.json = files_sync(opts, &json_dir, &expected)?;
+    std::fs::remove_dir_all(&json_dir)?;
+    let yaml_dir = dir.path().join("yaml");
+    let yaml = write_kubectl_dir(&set, &yaml_dir, opts.per_file, false)?;
+    r.yaml_bytes = yaml.iter().map(|f| f.len() as u64).sum();
+    drop(yaml);
+    r.yaml = files_sync(opts, &yaml_dir, &expected)?;
     eprintln!("[files {reports}] {r:?}");
+    Ok(r)
+}
+
+/// The large-file row: `reports` reports as one `kubectl get -o json` List
+/// file, read by the exporter with a limit above its size.
+pub fn run_large_file(opts: &Options, reports: usize) -> Result<LargeFileResult> {
+    let set = reportgen::generate(&Spec::with_reports(reports, opts.seed));
+    let expected = set.expected();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("reports.json");
+    let bytes = crate::kubectl::json(&set.to_list());
+    std::fs::write(&file, &bytes)?;
+    let mut r = LargeFileResult {
+        reports,
+        results: set.total_results(),
+        bytes: bytes.len() as u64,
+        ..LargeFileResult::default()
+    };
+    drop((bytes, set));
+    r.sync = files_sync(opts, &file, &expected)?;
+    eprintln!("[large file {reports}] {r:?}");
     Ok(r)
 }
 
@@ -943,6 +1030,17 @@ pub mod targets {
     pub const UPDATES_PER_SEC: f64 = 20_000.0;
     /// Update → visible p99 in ms.
     pub const VISIBLE_P99_MS: f64 = 100.0;
+    /// Files mode (issue 12), `kubectl get -o json` files: exporter CPU ≤
+    /// this × the floor's CPU on the same bytes.
+    pub const FILES_JSON_CPU_VS_FLOOR: f64 = 1.5;
+    /// Files mode, JSON: exporter wall time ≤ this × the floor's.
+    pub const FILES_JSON_WALL_VS_FLOOR: f64 = 1.0;
+    /// Files mode, `kubectl get -o yaml` files: exporter CPU ≤ this × its
+    /// CPU on the same reports as JSON.
+    pub const FILES_YAML_CPU_VS_JSON: f64 = 3.0;
+    /// Reading one large List file (issue 14): peak RSS ≤ the file's size
+    /// plus this.
+    pub const LARGE_FILE_RSS_OVER_SIZE_MIB: f64 = 100.0;
 }
 
 /// One size's table (Markdown).
@@ -1093,61 +1191,116 @@ pub fn files_table(r: &FilesResult) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "### --files: {} reports ({} results) in {} YAML files ({:.1} MiB); List JSON {:.1} MiB\n",
+        "### --files: {} reports ({} results) in {} files: `kubectl get -o json` {:.1} MiB, `-o yaml` {:.1} MiB\n",
         thousands(r.reports as u64),
         thousands(r.results),
         r.files,
-        mib(r.yaml_bytes),
-        mib(r.list_bytes as u64)
+        mib(r.json_bytes),
+        mib(r.yaml_bytes)
     );
     let _ = writeln!(
         t,
         "| measure | exporter | baseline | ratio | target | verdict |\n|---|---|---|---|---|---|"
     );
-    let (base, ratio, v) = match r.jq_wall {
+    let cpu_ratio = r.json.cpu.as_secs_f64() / r.floor_cpu.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        t,
+        "| JSON: CPU at /readyz (exporter process) | {} | floor {} | {cpu_ratio:.2}× floor | ≤ {FILES_JSON_CPU_VS_FLOOR}× floor | {} |",
+        secs(r.json.cpu),
+        secs(r.floor_cpu),
+        verdict(cpu_ratio <= FILES_JSON_CPU_VS_FLOOR)
+    );
+    let wall_ratio = r.json.wall.as_secs_f64() / r.floor_wall.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        t,
+        "| JSON: start → /readyz | {} | floor {} | {wall_ratio:.2}× floor | ≤ {FILES_JSON_WALL_VS_FLOOR}× floor | {} |",
+        secs(r.json.wall),
+        secs(r.floor_wall),
+        verdict(wall_ratio <= FILES_JSON_WALL_VS_FLOOR)
+    );
+    let _ = writeln!(
+        t,
+        "| JSON: peak RSS (VmHWM) | {:.1} MiB | | | | |",
+        mib(r.json.peak_rss)
+    );
+    let yaml_ratio = r.yaml.cpu.as_secs_f64() / r.json.cpu.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        t,
+        "| YAML: CPU at /readyz | {} | exporter on JSON {} | {yaml_ratio:.2}× JSON | ≤ {FILES_YAML_CPU_VS_JSON}× JSON | {} |",
+        secs(r.yaml.cpu),
+        secs(r.json.cpu),
+        verdict(yaml_ratio <= FILES_YAML_CPU_VS_JSON)
+    );
+    let _ = writeln!(
+        t,
+        "| YAML: peak RSS (VmHWM) | {:.1} MiB | | | ≤ {PEAK_RSS_MIB} MiB | {} |",
+        mib(r.yaml.peak_rss),
+        verdict(mib(r.yaml.peak_rss) <= PEAK_RSS_MIB)
+    );
+    let _ = writeln!(
+        t,
+        "| YAML: start → /readyz | {} | | {:.2}× the JSON wall time | | |",
+        secs(r.yaml.wall),
+        r.yaml.wall.as_secs_f64() / r.json.wall.as_secs_f64().max(1e-9)
+    );
+    match r.jq_wall {
         Some(j) => {
-            let s = j.as_secs_f64() / r.sync_wall.as_secs_f64().max(1e-9);
-            (
-                format!("jq {}", secs(j)),
-                format!("{s:.2}× faster than jq"),
-                verdict(s >= SPEEDUP_VS_JQ),
-            )
+            let _ = writeln!(
+                t,
+                "| jq over one List of the same reports (informative) | | jq {} | JSON {:.1}× faster, YAML {:.1}× faster than jq | | |",
+                secs(j),
+                j.as_secs_f64() / r.json.wall.as_secs_f64().max(1e-9),
+                j.as_secs_f64() / r.yaml.wall.as_secs_f64().max(1e-9)
+            );
         }
-        None => ("jq n/a".into(), String::new(), "n/a"),
-    };
-    let _ = writeln!(
-        t,
-        "| start → /readyz | {} | {base} | {ratio} | ≥ {SPEEDUP_VS_JQ}× faster than jq | {v} |",
-        secs(r.sync_wall)
-    );
-    let _ = writeln!(t, "| CPU at /readyz | {} | | | | |", secs(r.sync_cpu));
-    let (ratio, v) = match r.jq_wall {
-        Some(j) => {
-            let s = j.as_secs_f64() / r.json_sync_wall.as_secs_f64().max(1e-9);
-            (
-                format!("{s:.2}× faster than jq"),
-                verdict(s >= SPEEDUP_VS_JQ),
-            )
+        None => {
+            let _ = writeln!(t, "| jq (informative) | | not installed | | | |");
         }
-        None => (String::new(), "n/a"),
-    };
+    }
     let _ = writeln!(
         t,
-        "| same reports as JSON List files: start → /readyz (CPU {}) | {} | | {ratio} | ≥ {SPEEDUP_VS_JQ}× faster than jq | {v} |",
-        secs(r.json_sync_cpu),
-        secs(r.json_sync_wall)
+        "| counts exact (JSON, YAML) | {}, {} | | | equal | {} |",
+        if r.json.exact { "yes" } else { "no" },
+        if r.yaml.exact { "yes" } else { "no" },
+        verdict(r.json.exact && r.yaml.exact)
+    );
+    t
+}
+
+/// The large-file row (Markdown).
+pub fn large_file_table(r: &LargeFileResult) -> String {
+    use targets::*;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "### One large file: {} reports ({} results) as one `kubectl get -o json` List, {:.1} MiB\n",
+        thousands(r.reports as u64),
+        thousands(r.results),
+        mib(r.bytes)
     );
     let _ = writeln!(
         t,
-        "| peak RSS (VmHWM) | {:.1} MiB | | | | |",
-        mib(r.peak_rss)
+        "| measure | exporter | target | verdict |\n|---|---|---|---|"
+    );
+    let limit = mib(r.bytes) + LARGE_FILE_RSS_OVER_SIZE_MIB;
+    let _ = writeln!(
+        t,
+        "| peak RSS reading it (VmHWM at /readyz) | {:.1} MiB (file + {:.1} MiB) | ≤ file + {LARGE_FILE_RSS_OVER_SIZE_MIB} MiB ({limit:.1} MiB) | {} |",
+        mib(r.sync.peak_rss),
+        mib(r.sync.peak_rss) - mib(r.bytes),
+        verdict(mib(r.sync.peak_rss) <= limit)
     );
     let _ = writeln!(
         t,
-        "| counts exact (YAML, JSON) | {}, {} | | | equal | {} |",
-        if r.exact { "yes" } else { "no" },
-        if r.json_exact { "yes" } else { "no" },
-        verdict(r.exact && r.json_exact)
+        "| start → /readyz (CPU) | {} ({}) | | |",
+        secs(r.sync.wall),
+        secs(r.sync.cpu)
+    );
+    let _ = writeln!(
+        t,
+        "| counts exact | {} | equal | {} |",
+        if r.sync.exact { "yes" } else { "no" },
+        verdict(r.sync.exact)
     );
     t
 }

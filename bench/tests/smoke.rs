@@ -56,9 +56,15 @@ fn pipeline_at_tiny_scale() {
 
     let f = run::run_files(&o, 20).expect("files mode at 20 reports");
     assert_eq!(f.files, 3);
-    assert!(f.exact, "files mode counts equal the generator's");
-    assert!(f.json_exact, "JSON files mode counts equal the generator's");
-    assert!(run::files_table(&f).contains("start → /readyz"));
+    assert!(f.json.exact, "JSON files mode counts equal the generator's");
+    assert!(f.yaml.exact, "YAML files mode counts equal the generator's");
+    assert!(f.floor_cpu > Duration::ZERO && f.json.cpu > Duration::ZERO);
+    let table = run::files_table(&f);
+    assert!(table.contains("| JSON: CPU at /readyz"), "{table}");
+    assert!(table.contains("| YAML: peak RSS"), "{table}");
+    let l = run::run_large_file(&o, 20).expect("large-file row at 20 reports");
+    assert!(l.sync.exact && l.bytes > 1000, "{l:?}");
+    assert!(run::large_file_table(&l).contains("| peak RSS reading it"));
 }
 
 #[test]

@@ -1233,11 +1233,14 @@ fn policy_reporter_rows<'a>(
     rows.rows
 }
 
-/// Free memory is handed back to the system at most this often.
+/// Free memory is handed back to the system at most this often, and this
+/// long after it was freed. It bought the steady RSS at 50k reports
+/// (58.9 → 53.7 MiB): docs/benchmarks.md, "What changed in this session",
+/// item 8 (session 2).
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Apply an event; a completed relist or a delete has freed memory.
-fn handle(aggregate: &mut Aggregate, trimmer: &mut Trimmer, event: SourceEvent) {
+fn handle(aggregate: &mut Aggregate, trimmer: &Trimmer, event: SourceEvent) {
     if matches!(
         event,
         SourceEvent::ResyncEnd { .. } | SourceEvent::Delete { .. }
@@ -1248,6 +1251,9 @@ fn handle(aggregate: &mut Aggregate, trimmer: &mut Trimmer, event: SourceEvent) 
 }
 
 /// Entries a list is searched linearly before [`index_long_list`] indexes it.
+/// Part of item 4 of docs/benchmarks.md, "What changed in this session"
+/// (session 2): reports with few resources keep no index; the value was not
+/// tuned separately.
 const LINEAR: usize = 16;
 
 /// Keep `index` over a list of `len` entries, which just grew by one: empty
@@ -1269,24 +1275,25 @@ fn index_long_list(index: &mut HashTable<usize>, len: usize, hash: impl Fn(usize
 /// and at most once per `min_interval` under load (but at once when the
 /// aggregate becomes ready), call `publish` with the state so readers see
 /// it. When idle after relists or deletes, hand freed memory back to the
-/// system (at most once a second).
+/// system (at most once a second, on a task of its own).
 pub async fn run(
     mut aggregate: Aggregate,
     mut events: mpsc::Receiver<SourceEvent>,
     min_interval: Duration,
     mut publish: impl FnMut(&Aggregate),
 ) -> Aggregate {
+    // Events handled before the publish check: bounds how long a flood of
+    // events can delay a publish. Not measured separately (session 2).
     const BATCH: usize = 4096;
     publish(&aggregate);
     let mut published = aggregate.generation();
     let mut published_ready = aggregate.ready();
-    let mut trimmer = Trimmer::new(TRIM_EVERY);
+    let trimmer = Trimmer::spawn(TRIM_EVERY);
     let mut last_publish = tokio::time::Instant::now();
     loop {
-        // Wake for the next publish or memory release, if one is pending.
+        // Wake for the next publish, if one is pending.
         let publish_at = (published != aggregate.generation()).then(|| last_publish + min_interval);
-        let trim_at = trimmer.due_at().map(tokio::time::Instant::from_std);
-        let event = match publish_at.into_iter().chain(trim_at).min() {
+        let event = match publish_at {
             Some(at) => match tokio::time::timeout_at(at, events.recv()).await {
                 Ok(Some(ev)) => Some(ev),
                 Ok(None) => break,
@@ -1297,16 +1304,12 @@ pub async fn run(
                 None => break,
             },
         };
-        let mut idle = event.is_none();
         if let Some(ev) = event {
-            handle(&mut aggregate, &mut trimmer, ev);
+            handle(&mut aggregate, &trimmer, ev);
             for _ in 0..BATCH {
                 match events.try_recv() {
-                    Ok(ev) => handle(&mut aggregate, &mut trimmer, ev),
-                    Err(_) => {
-                        idle = true;
-                        break;
-                    }
+                    Ok(ev) => handle(&mut aggregate, &trimmer, ev),
+                    Err(_) => break,
                 }
             }
         }
@@ -1320,9 +1323,6 @@ pub async fn run(
             publish(&aggregate);
             published = aggregate.generation();
             last_publish = now;
-        }
-        if idle {
-            trimmer.idle();
         }
     }
     if published != aggregate.generation() {

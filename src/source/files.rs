@@ -11,9 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use notify::RecursiveMode;
@@ -67,77 +66,45 @@ pub enum FileError {
 }
 
 /// Read and parse `files` on up to `workers` threads, and hand each result
-/// to `take` in order, until it returns false. Workers parse at most a few
-/// files ahead of the one being taken, so memory stays bounded.
+/// to `take` in order, until it returns false. Files are parsed in windows
+/// of `workers`: while the results of one window are taken, the next window
+/// is parsed, so at most two windows of parsed files are held at once.
 fn read_in_order(
     files: &[(PathBuf, Fingerprint)],
     workers: usize,
     max: u64,
     mut take: impl FnMut(usize, Result<FileContents, FileError>) -> bool,
 ) {
-    // A parser bug must cost one file, never the source.
-    let one = |i: usize| {
-        std::panic::catch_unwind(AssertUnwindSafe(|| read(&files[i].0, files[i].1.len, max)))
-            .unwrap_or_else(|_| Err(panicked()))
-    };
+    let one = |i: usize| read(&files[i].0, files[i].1.len, max);
     if workers < 2 || files.len() < 2 {
         for i in 0..files.len() {
-            if !take(i, one(i)) {
+            // A parser bug must cost one file, never the source.
+            let contents = std::panic::catch_unwind(AssertUnwindSafe(|| one(i)))
+                .unwrap_or_else(|_| Err(panicked()));
+            if !take(i, contents) {
                 return;
             }
         }
         return;
     }
-    let ahead = 2 * workers;
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    // How many results were taken; workers wait while they are too far ahead.
-    let taken = Mutex::new(0usize);
-    let moved = Condvar::new();
-    let (results_tx, results) = std_mpsc::channel::<(usize, Result<FileContents, FileError>)>();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers.min(files.len()))
-            .map(|_| {
-                let results_tx = results_tx.clone();
-                let (next, stop, taken, moved) = (&next, &stop, &taken, &moved);
-                s.spawn(move || {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= files.len() {
-                            return;
-                        }
-                        let mut t = taken.lock().unwrap_or_else(PoisonError::into_inner);
-                        while i >= *t + ahead && !stop.load(Ordering::Relaxed) {
-                            t = moved.wait(t).unwrap_or_else(PoisonError::into_inner);
-                        }
-                        drop(t);
-                        if stop.load(Ordering::Relaxed) || results_tx.send((i, one(i))).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        drop(results_tx);
-        let mut pending = std::collections::BTreeMap::new();
-        let mut want = 0;
+        let spawn = |range: std::ops::Range<usize>| -> Vec<_> {
+            range.map(|i| (i, s.spawn(move || one(i)))).collect()
+        };
+        let mut window = spawn(0..workers.min(files.len()));
         let mut proceed = true;
-        for (i, contents) in results.iter() {
-            pending.insert(i, contents);
-            while proceed && let Some(contents) = pending.remove(&want) {
-                proceed = take(want, contents);
-                want += 1;
-                *taken.lock().unwrap_or_else(PoisonError::into_inner) = want;
-                moved.notify_all();
+        while let Some(&(first, _)) = window.first() {
+            let after = first + window.len();
+            let next = match proceed {
+                true => spawn(after..(after + workers).min(files.len())),
+                false => Vec::new(),
+            };
+            for (i, parsing) in window {
+                // A parser bug must cost one file, never the source.
+                let contents = parsing.join().unwrap_or_else(|_| Err(panicked()));
+                proceed = proceed && take(i, contents);
             }
-            if !proceed {
-                stop.store(true, Ordering::Relaxed);
-                moved.notify_all();
-                break;
-            }
-        }
-        for h in handles {
-            let _ = h.join();
+            window = next;
         }
     });
 }
@@ -191,11 +158,19 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
         if flow_depth(bytes) > MAX_NESTING {
             return Err(FileError::TooDeep(MAX_NESTING));
         }
-        for doc in serde_yaml_ng::Deserializer::from_slice(bytes) {
-            collect(Value::deserialize(doc)?, &mut out, true);
-        }
+        collect_yaml(bytes, &mut out)?;
     }
     Ok(out)
+}
+
+/// YAML through a value tree: serde_yaml_ng's limits on recursion and on
+/// alias repetition apply to the whole document. (Decoding straight into
+/// reports with serde-saphyr was tried: see docs/benchmarks.md, session 3.)
+fn collect_yaml(bytes: &[u8], out: &mut FileContents) -> Result<(), FileError> {
+    for doc in serde_yaml_ng::Deserializer::from_slice(bytes) {
+        collect(Value::deserialize(doc)?, out, true);
+    }
+    Ok(())
 }
 
 /// JSON without building a value tree: the document, and the entries of
