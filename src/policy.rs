@@ -227,9 +227,10 @@ impl Routing {
     }
 }
 
-/// `audit` or `enforce` when all agree, `mixed` when they differ, `none`
-/// when there are none.
-fn combine(modes: impl Iterator<Item = Mode>) -> Mode {
+/// Combine modes: [`Mode::None`] is left out; the rest give `audit` or
+/// `enforce` when all agree, `mixed` when they differ, `none` when none is
+/// left.
+pub fn combine(modes: impl Iterator<Item = Mode>) -> Mode {
     let mut out = Mode::None;
     for m in modes {
         out = match out {

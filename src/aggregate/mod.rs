@@ -1017,36 +1017,40 @@ impl Aggregate {
         if self.routing.is_empty() {
             return;
         }
-        let mut targets: BTreeMap<&str, (&Routing, BTreeSet<&str>)> = BTreeMap::new();
+        // Several policy objects may share a label (a ClusterPolicy and a
+        // ValidatingPolicy of one name, or copies in several files): their
+        // modes combine, so the result never depends on arrival order.
+        let mut targets: BTreeMap<&str, (&[Routing], BTreeSet<&str>, bool)> = BTreeMap::new();
         for (policy, copies) in &self.routing {
-            let Some(routing) = copies.first() else {
-                continue;
-            };
             let mut namespaces = BTreeSet::new();
-            match &routing.own_namespace {
-                Some(ns) => {
-                    namespaces.insert(ns.as_str());
+            let mut cluster_wide = false;
+            for routing in copies {
+                match &routing.own_namespace {
+                    Some(ns) => {
+                        namespaces.insert(ns.as_str());
+                    }
+                    None => {
+                        cluster_wide = true;
+                        namespaces.extend(routing.literal_namespaces());
+                    }
                 }
-                None => namespaces.extend(routing.literal_namespaces()),
             }
-            targets.insert(policy, (routing, namespaces));
+            targets.insert(policy, (copies, namespaces, cluster_wide));
         }
         self.series.for_each(|values, _| {
-            if let Some((routing, namespaces)) = targets.get_mut(values[POLICY])
-                && routing.own_namespace.is_none()
-            {
+            if let Some((_, namespaces, true)) = targets.get_mut(values[POLICY]) {
                 namespaces.insert(values[NAMESPACE]);
             }
         });
         let labels = |ns: &str| self.namespaces.get(ns).and_then(|copies| copies.first());
-        for (policy, (routing, namespaces)) in targets {
+        for (policy, (copies, namespaces, _)) in targets {
             for ns in namespaces {
                 // Namespaces with results are in scope already; those an
                 // override names may not be.
                 if !self.scope.admits(ns) {
                     continue;
                 }
-                let mode = routing.mode_in(ns, labels);
+                let mode = policy::combine(copies.iter().map(|r| r.mode_in(ns, labels)));
                 if mode != Mode::None {
                     f(policy, ns, mode);
                 }

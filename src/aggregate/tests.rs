@@ -1297,3 +1297,29 @@ fn namespace_modes_follow_results_overrides_and_namespace_labels() {
     });
     assert_eq!(namespace_modes(&agg), ["team/q|team|enforce"]);
 }
+
+#[test]
+fn policies_sharing_a_label_combine_their_namespace_modes_in_any_order() {
+    let report = json!({"results": [{"policy": "p", "result": "fail"}]});
+    let enforce = json!({"spec": {"validationFailureAction": "Enforce",
+        "rules": [{"name": "r", "validate": {}}]}});
+    let audit = json!({"spec": {"validationActions": ["Audit"]}});
+    let policies = [
+        (Kind::ClusterPolicy, enforce),
+        (Kind::ValidatingPolicy, audit),
+    ];
+    for order in [[0, 1], [1, 0]] {
+        let mut agg = new_agg(LabelOptions::default());
+        let r = object(Kind::PolicyReport, "dev", "r", report.clone());
+        apply(&mut agg, &Origin::Watch(Kind::PolicyReport), r);
+        for i in order {
+            let (kind, spec) = &policies[i];
+            apply(
+                &mut agg,
+                &Origin::Watch(*kind),
+                object(*kind, "", "p", spec.clone()),
+            );
+        }
+        assert_eq!(namespace_modes(&agg), ["p|dev|mixed"], "order {order:?}");
+    }
+}

@@ -132,9 +132,11 @@ policyreport_policy_info{policy, mode, category, severity, title, background} = 
   with value 1.
 
 policyreport_policy_namespace_mode{policy, namespace, mode} = 1:
-- For each valid policy (the first copy of a policy name) whose mode is not
-  none. Namespaces: a namespaced policy's own; otherwise every namespace of
-  its policyreport_results series plus every override `namespaces` entry
+- For each policy name whose mode is not none. Several valid policies with
+  one name (a ClusterPolicy and a ValidatingPolicy, or copies in several
+  files) combine: their modes in N (none left out) agree, or mixed.
+  Namespaces: a namespaced policy's own; otherwise every namespace of its
+  policyreport_results series plus every override `namespaces` entry
   without `*` or `?`.
 - kyverno.io kinds, per validate rule in namespace N: the first override
   entry (with an action) that applies among the rule's
@@ -792,7 +794,7 @@ def expected_series(paths, log=None):
             info, routing = decoded
             stats["policies"] += 1
             infos.add(info)
-            routings.setdefault(info[0], routing)
+            routings.setdefault(info[0], []).append(routing)
             if info[2]:
                 policy_category.setdefault(info[0], info[2])
 
@@ -814,14 +816,17 @@ def expected_series(paths, log=None):
     for labels, v in results.items():
         if v:
             result_namespaces[labels[1]].add(labels[0])
-    for policy, routing in routings.items():
-        own_ns = routing[2]
-        if own_ns is not None:
-            namespaces = {own_ns}
-        else:
-            namespaces = result_namespaces[policy] | literal_namespaces(routing)
+    for policy, copies in routings.items():
+        namespaces = set()
+        for routing in copies:
+            own_ns = routing[2]
+            if own_ns is not None:
+                namespaces.add(own_ns)
+            else:
+                namespaces |= result_namespaces[policy] | literal_namespaces(routing)
         for ns in namespaces:
-            mode = mode_in(routing, ns, namespace_labels)
+            modes = {mode_in(r, ns, namespace_labels) for r in copies} - {"none"}
+            mode = "none" if not modes else modes.pop() if len(modes) == 1 else "mixed"
             if mode != "none":
                 out[(NAMESPACE_MODE, (policy, ns, mode))] = 1
     return {k: v for k, v in out.items() if v != 0}, stats
