@@ -1254,9 +1254,9 @@ def exporter_health():
     b.add(
         stat(
             "Sync state",
-            f"max by (instance, resource) (policyreport_exporter_synced{{{s}}})",
+            f"max by (cluster, instance, resource) (policyreport_exporter_synced{{{s}}})",
             "Per replica and resource: synced once the initial list is complete. /readyz answers 200 when all are synced.",
-            legend="{{instance}} {{resource}}",
+            legend="{{cluster}} {{instance}} {{resource}}",
             th=thresholds(("red", None), ("green", 1)),
             mappings=[
                 {"type": "value", "options": {"0": {"text": "syncing", "index": 0}, "1": {"text": "synced", "index": 1}}}
@@ -1269,10 +1269,10 @@ def exporter_health():
     b.add(
         stat(
             "Uptime",
-            f"max by (instance) (time() - process_start_time_seconds{{{s}}})",
+            f"max by (cluster, instance) (time() - process_start_time_seconds{{{s}}})",
             "Time since each replica started.",
             unit="s",
-            legend="{{instance}}",
+            legend="{{cluster}} {{instance}}",
             th=thresholds(("orange", None), ("green", 600)),
         ),
         6,
@@ -1283,8 +1283,8 @@ def exporter_health():
             "Watch errors",
             [
                 (
-                    f"max by (instance, resource) (rate(policyreport_exporter_watch_errors_total{{{s}}}[$__rate_interval]))",
-                    "{{instance}} {{resource}}",
+                    f"max by (cluster, instance, resource) (rate(policyreport_exporter_watch_errors_total{{{s}}}[$__rate_interval]))",
+                    "{{cluster}} {{instance}} {{resource}}",
                 )
             ],
             "Failed list and watch requests per second. The exporter retries with backoff; a steady rate usually means missing RBAC or an unreachable API server.",
@@ -1298,8 +1298,8 @@ def exporter_health():
             "Invalid objects",
             [
                 (
-                    f"max by (instance, resource) (increase(policyreport_exporter_invalid_objects_total{{{s}}}[$__rate_interval]))",
-                    "{{instance}} {{resource}}",
+                    f"max by (cluster, instance, resource) (increase(policyreport_exporter_invalid_objects_total{{{s}}}[$__rate_interval]))",
+                    "{{cluster}} {{instance}} {{resource}}",
                 )
             ],
             "Reports (or files) refused as invalid. They are logged with the failing field and left out of every number.",
@@ -1311,7 +1311,7 @@ def exporter_health():
     b.add(
         timeseries(
             "Objects held",
-            [(f"max by (instance, resource) (policyreport_exporter_objects{{{s}}})", "{{instance}} {{resource}}")],
+            [(f"max by (cluster, instance, resource) (policyreport_exporter_objects{{{s}}})", "{{cluster}} {{instance}} {{resource}}")],
             "Reports and other objects currently held, per resource.",
         ),
         12,
@@ -1320,7 +1320,7 @@ def exporter_health():
     b.add(
         timeseries(
             "Series served",
-            [(f"max by (instance) (policyreport_exporter_series{{{s}}})", "{{instance}}")],
+            [(f"max by (cluster, instance) (policyreport_exporter_series{{{s}}})", "{{cluster}} {{instance}}")],
             "Number of policyreport_results series: bounded by policies x namespaces.",
         ),
         12,
@@ -1329,7 +1329,7 @@ def exporter_health():
     b.add(
         timeseries(
             "Resident memory",
-            [(f"max by (instance) (process_resident_memory_bytes{{{s}}})", "{{instance}}")],
+            [(f"max by (cluster, instance) (process_resident_memory_bytes{{{s}}})", "{{cluster}} {{instance}}")],
             "Resident memory of each replica. Compare with the container's memory limit.",
             unit="bytes",
         ),
@@ -1339,7 +1339,7 @@ def exporter_health():
     b.add(
         timeseries(
             "CPU",
-            [(f"max by (instance) (rate(process_cpu_seconds_total{{{s}}}[$__rate_interval]))", "{{instance}}")],
+            [(f"max by (cluster, instance) (rate(process_cpu_seconds_total{{{s}}}[$__rate_interval]))", "{{cluster}} {{instance}}")],
             "CPU used by each replica, in cores.",
             unit="short",
         ),
@@ -1349,7 +1349,7 @@ def exporter_health():
     b.add(
         timeseries(
             "Scrape duration",
-            [(f"max by (instance) (scrape_duration_seconds{{{s}}})", "{{instance}}")],
+            [(f"max by (cluster, instance) (scrape_duration_seconds{{{s}}})", "{{cluster}} {{instance}}")],
             "How long Prometheus takes to scrape each replica.",
             unit="s",
         ),
@@ -1359,7 +1359,7 @@ def exporter_health():
     b.add(
         table(
             "Versions",
-            f"max by (instance, version) (policyreport_exporter_build_info{{{s}}})",
+            f"max by (cluster, instance, version) (policyreport_exporter_build_info{{{s}}})",
             "The exporter version each replica runs.",
             "Running",
         ),
