@@ -260,7 +260,10 @@ fn reports_deleted_while_the_watch_was_down_vanish_after_a_410_relist() {
     assert!(
         m.value(
             "policyreport_exporter_relists_total",
-            &[("resource", "policyreports.wgpolicyk8s.io"), ("reason", "expired")]
+            &[
+                ("resource", "policyreports.wgpolicyk8s.io"),
+                ("reason", "expired")
+            ]
         )
         .is_some_and(|n| n >= 1.0),
         "the expired watch was counted as a relist"
