@@ -108,34 +108,17 @@ impl Snapshot {
             "Admission requests Kyverno blocked, counted from its PolicyViolation Events.",
             Type::Counter,
             |buf| {
-                aggregate.for_each_blocked(|namespace, policy, rule, kind, control, n| {
-                    let labels = [
-                        ("namespace", namespace),
-                        ("policy", policy),
-                        ("rule", rule),
-                        ("kind", kind),
-                        ("control", control),
-                    ];
-                    sample(buf, "policyreport_admission_blocked_total", labels, n)
-                })
+                aggregate.for_each_blocked(admission_samples(
+                    buf,
+                    "policyreport_admission_blocked_total",
+                ))
             },
         );
         out.family(
             "policyreport_admission_audit_failures",
             "Admission requests Audit let through with a failing or erroring rule, which Enforce would have refused, counted from Kyverno's PolicyViolation Events.",
             Type::Counter,
-            |buf| {
-                aggregate.for_each_audit_failure(|namespace, policy, rule, kind, control, n| {
-                    let labels = [
-                        ("namespace", namespace),
-                        ("policy", policy),
-                        ("rule", rule),
-                        ("kind", kind),
-                        ("control", control),
-                    ];
-                    sample(buf, "policyreport_admission_audit_failures_total", labels, n)
-                })
-            },
+            |buf| aggregate.for_each_audit_failure(admission_samples(buf, "policyreport_admission_audit_failures_total")),
         );
         out.family(
             "policyreport_policy_info",
@@ -389,6 +372,24 @@ fn reclaim(bytes: Bytes) -> String {
             String::from_utf8(buf).unwrap_or_default()
         }
         Err(_) => String::new(),
+    }
+}
+
+/// A writer of admission counter samples (blocked, audit failures), as the
+/// aggregate's `for_each_blocked` and `for_each_audit_failure` visit them.
+fn admission_samples<'b>(
+    buf: &'b mut String,
+    name: &'b str,
+) -> impl FnMut(&str, &str, &str, &str, &str, u64) + 'b {
+    move |namespace, policy, rule, kind, control, n| {
+        let labels = [
+            ("namespace", namespace),
+            ("policy", policy),
+            ("rule", rule),
+            ("kind", kind),
+            ("control", control),
+        ];
+        sample(buf, name, labels, n)
     }
 }
 
