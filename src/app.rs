@@ -91,23 +91,9 @@ impl Outputs {
     }
 }
 
-/// Build the aggregate for these flags and start the sources feeding `tx`.
-/// With `follow`, file sources keep watching for changes.
+/// Build the aggregate for these flags and outputs and start the sources
+/// feeding `tx`. With `follow`, file sources keep watching for changes.
 pub async fn start(
-    source: &SourceArgs,
-    labels: LabelOptions,
-    follow: bool,
-    tx: mpsc::Sender<SourceEvent>,
-) -> Result<Aggregate, AppError> {
-    let outputs = Outputs {
-        labels,
-        ..Outputs::default()
-    };
-    start_with(source, outputs, follow, tx).await
-}
-
-/// [`start`] with every output option.
-pub async fn start_with(
     source: &SourceArgs,
     outputs: Outputs,
     follow: bool,
@@ -161,7 +147,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let aggregate = start_with(&args.source, Outputs::of(&args), true, tx).await?;
+    let aggregate = start(&args.source, Outputs::of(&args), true, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
     tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {

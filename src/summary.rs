@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{
-    Aggregate, ControlStatus, FILE_RESOURCE, FailingEntry, LabelOptions, Problem,
-};
+use crate::aggregate::{Aggregate, ControlStatus, FILE_RESOURCE, FailingEntry, Problem};
 use crate::app::{self, AppError};
 use crate::cli::{FailingFilter, Output, SummaryArgs};
 use crate::policy::Mode;
@@ -725,7 +723,7 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
         // Before any source starts decoding.
         crate::report::keep_messages();
     }
-    let mut agg = app::start(&args.source, LabelOptions::default(), false, tx).await?;
+    let mut agg = app::start(&args.source, app::Outputs::default(), false, tx).await?;
     agg.keep_problems();
     if args.failing.failing {
         agg.keep_failing();
