@@ -7,6 +7,7 @@
 //! are produced in one pass, and the series come straight from the
 //! aggregate's table without building per-scrape metric objects.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::OnceLock;
 
@@ -71,233 +72,9 @@ impl Snapshot {
             out.prometheus = reclaim(old.prometheus);
             out.openmetrics = reclaim(old.openmetrics);
         }
-        let names = aggregate.labels().names();
-        out.family(
-            "policyreport_results",
-            "Number of policy report results currently present, per subject.",
-            Type::Gauge,
-            |buf| {
-                aggregate.for_each_result(|values, n| {
-                    sample(
-                        buf,
-                        "policyreport_results",
-                        names.iter().copied().zip(values.iter().copied()),
-                        n,
-                    )
-                })
-            },
-        );
-        out.family(
-            "policyreport_control_resources",
-            "Resources per compliance control: compliant when all matching results pass, noncompliant when any fails, warns or errors, excepted when all are skips.",
-            Type::Gauge,
-            |buf| {
-                aggregate.for_each_control(|control, namespace, kind, status, n| {
-                    let labels = [
-                        ("control", control),
-                        ("namespace", namespace),
-                        ("kind", kind),
-                        ("status", status.as_str()),
-                    ];
-                    sample(buf, "policyreport_control_resources", labels, n)
-                })
-            },
-        );
-        out.family(
-            "policyreport_admission_blocked",
-            "Admission requests Kyverno blocked, counted from its PolicyViolation Events.",
-            Type::Counter,
-            |buf| {
-                aggregate.for_each_blocked(admission_samples(
-                    buf,
-                    "policyreport_admission_blocked_total",
-                ))
-            },
-        );
-        out.family(
-            "policyreport_admission_audit_failures",
-            "Admission requests Audit let through with a failing or erroring rule, which Enforce would have refused, counted from Kyverno's PolicyViolation Events.",
-            Type::Counter,
-            |buf| aggregate.for_each_audit_failure(admission_samples(buf, "policyreport_admission_audit_failures_total")),
-        );
-        out.family(
-            "policyreport_policy_info",
-            "Kyverno policies and their mode (audit, enforce, mixed or none); always 1.",
-            Type::Gauge,
-            |buf| {
-                for p in aggregate.policies() {
-                    let labels = [
-                        ("policy", p.policy.as_str()),
-                        ("mode", p.mode.as_str()),
-                        ("category", p.category.as_str()),
-                        ("severity", p.severity.as_str()),
-                        ("title", p.title.as_str()),
-                        ("background", if p.background { "true" } else { "false" }),
-                    ];
-                    sample(buf, "policyreport_policy_info", labels, 1)
-                }
-            },
-        );
-        out.family(
-            "policyreport_policy_namespace_mode",
-            "The mode (audit, enforce or mixed) a policy is in, per namespace where it has results or that its overrides name; always 1.",
-            Type::Gauge,
-            |buf| {
-                aggregate.for_each_namespace_mode(|policy, namespace, mode| {
-                    let labels = [
-                        ("policy", policy),
-                        ("namespace", namespace),
-                        ("mode", mode.as_str()),
-                    ];
-                    sample(buf, "policyreport_policy_namespace_mode", labels, 1)
-                })
-            },
-        );
-        if aggregate.namespace_label_names().len() > 0 {
-            let names: Vec<&str> = aggregate.namespace_label_names().collect();
-            out.family(
-                "policyreport_namespace_info",
-                "Namespaces and the labels --namespace-labels names (as kube-state-metrics' kube_namespace_labels); always 1.",
-                Type::Gauge,
-                |buf| {
-                    aggregate.for_each_namespace_info(|namespace, values| {
-                        let labels = std::iter::once(("namespace", namespace))
-                            .chain(names.iter().copied().zip(values.iter().copied()));
-                        sample(buf, "policyreport_namespace_info", labels, 1)
-                    })
-                },
-            );
+        for family in FAMILIES {
+            out.family(family, aggregate);
         }
-        if aggregate.policy_reporter_enabled() {
-            // Policy Reporter's names, help and label order (`--compat
-            // policy-reporter`), for the rules and dashboards written for it.
-            out.family(
-                "policy_report_result",
-                "Gauge of Results by Policy",
-                Type::Gauge,
-                |buf| {
-                    aggregate.for_each_policy_reporter_result(|l, n| {
-                        if l.namespace.is_empty() {
-                            return;
-                        }
-                        let labels = [
-                            ("namespace", l.namespace),
-                            ("policy", l.policy),
-                            ("status", l.status),
-                            ("severity", l.severity),
-                            ("category", l.category),
-                            ("source", l.source),
-                        ];
-                        sample(buf, "policy_report_result", labels, n)
-                    })
-                },
-            );
-            out.family(
-                "cluster_policy_report_result",
-                "Gauge of Results by Policy",
-                Type::Gauge,
-                |buf| {
-                    aggregate.for_each_policy_reporter_result(|l, n| {
-                        if !l.namespace.is_empty() {
-                            return;
-                        }
-                        let labels = [
-                            ("policy", l.policy),
-                            ("status", l.status),
-                            ("severity", l.severity),
-                            ("category", l.category),
-                            ("source", l.source),
-                        ];
-                        sample(buf, "cluster_policy_report_result", labels, n)
-                    })
-                },
-            );
-        }
-        let stats = aggregate.stats();
-        let per_resource =
-            |buf: &mut String, name: &str, map: &std::collections::BTreeMap<&str, u64>| {
-                for (resource, n) in map {
-                    sample(buf, name, [("resource", *resource)], *n);
-                }
-            };
-        out.family(
-            "policyreport_exporter_objects",
-            "Objects currently held, per watched resource.",
-            Type::Gauge,
-            |buf| per_resource(buf, "policyreport_exporter_objects", &stats.objects),
-        );
-        out.family(
-            "policyreport_exporter_invalid_objects",
-            "Objects or files skipped because they could not be decoded.",
-            Type::Counter,
-            |buf| {
-                per_resource(
-                    buf,
-                    "policyreport_exporter_invalid_objects_total",
-                    &stats.invalid,
-                )
-            },
-        );
-        out.family(
-            "policyreport_exporter_watch_errors",
-            "Failed list or watch requests against the API server.",
-            Type::Counter,
-            |buf| {
-                per_resource(
-                    buf,
-                    "policyreport_exporter_watch_errors_total",
-                    &stats.watch_errors,
-                )
-            },
-        );
-        out.family(
-            "policyreport_exporter_relists",
-            "Full relists of a watched resource, by reason: expired (the server answered 410), error (a failed list retried), interval (--relist-interval).",
-            Type::Counter,
-            |buf| {
-                for ((resource, reason), n) in &stats.relists {
-                    let labels = [("resource", *resource), ("reason", *reason)];
-                    sample(buf, "policyreport_exporter_relists_total", labels, *n);
-                }
-            },
-        );
-        out.family(
-            "policyreport_exporter_synced",
-            "1 once the initial list of a source is complete, 0 before it and while its list or watch requests fail.",
-            Type::Gauge,
-            |buf| {
-                for (target, state) in aggregate.sync_state() {
-                    let labels = [("resource", target.as_str())];
-                    sample(buf, "policyreport_exporter_synced", labels, u64::from(state.synced()));
-                }
-            },
-        );
-        out.family(
-            "policyreport_exporter_series",
-            "Number of policyreport_results series.",
-            Type::Gauge,
-            |buf| {
-                sample(
-                    buf,
-                    "policyreport_exporter_series",
-                    [],
-                    aggregate.series_count() as u64,
-                )
-            },
-        );
-        out.family(
-            "policyreport_exporter_build_info",
-            "Build information; always 1.",
-            Type::Gauge,
-            |buf| {
-                sample(
-                    buf,
-                    "policyreport_exporter_build_info",
-                    [("version", env!("CARGO_PKG_VERSION"))],
-                    1,
-                )
-            },
-        );
         let (prometheus, openmetrics) = out.finish();
         Snapshot {
             generation: aggregate.generation(),
@@ -313,6 +90,206 @@ impl Snapshot {
     }
 }
 
+/// The families rendered from the aggregate, in the order they are served.
+/// Adding a family is adding an entry here (and the aggregate's visitor it
+/// reads); names, `_total` and both formats' headers follow from [`Family`].
+static FAMILIES: &[Family<Aggregate>] = &[
+    Family {
+        name: "policyreport_results",
+        help: "Number of policy report results currently present, per subject.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            let names = a.labels().names();
+            a.for_each_result(|values, n| {
+                s.write(names.iter().copied().zip(values.iter().copied()), n)
+            })
+        },
+    },
+    Family {
+        name: "policyreport_control_resources",
+        help: "Resources per compliance control: compliant when all matching results pass, noncompliant when any fails, warns or errors, excepted when all are skips.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            a.for_each_control(|control, namespace, kind, status, n| {
+                let labels = [
+                    ("control", control),
+                    ("namespace", namespace),
+                    ("kind", kind),
+                    ("status", status.as_str()),
+                ];
+                s.write(labels, n)
+            })
+        },
+    },
+    Family {
+        name: "policyreport_admission_blocked",
+        help: "Admission requests Kyverno blocked, counted from its PolicyViolation Events.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| a.for_each_blocked(admission_samples(s)),
+    },
+    Family {
+        name: "policyreport_admission_audit_failures",
+        help: "Admission requests Audit let through with a failing or erroring rule, which Enforce would have refused, counted from Kyverno's PolicyViolation Events.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| a.for_each_audit_failure(admission_samples(s)),
+    },
+    Family {
+        name: "policyreport_policy_info",
+        help: "Kyverno policies and their mode (audit, enforce, mixed or none); always 1.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            for p in a.policies() {
+                let labels = [
+                    ("policy", p.policy.as_str()),
+                    ("mode", p.mode.as_str()),
+                    ("category", p.category.as_str()),
+                    ("severity", p.severity.as_str()),
+                    ("title", p.title.as_str()),
+                    ("background", if p.background { "true" } else { "false" }),
+                ];
+                s.write(labels, 1)
+            }
+        },
+    },
+    Family {
+        name: "policyreport_policy_namespace_mode",
+        help: "The mode (audit, enforce or mixed) a policy is in, per namespace where it has results or that its overrides name; always 1.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            a.for_each_namespace_mode(|policy, namespace, mode| {
+                let labels = [
+                    ("policy", policy),
+                    ("namespace", namespace),
+                    ("mode", mode.as_str()),
+                ];
+                s.write(labels, 1)
+            })
+        },
+    },
+    Family {
+        name: "policyreport_namespace_info",
+        help: "Namespaces and the labels --namespace-labels names (as kube-state-metrics' kube_namespace_labels); always 1.",
+        kind: Type::Gauge,
+        when: |a| a.namespace_label_names().len() > 0,
+        samples: |a, s| {
+            let names: Vec<&str> = a.namespace_label_names().collect();
+            a.for_each_namespace_info(|namespace, values| {
+                let labels = std::iter::once(("namespace", namespace))
+                    .chain(names.iter().copied().zip(values.iter().copied()));
+                s.write(labels, 1)
+            })
+        },
+    },
+    // Policy Reporter's names, help and label order (`--compat
+    // policy-reporter`), for the rules and dashboards written for it.
+    Family {
+        name: "policy_report_result",
+        help: "Gauge of Results by Policy",
+        kind: Type::Gauge,
+        when: Aggregate::policy_reporter_enabled,
+        samples: |a, s| {
+            a.for_each_policy_reporter_result(|l, n| {
+                if l.namespace.is_empty() {
+                    return;
+                }
+                let labels = [
+                    ("namespace", l.namespace),
+                    ("policy", l.policy),
+                    ("status", l.status),
+                    ("severity", l.severity),
+                    ("category", l.category),
+                    ("source", l.source),
+                ];
+                s.write(labels, n)
+            })
+        },
+    },
+    Family {
+        name: "cluster_policy_report_result",
+        help: "Gauge of Results by Policy",
+        kind: Type::Gauge,
+        when: Aggregate::policy_reporter_enabled,
+        samples: |a, s| {
+            a.for_each_policy_reporter_result(|l, n| {
+                if !l.namespace.is_empty() {
+                    return;
+                }
+                let labels = [
+                    ("policy", l.policy),
+                    ("status", l.status),
+                    ("severity", l.severity),
+                    ("category", l.category),
+                    ("source", l.source),
+                ];
+                s.write(labels, n)
+            })
+        },
+    },
+    Family {
+        name: "policyreport_exporter_objects",
+        help: "Objects currently held, per watched resource.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| per_resource(s, &a.stats().objects),
+    },
+    Family {
+        name: "policyreport_exporter_invalid_objects",
+        help: "Objects or files skipped because they could not be decoded.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| per_resource(s, &a.stats().invalid),
+    },
+    Family {
+        name: "policyreport_exporter_watch_errors",
+        help: "Failed list or watch requests against the API server.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| per_resource(s, &a.stats().watch_errors),
+    },
+    Family {
+        name: "policyreport_exporter_relists",
+        help: "Full relists of a watched resource, by reason: expired (the server answered 410), error (a failed list retried), interval (--relist-interval).",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| {
+            for ((resource, reason), n) in &a.stats().relists {
+                s.write([("resource", *resource), ("reason", *reason)], *n);
+            }
+        },
+    },
+    Family {
+        name: "policyreport_exporter_synced",
+        help: "1 once the initial list of a source is complete, 0 before it and while its list or watch requests fail.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            for (target, state) in a.sync_state() {
+                s.write([("resource", target.as_str())], u64::from(state.synced()));
+            }
+        },
+    },
+    Family {
+        name: "policyreport_exporter_series",
+        help: "Number of policyreport_results series.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| s.write([], a.series_count() as u64),
+    },
+    Family {
+        name: "policyreport_exporter_build_info",
+        help: "Build information; always 1.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |_, s| s.write([("version", env!("CARGO_PKG_VERSION"))], 1),
+    },
+];
+
 /// A metric type.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -320,6 +297,79 @@ pub enum Type {
     Gauge,
     /// A value that only grows; samples are named `<name>_total`.
     Counter,
+}
+
+impl Type {
+    /// The name in `# TYPE` lines.
+    fn as_str(self) -> &'static str {
+        match self {
+            Type::Gauge => "gauge",
+            Type::Counter => "counter",
+        }
+    }
+
+    /// What sample names (and the Prometheus text format's `# HELP` and
+    /// `# TYPE` lines) append to the family name.
+    fn suffix(self) -> &'static str {
+        match self {
+            Type::Gauge => "",
+            Type::Counter => "_total",
+        }
+    }
+}
+
+/// A metric family read from some state `S`: everything about it in one
+/// place. The writer derives the rest: counters' samples (and their
+/// Prometheus text headers) are named `<name>_total`, OpenMetrics headers
+/// `<name>`.
+pub struct Family<S: ?Sized> {
+    /// The family name, without `_total` for counters.
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// Gauge or counter.
+    pub kind: Type,
+    /// Whether the family is served at all (for families a flag enables).
+    pub when: fn(&S) -> bool,
+    /// Write the samples of the family, one [`Samples::write`] per series.
+    pub samples: fn(&S, &mut Samples<'_>),
+}
+
+/// For families that are always served.
+pub fn always<S: ?Sized>(_: &S) -> bool {
+    true
+}
+
+/// The sample writer of one family: it names every sample.
+pub struct Samples<'b> {
+    buf: &'b mut String,
+    name: &'static str,
+    suffix: &'static str,
+}
+
+impl Samples<'_> {
+    /// Write one sample with these labels, in this order.
+    pub fn write<'a>(&mut self, labels: impl IntoIterator<Item = (&'a str, &'a str)>, value: u64) {
+        self.name();
+        write_labels(self.buf, labels);
+        let _ = writeln!(self.buf, " {value}");
+    }
+
+    /// Write one unlabelled sample with a float value: integral values as
+    /// integers, others in Rust's shortest round-trip form.
+    pub fn float(&mut self, value: f64) {
+        if value.fract() == 0.0 && value.abs() < 1e15 {
+            self.write([], value as u64);
+        } else {
+            self.name();
+            let _ = writeln!(self.buf, " {value}");
+        }
+    }
+
+    fn name(&mut self) {
+        self.buf.push_str(self.name);
+        self.buf.push_str(self.suffix);
+    }
 }
 
 /// Both renderings under construction. Samples are written once and copied.
@@ -332,29 +382,34 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// Write a family. For counters, `name` is given without `_total`; the
-    /// sample writer must use `<name>_total`.
-    pub fn family(
-        &mut self,
-        name: &str,
-        help: &str,
-        kind: Type,
-        samples: impl FnOnce(&mut String),
-    ) {
-        let (prom_name, type_name) = match kind {
-            Type::Gauge => (name.to_owned(), "gauge"),
-            Type::Counter => (format!("{name}_total"), "counter"),
-        };
+    /// Write a family read from `state`, unless its `when` says it is off.
+    /// The Prometheus text format names a counter `<name>_total` in its
+    /// headers, OpenMetrics `<name>`; samples are `<name>_total` in both.
+    pub fn family<S: ?Sized>(&mut self, family: &Family<S>, state: &S) {
+        if !(family.when)(state) {
+            return;
+        }
+        let Family {
+            name, help, kind, ..
+        } = *family;
+        let (suffix, type_name) = (kind.suffix(), kind.as_str());
         let _ = write!(
             self.prometheus,
-            "# HELP {prom_name} {help}\n# TYPE {prom_name} {type_name}\n"
+            "# HELP {name}{suffix} {help}\n# TYPE {name}{suffix} {type_name}\n"
         );
         let _ = write!(
             self.openmetrics,
             "# HELP {name} {help}\n# TYPE {name} {type_name}\n"
         );
         let start = self.prometheus.len();
-        samples(&mut self.prometheus);
+        (family.samples)(
+            state,
+            &mut Samples {
+                buf: &mut self.prometheus,
+                name,
+                suffix,
+            },
+        );
         self.openmetrics.push_str(&self.prometheus[start..]);
     }
 
@@ -377,10 +432,9 @@ fn reclaim(bytes: Bytes) -> String {
 
 /// A writer of admission counter samples (blocked, audit failures), as the
 /// aggregate's `for_each_blocked` and `for_each_audit_failure` visit them.
-fn admission_samples<'b>(
-    buf: &'b mut String,
-    name: &'b str,
-) -> impl FnMut(&str, &str, &str, &str, &str, u64) + 'b {
+fn admission_samples<'s, 'b>(
+    s: &'s mut Samples<'b>,
+) -> impl FnMut(&str, &str, &str, &str, &str, u64) {
     move |namespace, policy, rule, kind, control, n| {
         let labels = [
             ("namespace", namespace),
@@ -389,18 +443,19 @@ fn admission_samples<'b>(
             ("kind", kind),
             ("control", control),
         ];
-        sample(buf, name, labels, n)
+        s.write(labels, n)
     }
 }
 
-/// Write one sample line. Counters must be given their `_total` name.
-pub fn sample<'a>(
-    buf: &mut String,
-    name: &str,
-    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-    value: u64,
-) {
-    buf.push_str(name);
+/// One sample per watched resource.
+fn per_resource(s: &mut Samples<'_>, map: &BTreeMap<&str, u64>) {
+    for (resource, n) in map {
+        s.write([("resource", *resource)], *n);
+    }
+}
+
+/// Write `{k="v",...}`, or nothing when there are no labels.
+fn write_labels<'a>(buf: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
     let mut first = true;
     for (k, v) in labels {
         buf.push(if first { '{' } else { ',' });
@@ -413,7 +468,6 @@ pub fn sample<'a>(
     if !first {
         buf.push('}');
     }
-    let _ = writeln!(buf, " {value}");
 }
 
 /// Escape a label value as both text formats require.
@@ -436,26 +490,63 @@ fn escape_label_value(buf: &mut String, v: &str) {
 mod tests {
     use super::*;
 
+    /// A sample writer for `name` into `buf`, as a gauge family's.
+    fn gauge<'b>(buf: &'b mut String, name: &'static str) -> Samples<'b> {
+        Samples {
+            buf,
+            name,
+            suffix: "",
+        }
+    }
+
     #[test]
     fn escapes_label_values() {
         let mut s = String::new();
-        sample(&mut s, "m", [("a", "x\"y\\z\nw"), ("b", "")], 3);
+        gauge(&mut s, "m").write([("a", "x\"y\\z\nw"), ("b", "")], 3);
         assert_eq!(s, "m{a=\"x\\\"y\\\\z\\nw\",b=\"\"} 3\n");
         s.clear();
-        sample(&mut s, "m", [], 0);
+        gauge(&mut s, "m").write([], 0);
         assert_eq!(s, "m 0\n");
+    }
+
+    #[test]
+    fn floats_are_integers_when_integral() {
+        let mut s = String::new();
+        let mut w = gauge(&mut s, "f");
+        w.float(3.0);
+        w.float(0.25);
+        w.float(1e20);
+        assert_eq!(s, "f 3\nf 0.25\nf 100000000000000000000\n");
     }
 
     #[test]
     fn counters_differ_only_in_headers() {
         let mut e = Exposition::default();
-        e.family("x", "Help.", Type::Counter, |b| sample(b, "x_total", [], 2));
+        let off = Family {
+            name: "off",
+            help: "Not served.",
+            kind: Type::Gauge,
+            when: |_: &u64| false,
+            samples: |n, s| s.write([], *n),
+        };
+        let x = Family {
+            name: "x",
+            help: "Help.",
+            kind: Type::Counter,
+            when: always,
+            samples: |n, s| s.write([("l", "v")], *n),
+        };
+        e.family(&off, &2);
+        e.family(&x, &2);
         let (p, o) = e.finish();
         assert_eq!(
             &p[..],
-            b"# HELP x_total Help.\n# TYPE x_total counter\nx_total 2\n"
+            b"# HELP x_total Help.\n# TYPE x_total counter\nx_total{l=\"v\"} 2\n"
         );
-        assert_eq!(&o[..], b"# HELP x Help.\n# TYPE x counter\nx_total 2\n");
+        assert_eq!(
+            &o[..],
+            b"# HELP x Help.\n# TYPE x counter\nx_total{l=\"v\"} 2\n"
+        );
     }
 
     #[test]

@@ -4,68 +4,63 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::metrics::{Exposition, Type, sample};
+use crate::metrics::{Exposition, Family, Type, always};
 
 /// Write the process families.
 pub fn write(out: &mut Exposition) {
     let Some(p) = read() else { return };
-    let families: [(&str, &str, Type, f64); 6] = [
-        (
-            "process_cpu_seconds",
-            "Total user and system CPU time spent in seconds.",
-            Type::Counter,
-            p.cpu_seconds,
-        ),
-        (
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            Type::Gauge,
-            p.resident_bytes,
-        ),
-        (
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            Type::Gauge,
-            p.virtual_bytes,
-        ),
-        (
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            Type::Gauge,
-            p.start_time,
-        ),
-        (
-            "process_open_fds",
-            "Number of open file descriptors.",
-            Type::Gauge,
-            p.open_fds,
-        ),
-        (
-            "process_threads",
-            "Number of OS threads in the process.",
-            Type::Gauge,
-            p.threads,
-        ),
-    ];
-    for (name, help, kind, value) in families {
-        let sample_name = match kind {
-            Type::Counter => format!("{name}_total"),
-            Type::Gauge => name.to_owned(),
-        };
-        out.family(name, help, kind, |buf| {
-            float_sample(buf, &sample_name, value)
-        });
+    for family in FAMILIES {
+        out.family(family, &p);
     }
 }
 
-fn float_sample(buf: &mut String, name: &str, value: f64) {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        sample(buf, name, [], value as u64);
-    } else {
-        buf.push_str(&format!("{name} {value}\n"));
-    }
-}
+/// The process families, named and described as client libraries do.
+static FAMILIES: &[Family<Proc>] = &[
+    Family {
+        name: "process_cpu_seconds",
+        help: "Total user and system CPU time spent in seconds.",
+        kind: Type::Counter,
+        when: always,
+        samples: |p, s| s.float(p.cpu_seconds),
+    },
+    Family {
+        name: "process_resident_memory_bytes",
+        help: "Resident memory size in bytes.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |p, s| s.float(p.resident_bytes),
+    },
+    Family {
+        name: "process_virtual_memory_bytes",
+        help: "Virtual memory size in bytes.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |p, s| s.float(p.virtual_bytes),
+    },
+    Family {
+        name: "process_start_time_seconds",
+        help: "Start time of the process since unix epoch in seconds.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |p, s| s.float(p.start_time),
+    },
+    Family {
+        name: "process_open_fds",
+        help: "Number of open file descriptors.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |p, s| s.float(p.open_fds),
+    },
+    Family {
+        name: "process_threads",
+        help: "Number of OS threads in the process.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |p, s| s.float(p.threads),
+    },
+];
 
+/// What `/proc` says about this process.
 struct Proc {
     cpu_seconds: f64,
     resident_bytes: f64,
