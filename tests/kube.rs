@@ -782,6 +782,31 @@ fn kyverno_shapes_through_the_api_equal_files_mode() {
         mode(m, "enforce") == Some(1.0)
     });
     assert_eq!(mode(&m, "mixed"), None);
+
+    // Namespaces relist through the same loop as every other kind: with the
+    // server away, prod-us gets its labels back and the history is
+    // forgotten, so the Namespace watch gets 410 Gone, relists (counted) and
+    // the relist carries the change.
+    let expired = |m: &Metrics| {
+        m.value(
+            "policyreport_exporter_relists_total",
+            &[("resource", "namespaces"), ("reason", "expired")],
+        )
+    };
+    assert_eq!(expired(&m), Some(0.0), "no relist before the compaction");
+    let prod_us = objects
+        .iter()
+        .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "prod-us")
+        .expect("prod-us in the fixtures");
+    rt.block_on(server.stop());
+    server.apply(&at("Namespace", "v1"), prod_us.clone());
+    server.compact();
+    rt.block_on(server.resume()).expect("resume");
+    let m = e.wait_for("the Namespace relist", Duration::from_secs(15), |m| {
+        mode(m, "mixed") == Some(1.0) && expired(m) >= Some(1.0)
+    });
+    assert_eq!(expired(&m), Some(1.0));
+    assert_eq!(mode(&m, "enforce"), None);
     drop(e);
     drop(server);
     rt.shutdown_background();

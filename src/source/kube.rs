@@ -14,16 +14,15 @@ use futures::StreamExt;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::config::KubeConfigOptions;
 use kube::core::ApiResource;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
-use kube::runtime::watcher::{self, DefaultBackoff, Event};
+use kube::runtime::watcher::DefaultBackoff;
 use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::list::ListError;
+use super::list::{ListError, Shape};
 use super::{Origin, RelistReason, SourceEvent, SourceObject};
 use crate::kind::Kind;
 use crate::object::RawObject;
@@ -259,6 +258,7 @@ pub async fn watch(
 ) {
     let ar = kind.api_resource(&version);
     let mut requests = Requests {
+        shape: Shape::Objects,
         list: ListParams::default().limit(options.page_size),
         watch: WatchParams::default(),
         relist_interval: options.relist_interval,
@@ -268,9 +268,10 @@ pub async fn watch(
         requests.watch = requests.watch.fields("reason=PolicyViolation");
     }
     if kind == Kind::Namespace {
-        let config = watcher::Config::default().page_size(options.page_size);
-        watch_namespaces(client, config, tx).await;
-    } else if kind.is_report() {
+        // Only their labels are read: their metadata is all that is asked for.
+        requests.shape = Shape::Metadata;
+    }
+    if kind.is_report() {
         forward::<Report>(client, kind, &ar, requests, tx, SourceObject::report).await;
     } else {
         forward::<RawObject>(client, kind, &ar, requests, tx, SourceObject::object).await;
@@ -279,6 +280,8 @@ pub async fn watch(
 
 /// The list and watch requests of one kind, and when to list again.
 struct Requests {
+    /// Whole objects, or metadata only.
+    shape: Shape,
     list: ListParams,
     watch: WatchParams,
     relist_interval: Option<Duration>,
@@ -308,7 +311,8 @@ async fn forward<K>(
 {
     let api: Api<K> = Api::all_with(client.clone(), ar);
     let mut watch = Watcher {
-        api: &api,
+        client: &client,
+        url: api.resource_url(),
         requests: &requests,
         tx: &tx,
         kind,
@@ -347,7 +351,8 @@ async fn forward<K>(
             object: wrap(kind, o),
         };
         let url = api.resource_url();
-        let listed = super::list::list(&client, url, &requests.list, &tx, wrap_item).await;
+        let listed =
+            super::list::list(&client, url, requests.shape, &requests.list, &tx, wrap_item).await;
         let version = match listed {
             Ok(version) => version,
             Err(ListError::Closed) => return,
@@ -394,7 +399,9 @@ struct Closed;
 
 /// The watch half of [`forward`], with its failure log and backoff.
 struct Watcher<'a, K: Clone> {
-    api: &'a Api<K>,
+    client: &'a Client,
+    /// The kind's collection, as [`Api::resource_url`] gives it.
+    url: &'a str,
     requests: &'a Requests,
     tx: &'a mpsc::Sender<SourceEvent>,
     kind: Kind,
@@ -437,6 +444,22 @@ where
         self.backoff.next().unwrap_or(Duration::from_secs(30))
     }
 
+    /// Open a watch from `version`, in the kind's [`Shape`].
+    async fn open(
+        &self,
+        version: &str,
+    ) -> kube::Result<impl futures::Stream<Item = kube::Result<WatchEvent<K>>> + use<K>> {
+        let request = kube::core::Request::new(self.url);
+        let params = &self.requests.watch;
+        let mut request = match self.requests.shape {
+            Shape::Objects => request.watch(params, version),
+            Shape::Metadata => request.watch_metadata(params, version),
+        }
+        .map_err(kube::Error::BuildRequest)?;
+        request.extensions_mut().insert("watch");
+        self.client.request_events::<K>(request).await
+    }
+
     /// Watch from `version` (resuming from the last resourceVersion seen
     /// whenever a watch ends) until a relist is due, and say why.
     async fn until_relist(&mut self, mut version: String) -> Result<RelistReason, Closed> {
@@ -448,7 +471,7 @@ where
         loop {
             let opened = tokio::select! {
                 () = &mut due => return Ok(RelistReason::Interval),
-                opened = self.api.watch(&self.requests.watch, &version) => opened,
+                opened = self.open(&version) => opened,
             };
             let stream = match opened {
                 Ok(stream) => stream,
@@ -554,106 +577,6 @@ async fn sleep_for(delay: Option<Duration>) {
     match delay {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Watch Namespaces' metadata only (`PartialObjectMetadata`, through
-/// kube's metadata requests), handing each over as a small raw object with
-/// its name and labels, which is all policy overrides need. Relists,
-/// errors and recovery are reported as [`forward`] reports them.
-async fn watch_namespaces(client: Client, config: watcher::Config, tx: mpsc::Sender<SourceEvent>) {
-    use k8s_openapi::api::core::v1::Namespace;
-    use kube::core::PartialObjectMeta;
-
-    let kind = Kind::Namespace;
-    let to_object = |m: PartialObjectMeta<Namespace>| -> Option<SourceObject> {
-        let raw = serde_json::value::to_raw_value(&serde_json::json!({
-            "metadata": {"name": m.metadata.name, "labels": m.metadata.labels},
-        }))
-        .ok()?;
-        let metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: m.metadata.name,
-            uid: m.metadata.uid,
-            resource_version: m.metadata.resource_version,
-            ..Default::default()
-        };
-        Some(SourceObject::object(kind, RawObject { metadata, raw }))
-    };
-    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-    let stream = watcher::watcher(api, config).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let origin = Origin::Watch(kind);
-    let resource = kind.resource();
-    let mut synced = false;
-    let mut errors = ErrorLog::default();
-    loop {
-        let item = if errors.streak > 0 {
-            match tokio::time::timeout(QUIET_RECOVERY, stream.next()).await {
-                Ok(item) => item,
-                Err(_quiet) => {
-                    errors.recovered(resource);
-                    let target = resource.to_owned();
-                    if tx.send(SourceEvent::Recovered { target }).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            stream.next().await
-        };
-        let Some(item) = item else { return };
-        let progressed = matches!(
-            item,
-            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_))
-        );
-        if progressed && errors.recovered(resource) {
-            let target = resource.to_owned();
-            if tx.send(SourceEvent::Recovered { target }).await.is_err() {
-                return;
-            }
-        }
-        let mut events = Vec::with_capacity(2);
-        match item {
-            Ok(Event::Init) => events.push(SourceEvent::ResyncStart {
-                origin: origin.clone(),
-            }),
-            Ok(Event::InitApply(m)) => {
-                events.extend(to_object(m).map(|object| SourceEvent::ResyncApply {
-                    origin: origin.clone(),
-                    object,
-                }))
-            }
-            Ok(Event::InitDone) => {
-                events.push(SourceEvent::ResyncEnd {
-                    origin: origin.clone(),
-                });
-                if !synced {
-                    synced = true;
-                    info!(resource, "initial list complete");
-                    events.push(SourceEvent::Synced {
-                        target: resource.to_owned(),
-                    });
-                }
-            }
-            Ok(Event::Apply(m)) => events.extend(to_object(m).map(|object| SourceEvent::Apply {
-                origin: origin.clone(),
-                object,
-            })),
-            Ok(Event::Delete(m)) => events.extend(to_object(m).map(|object| SourceEvent::Delete {
-                origin: origin.clone(),
-                object,
-            })),
-            Err(err) => {
-                errors.failed(resource, &err);
-                events.push(SourceEvent::WatchError { resource });
-            }
-        }
-        for event in events {
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
     }
 }
 

@@ -49,12 +49,25 @@ impl ListError {
     }
 }
 
-/// List every object at `url_path` (as [`kube::Api::resource_url`] gives it),
-/// following `continue` tokens, and send `wrap(item)` to `tx` for each item
-/// as soon as it is decoded. Returns the list's resourceVersion.
+/// What lists and watches ask the server for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Whole objects.
+    Objects,
+    /// Only each object's metadata (`PartialObjectMetadata`, `Accept:
+    /// application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`),
+    /// for kinds whose metadata is all the exporter reads: Namespaces.
+    Metadata,
+}
+
+/// List every object at `url_path` (as [`kube::Api::resource_url`] gives it)
+/// in the given shape, following `continue` tokens, and send `wrap(item)` to
+/// `tx` for each item as soon as it is decoded. Returns the list's
+/// resourceVersion.
 pub async fn list<K>(
     client: &Client,
     url_path: &str,
+    shape: Shape,
     params: &ListParams,
     tx: &mpsc::Sender<SourceEvent>,
     mut wrap: impl FnMut(K) -> SourceEvent,
@@ -64,9 +77,12 @@ where
 {
     let mut params = params.clone();
     loop {
-        let request = kube::core::Request::new(url_path)
-            .list(&params)
-            .map_err(kube::Error::BuildRequest)?;
+        let request = kube::core::Request::new(url_path);
+        let request = match shape {
+            Shape::Objects => request.list(&params),
+            Shape::Metadata => request.list_metadata(&params),
+        }
+        .map_err(kube::Error::BuildRequest)?;
         let mut body = Box::pin(client.request_stream(request).await?);
         let mut split = Splitter::default();
         let mut items = Vec::new();
