@@ -26,7 +26,7 @@ pub const MAX_ALIAS_EVENTS: usize = 100_000;
 
 /// Deepest nesting of block or flow collections accepted in a YAML file.
 /// serde-saphyr recurses once per level, with about 20 KiB of stack a level
-/// in a debug build: 80 levels fit in the 2 MiB of a worker thread, 128 do
+/// when unoptimized: 80 levels fit in the 2 MiB of a worker thread, 128 do
 /// not (the stack overflowed, aborting the process). Kubernetes objects,
 /// policies included, nest about 20 deep. JSON keeps serde_json's 128.
 pub const MAX_DEPTH: usize = 64;
