@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime};
 use notify::RecursiveMode;
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -48,7 +47,7 @@ pub enum FileError {
     Json(#[from] serde_json::Error),
     /// The YAML is malformed.
     #[error("parsing YAML: {0}")]
-    Yaml(#[from] serde_yaml_ng::Error),
+    Yaml(#[from] serde_saphyr::Error),
     /// The YAML nests deeper than [`MAX_NESTING`].
     #[error("parsing YAML: nested deeper than {0} levels")]
     TooDeep(usize),
@@ -158,19 +157,9 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
         if flow_depth(bytes) > MAX_NESTING {
             return Err(FileError::TooDeep(MAX_NESTING));
         }
-        collect_yaml(bytes, &mut out)?;
+        super::yaml::collect(bytes, &mut out)?;
     }
     Ok(out)
-}
-
-/// YAML through a value tree: serde_yaml_ng's limits on recursion and on
-/// alias repetition apply to the whole document. (Decoding straight into
-/// reports with serde-saphyr was tried: see docs/benchmarks.md, session 3.)
-fn collect_yaml(bytes: &[u8], out: &mut FileContents) -> Result<(), FileError> {
-    for doc in serde_yaml_ng::Deserializer::from_slice(bytes) {
-        collect(Value::deserialize(doc)?, out, true);
-    }
-    Ok(())
 }
 
 /// JSON without building a value tree: the document, and the entries of
@@ -198,13 +187,13 @@ fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::
 }
 
 /// A `List` of objects, as opposed to a list kind the exporter reads.
-fn is_list((api_version, kind): (Option<&str>, Option<&str>)) -> bool {
+pub(super) fn is_list((api_version, kind): (Option<&str>, Option<&str>)) -> bool {
     kind.is_some_and(|k| k.ends_with("List"))
         && Kind::from_type(api_version.unwrap_or(""), kind.unwrap_or("")).is_none()
 }
 
 /// The kind of a decoded object, if the exporter reads it.
-fn report_kind(report: &Report) -> Option<Kind> {
+pub(super) fn report_kind(report: &Report) -> Option<Kind> {
     match report.type_meta() {
         (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
         _ => None,
@@ -375,36 +364,6 @@ fn flow_depth(bytes: &[u8]) -> usize {
         i += 1;
     }
     max
-}
-
-/// Gather objects from a document: an object, or a `List` of objects.
-fn collect(value: Value, out: &mut FileContents, top: bool) {
-    let Value::Object(mut obj) = value else {
-        return;
-    };
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    if let Some(kind) = Kind::from_type(api_version, kind) {
-        let object = if kind.is_report() {
-            Report::deserialize(Value::Object(obj)).map(|r| SourceObject::report(kind, r))
-        } else {
-            RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
-        };
-        match object {
-            Ok(object) => out.objects.push(object),
-            Err(e) => out.bad.push(BadObject {
-                kind,
-                reason: e.to_string(),
-            }),
-        }
-    } else if top
-        && kind.ends_with("List")
-        && let Some(Value::Array(items)) = obj.remove("items")
-    {
-        for item in items {
-            collect(item, out, false);
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
