@@ -772,28 +772,60 @@ pub struct Document {
 
 impl<'de> Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Result<Document, Bad>;
+        let mut items = Vec::new();
+        let object = DocumentSeed(&mut items).deserialize(d)?;
+        Ok(Document { object, items })
+    }
+}
+
+/// Receives the entries of a document's `items` as they are decoded, so a
+/// `List` need not be held whole (see [`DocumentSeed`]).
+pub trait ItemSink {
+    /// An `items` field begins; a repeated field replaces the earlier one,
+    /// so what was received before is void.
+    fn begin(&mut self);
+    /// One entry that is an object, decoded as a report.
+    fn item(&mut self, report: Report);
+}
+
+impl ItemSink for Vec<Report> {
+    fn begin(&mut self) {
+        self.clear();
+    }
+    fn item(&mut self, report: Report) {
+        self.push(report);
+    }
+}
+
+/// Decodes a document like [`Document`], but hands each entry of its
+/// `items` to the sink as soon as it is decoded, and returns the object
+/// itself (without its items).
+pub struct DocumentSeed<'s>(pub &'s mut dyn ItemSink);
+
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
+    type Value = Report;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Report, D::Error> {
+        struct V<'s>(&'s mut dyn ItemSink);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Result<Report, Bad>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a document")
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                let object = ReportVisitor {
-                    items: Some(&mut items),
+                ReportVisitor {
+                    items: Some(self.0),
                 }
-                .visit_map(m)?;
-                Ok(Ok(Document { object, items }))
+                .visit_map(m)
+                .map(Ok)
             }
             reject!("a document": bool num unit str seq);
         }
-        Ok(d.deserialize_any(V)?.unwrap_or_default())
+        Ok(d.deserialize_any(V(self.0))?.unwrap_or_default())
     }
 }
 
 /// The `items` of a document: each object decoded as a report.
-struct ItemsSeed<'i>(&'i mut Vec<Report>);
+struct ItemsSeed<'i>(&'i mut dyn ItemSink);
 
 impl<'de> Visitor<'de> for ItemsSeed<'_> {
     type Value = Result<(), Bad>;
@@ -803,7 +835,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
         while let Some(item) = s.next_element_seed(Any(ItemSeed))? {
             if let Ok(report) = item {
-                self.0.push(report);
+                self.0.item(report);
             }
         }
         Ok(Ok(()))
@@ -833,7 +865,7 @@ impl<'de> Deserialize<'de> for Report {
 
 /// A report object; with `items`, also the entries of its `items`.
 struct ReportVisitor<'i> {
-    items: Option<&'i mut Vec<Report>>,
+    items: Option<&'i mut dyn ItemSink>,
 }
 
 impl<'de> Visitor<'de> for ReportVisitor<'_> {
@@ -888,7 +920,7 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
                 }
                 TopKey::Items => match self.items.as_deref_mut() {
                     Some(items) => {
-                        items.clear();
+                        items.begin();
                         let _not_a_list = m.next_value_seed(Any(ItemsSeed(items)))?;
                     }
                     None => {

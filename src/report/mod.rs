@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-pub use decode::{Document, Report, ResultView, SubjectView};
+pub use decode::{Document, DocumentSeed, ItemSink, Report, ResultView, SubjectView};
 
 /// Whether the decoder keeps result messages: off for `serve`, which never
 /// shows them; `summary --failing` turns it on before any source starts.

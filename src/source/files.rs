@@ -7,7 +7,11 @@
 //! compares size, mtime and inode, so a missed notification is caught by the
 //! next scan; a periodic scan runs as a fallback.
 
-use std::collections::{HashMap, HashSet};
+mod json;
+
+pub(super) use json::{is_list, report_kind};
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -16,17 +20,12 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, SystemTime};
 
 use notify::RecursiveMode;
-use serde::Deserialize;
-use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::{Origin, SourceEvent, SourceObject};
 use crate::aggregate::FILE_RESOURCE;
 use crate::kind::Kind;
-use crate::object::RawObject;
-use crate::report::{Document, Report};
 
 /// The sync target name of the files source.
 pub const SYNC_TARGET: &str = "files";
@@ -64,46 +63,75 @@ pub enum FileError {
     },
 }
 
-/// Read and parse `files` on up to `workers` threads, and hand each result
-/// to `take` in order, until it returns false. Files are parsed in windows
-/// of `workers`: while the results of one window are taken, the next window
-/// is parsed, so at most two windows of parsed files are held at once.
+/// Objects of one file a parse worker hands on before it waits for the
+/// scan to take them: the bound on decoded reports held per file being
+/// parsed, so a large file is streamed rather than held (issue 14; see
+/// docs/benchmarks.md, "One large file"). Large enough that files of 1,000
+/// reports (the benchmark's) are parsed ahead whole, as before streaming.
+const AHEAD: usize = 1024;
+
+/// A step of reading one file, as [`read_in_order`] hands it on.
+// Nearly every step is an object: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// What the parser found, in file order.
+    Parsed(Parsed),
+    /// The file is done: read whole, or refused (what was handed on of it
+    /// is then void).
+    End(Result<(), FileError>),
+}
+
+/// Read and parse `files` on up to `workers` threads, and hand what each
+/// holds to `take` in path order (each file ending with [`Step::End`]),
+/// until it returns false. Up to twice `workers` files are parsed at once;
+/// each worker hands its objects on through a channel of [`AHEAD`] objects
+/// and waits when it is full, so memory stays bounded however large a file.
 fn read_in_order(
     files: &[(PathBuf, Fingerprint)],
     workers: usize,
     max: u64,
-    mut take: impl FnMut(usize, Result<FileContents, FileError>) -> bool,
+    mut take: impl FnMut(usize, Step) -> bool,
 ) {
-    let one = |i: usize| read(&files[i].0, files[i].1.len, max);
+    let one = |i: usize, out: &mut dyn FnMut(Parsed)| {
+        // A parser bug must cost one file, never the source.
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            read(&files[i].0, files[i].1.len, max, out)
+        }))
+        .unwrap_or_else(|_| Err(panicked()))
+    };
     if workers < 2 || files.len() < 2 {
         for i in 0..files.len() {
-            // A parser bug must cost one file, never the source.
-            let contents = std::panic::catch_unwind(AssertUnwindSafe(|| one(i)))
-                .unwrap_or_else(|_| Err(panicked()));
-            if !take(i, contents) {
+            let mut proceed = true;
+            let end = one(i, &mut |p| proceed = proceed && take(i, Step::Parsed(p)));
+            if !proceed || !take(i, Step::End(end)) {
                 return;
             }
         }
         return;
     }
     std::thread::scope(|s| {
-        let spawn = |range: std::ops::Range<usize>| -> Vec<_> {
-            range.map(|i| (i, s.spawn(move || one(i)))).collect()
+        let spawn = |i: usize| {
+            let (tx, rx) = std_mpsc::sync_channel(AHEAD);
+            // A send fails only when the scan stopped taking: nothing to do.
+            let parsing = s.spawn(move || one(i, &mut |p| drop(tx.send(p))));
+            (i, rx, parsing)
         };
-        let mut window = spawn(0..workers.min(files.len()));
-        let mut proceed = true;
-        while let Some(&(first, _)) = window.first() {
-            let after = first + window.len();
-            let next = match proceed {
-                true => spawn(after..(after + workers).min(files.len())),
-                false => Vec::new(),
-            };
-            for (i, parsing) in window {
-                // A parser bug must cost one file, never the source.
-                let contents = parsing.join().unwrap_or_else(|_| Err(panicked()));
-                proceed = proceed && take(i, contents);
+        let mut parsing: VecDeque<_> = (0..(2 * workers).min(files.len())).map(spawn).collect();
+        let mut next = parsing.len();
+        while let Some((i, rx, worker)) = parsing.pop_front() {
+            for parsed in rx.iter() {
+                if !take(i, Step::Parsed(parsed)) {
+                    return;
+                }
             }
-            window = next;
+            let end = worker.join().unwrap_or_else(|_| Err(panicked()));
+            if !take(i, Step::End(end)) {
+                return;
+            }
+            if next < files.len() {
+                parsing.push_back(spawn(next));
+                next += 1;
+            }
         }
     });
 }
@@ -112,16 +140,17 @@ fn panicked() -> FileError {
     FileError::Io(std::io::Error::other("the parser panicked"))
 }
 
-/// Read and parse one file of `len` bytes, refusing it above `max`. JSON
-/// when its extension says so, else YAML.
-pub fn read(path: &Path, len: u64, max: u64) -> Result<FileContents, FileError> {
+/// Read and parse one file of `len` bytes, refusing it above `max`, and
+/// hand what it holds to `out` (see [`parse_into`]). JSON when its
+/// extension says so, else YAML.
+pub fn read(path: &Path, len: u64, max: u64, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
     if len > max {
         return Err(FileError::TooLarge { len, max });
     }
     let json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    parse(&std::fs::read(path)?, json)
+    parse_into(&std::fs::read(path)?, json, out)
 }
 
 /// An object of a kind the exporter reads, but whose metadata is unusable.
@@ -133,6 +162,20 @@ pub struct BadObject {
     pub reason: String,
 }
 
+/// What parsing a file hands on, in file order.
+// Nearly every value is an object: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Parsed {
+    /// A report, Event or policy.
+    Object(SourceObject),
+    /// An object that could not be taken apart.
+    Bad(BadObject),
+    /// The objects handed on so far are void (the document turned out not
+    /// to be a `List`); the file's objects start again.
+    Restart,
+}
+
 /// The objects of the kinds the exporter reads found in one file.
 #[derive(Debug, Default)]
 pub struct FileContents {
@@ -142,186 +185,47 @@ pub struct FileContents {
     pub bad: Vec<BadObject>,
 }
 
+impl FileContents {
+    fn take(&mut self, parsed: Parsed) {
+        match parsed {
+            Parsed::Object(object) => self.objects.push(object),
+            Parsed::Bad(bad) => self.bad.push(bad),
+            Parsed::Restart => self.objects.clear(),
+        }
+    }
+}
+
 /// Deepest `[`/`{` nesting accepted in a file. serde_json refuses deeper
 /// JSON by itself; YAML is checked before parsing, because the YAML parser
 /// takes time quadratic in the depth to refuse it.
 pub const MAX_NESTING: usize = 128;
 
-/// Parse a file's bytes. JSON when `json` is set, else YAML (one or more
-/// documents). Objects of other kinds are ignored.
+/// Parse a file's bytes, all at once. JSON when `json` is set, else YAML
+/// (one or more documents). Objects of other kinds are ignored.
 pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     let mut out = FileContents::default();
-    if json {
-        collect_json(bytes, &mut out)?;
-    } else {
-        if flow_depth(bytes) > MAX_NESTING {
-            return Err(FileError::TooDeep(MAX_NESTING));
-        }
-        super::yaml::collect(bytes, &mut out)?;
-    }
+    parse_into(bytes, json, &mut |parsed| out.take(parsed))?;
     Ok(out)
 }
 
-/// JSON without building a value tree: the document, and the entries of
-/// its `items`, are decoded in one pass straight into [`Report`]s. Events
-/// and policies are kept as raw text, so a document holding some is read
-/// again by [`collect_json_raw`].
-fn collect_json(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_json::Error> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
-    let doc: Document = serde_json::from_str(text)?;
-    let is_list = is_list(doc.object.type_meta());
-    let reports = if is_list { doc.items } else { vec![doc.object] };
-    if reports
-        .iter()
-        .any(|r| report_kind(r).is_some_and(|k| !k.is_report()))
-    {
-        return collect_json_raw(text, is_list, out);
+/// Parse a file's bytes, handing each object to `out` as it is decoded.
+/// JSON is streamed item by item (see [`json::stream`]); YAML is decoded
+/// document by document (see [`super::yaml`]), then handed on. On an error, what was handed on is void.
+pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
+    if json {
+        return Ok(json::stream(bytes, out)?);
     }
-    for report in reports {
-        if let Some(kind) = report_kind(&report) {
-            out.objects.push(SourceObject::report(kind, report));
-        }
+    if flow_depth(bytes) > MAX_NESTING {
+        return Err(FileError::TooDeep(MAX_NESTING));
     }
+    let mut contents = FileContents::default();
+    super::yaml::collect(bytes, &mut contents)?;
+    contents.bad.into_iter().for_each(|b| out(Parsed::Bad(b)));
+    contents
+        .objects
+        .into_iter()
+        .for_each(|o| out(Parsed::Object(o)));
     Ok(())
-}
-
-/// A `List` of objects, as opposed to a list kind the exporter reads.
-pub(super) fn is_list((api_version, kind): (Option<&str>, Option<&str>)) -> bool {
-    kind.is_some_and(|k| k.ends_with("List"))
-        && Kind::from_type(api_version.unwrap_or(""), kind.unwrap_or("")).is_none()
-}
-
-/// The kind of a decoded object, if the exporter reads it.
-pub(super) fn report_kind(report: &Report) -> Option<Kind> {
-    match report.type_meta() {
-        (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
-        _ => None,
-    }
-}
-
-/// JSON holding Events or policies: one scan delimits each object, then
-/// each is taken by [`take_json`].
-fn collect_json_raw(
-    text: &str,
-    is_list: bool,
-    out: &mut FileContents,
-) -> Result<(), serde_json::Error> {
-    if !is_list {
-        take_json(text, out);
-        return Ok(());
-    }
-    let head: Head<'_> = serde_json::from_str(text)?;
-    for item in head.items.0 {
-        if item.get().starts_with('{') {
-            take_json(item.get(), out);
-        }
-    }
-    Ok(())
-}
-
-/// The type fields of a JSON object, kept raw: a field of another type than
-/// expected means "not an object the exporter reads", never an error.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(default, rename = "apiVersion", borrow)]
-    api_version: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    kind: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    items: Items<'a>,
-}
-
-/// The entries of an `items` array, delimited but not decoded; anything
-/// else than an array holds none.
-#[derive(Default)]
-struct Items<'a>(Vec<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Items<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Items<'a>, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = s.next_element::<&'a RawValue>()? {
-                    items.push(item);
-                }
-                Ok(Items(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Items<'a>, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Items::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Items<'a>, E> {
-                Ok(Items::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Items<'a>, E> {
-                Ok(Items::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Items<'a>, E> {
-                Ok(Items::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Items<'a>, E> {
-                Ok(Items::default())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Items<'a>, E> {
-                Ok(Items::default())
-            }
-            fn visit_unit<E>(self) -> Result<Items<'a>, E> {
-                Ok(Items::default())
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-fn string(raw: Option<&RawValue>) -> Option<String> {
-    raw.and_then(|r| serde_json::from_str(r.get()).ok())
-}
-
-/// The kind of an object, if the exporter reads it.
-fn kind_of(head: &Head<'_>) -> Option<Kind> {
-    Kind::from_type(&string(head.api_version)?, &string(head.kind)?)
-}
-
-/// Take one JSON object: a report decoded, an Event or policy kept raw;
-/// objects of other kinds are ignored.
-fn take_json(raw: &str, out: &mut FileContents) {
-    let object = match serde_json::from_str::<Report>(raw) {
-        Ok(report) => {
-            let kind = match report.type_meta() {
-                (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
-                _ => None,
-            };
-            match kind {
-                Some(kind) if kind.is_report() => Ok(SourceObject::report(kind, report)),
-                Some(kind) => serde_json::from_str::<RawObject>(raw)
-                    .map(|o| SourceObject::object(kind, o))
-                    .map_err(|e| (kind, e)),
-                None => return,
-            }
-        }
-        // Not decodable as a report (nested too deep): refused only if the
-        // object is of a kind the exporter reads.
-        Err(e) => match serde_json::from_str::<Head<'_>>(raw)
-            .ok()
-            .and_then(|h| kind_of(&h))
-        {
-            Some(kind) => Err((kind, e)),
-            None => return,
-        },
-    };
-    match object {
-        Ok(object) => out.objects.push(object),
-        Err((kind, e)) => out.bad.push(BadObject {
-            kind,
-            reason: e.to_string(),
-        }),
-    }
 }
 
 /// The deepest nesting of `[` and `{` outside quoted strings and comments:
@@ -530,7 +434,11 @@ impl FilesSource {
         for path in gone {
             if let Some(known) = self.known.remove(&path) {
                 debug!(path = %path.display(), "file removed");
-                let _ = self.relist(known.origin, Vec::new());
+                let _ = self.resync_start(&known.origin).and_then(|()| {
+                    self.send(SourceEvent::ResyncEnd {
+                        origin: known.origin,
+                    })
+                });
             }
         }
         let count = seen.len();
@@ -539,67 +447,77 @@ impl FilesSource {
             .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
             .collect();
         changed.sort_by(|a, b| a.0.cmp(&b.0));
-        // Files are parsed in parallel and sent in path order.
+        // Files are parsed in parallel and sent in path order, each as a
+        // relist of its origin streamed as it is decoded.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        read_in_order(&changed, workers, self.max_file_size, |i, contents| {
+        let mut current: Option<Origin> = None;
+        read_in_order(&changed, workers, self.max_file_size, |i, step| {
             let (path, fingerprint) = &changed[i];
-            let origin = match self.known.get(path) {
-                Some(k) => k.origin.clone(),
-                None => Origin::File(Arc::from(path.as_path())),
+            let origin = match &current {
+                Some(origin) => origin.clone(),
+                None => {
+                    let origin = match self.known.get(path) {
+                        Some(k) => k.origin.clone(),
+                        None => Origin::File(Arc::from(path.as_path())),
+                    };
+                    current = Some(origin.clone());
+                    if self.resync_start(&origin).is_err() {
+                        return false;
+                    }
+                    origin
+                }
             };
-            let objects = self.take(path, contents);
-            self.known.insert(
-                path.clone(),
-                Known {
-                    fingerprint: *fingerprint,
-                    origin: origin.clone(),
-                },
-            );
-            self.relist(origin, objects).is_ok()
+            let sent = match step {
+                Step::Parsed(Parsed::Object(object)) => {
+                    self.send(SourceEvent::ResyncApply { origin, object })
+                }
+                Step::Parsed(Parsed::Bad(bad)) => self.send(SourceEvent::Invalid {
+                    resource: bad.kind.resource(),
+                    location: path.display().to_string(),
+                    reason: bad.reason,
+                }),
+                Step::Parsed(Parsed::Restart) => self.resync_start(&origin),
+                Step::End(result) => {
+                    current = None;
+                    self.known.insert(
+                        path.clone(),
+                        Known {
+                            fingerprint: *fingerprint,
+                            origin: origin.clone(),
+                        },
+                    );
+                    self.end(path, origin, result)
+                }
+            };
+            sent.is_ok()
         });
         count
     }
 
-    /// Report what could not be read of one file; return its objects.
-    fn take(
+    /// End the relist of a file. A file that could not be read is reported,
+    /// and what was sent of it is dropped: its relist ends empty.
+    fn end(
         &mut self,
         path: &Path,
-        contents: Result<FileContents, FileError>,
-    ) -> Vec<SourceObject> {
-        let location = || path.display().to_string();
-        match contents {
-            Ok(contents) => {
-                for bad in contents.bad {
-                    let _ = self.send(SourceEvent::Invalid {
-                        resource: bad.kind.resource(),
-                        location: location(),
-                        reason: bad.reason,
-                    });
-                }
-                contents.objects
-            }
-            Err(e) => {
-                let _ = self.send(SourceEvent::Invalid {
-                    resource: FILE_RESOURCE,
-                    location: location(),
-                    reason: e.to_string(),
-                });
-                Vec::new()
-            }
-        }
-    }
-
-    fn relist(&self, origin: Origin, objects: Vec<SourceObject>) -> Result<(), Closed> {
-        self.send(SourceEvent::ResyncStart {
-            origin: origin.clone(),
-        })?;
-        for object in objects {
-            self.send(SourceEvent::ResyncApply {
-                origin: origin.clone(),
-                object,
+        origin: Origin,
+        result: Result<(), FileError>,
+    ) -> Result<(), Closed> {
+        if let Err(e) = result {
+            self.send(SourceEvent::Invalid {
+                resource: FILE_RESOURCE,
+                location: path.display().to_string(),
+                reason: e.to_string(),
             })?;
+            self.resync_start(&origin)?;
         }
         self.send(SourceEvent::ResyncEnd { origin })
+    }
+
+    /// Begin a relist of `origin`; a relist already begun is dropped.
+    fn resync_start(&self, origin: &Origin) -> Result<(), Closed> {
+        self.send(SourceEvent::ResyncStart {
+            origin: origin.clone(),
+        })
     }
 
     /// Report a path problem the first time it is seen.
@@ -800,5 +718,156 @@ apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: defau
     fn broken_yaml_is_an_error() {
         assert!(parse(b"a: [1, 2\n", false).is_err());
         assert!(parse(b"{", true).is_err());
+    }
+
+    /// A report as kubectl prints it: `kind` after the other fields.
+    fn report_json(ns: &str, name: &str, outcome: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","metadata":{{"name":"{name}","namespace":"{ns}"}},"results":[{{"policy":"p","result":"{outcome}"}}],"kind":"PolicyReport"}}"#
+        )
+    }
+
+    /// A `kubectl get -o json` List: `items` first, `kind: List` last.
+    fn kubectl_list(items: &[String]) -> String {
+        format!(
+            r#"{{"apiVersion":"v1","items":[{}],"kind":"List","metadata":{{"resourceVersion":""}}}}"#,
+            items.join(",")
+        )
+    }
+
+    fn scan_into(
+        source: &mut FilesSource,
+        rx: &mut mpsc::Receiver<SourceEvent>,
+        agg: &mut crate::aggregate::Aggregate,
+    ) -> Vec<String> {
+        source.scan();
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            seen.push(match &event {
+                SourceEvent::ResyncStart { origin } => format!("start {origin}"),
+                SourceEvent::ResyncApply { object, .. } => format!("apply {}", object.id().1),
+                SourceEvent::ResyncEnd { origin } => format!("end {origin}"),
+                SourceEvent::Invalid { location, .. } => format!("invalid {location}"),
+                other => format!("{other:?}"),
+            });
+            agg.handle(event);
+        }
+        seen
+    }
+
+    fn results(agg: &crate::aggregate::Aggregate) -> Vec<String> {
+        agg.results_snapshot()
+            .into_iter()
+            .map(|(k, v)| format!("{} {v}", k.join("|")))
+            .collect()
+    }
+
+    #[test]
+    fn a_file_broken_after_streamed_objects_ends_empty_as_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("a.json");
+        let other = dir.path().join("b.json");
+        std::fs::write(&list, kubectl_list(&[report_json("x", "r1", "fail")])).expect("write");
+        std::fs::write(&other, kubectl_list(&[report_json("y", "r9", "pass")])).expect("write");
+        let (tx, mut rx) = mpsc::channel(1000);
+        let mut source = FilesSource::new(vec![dir.path().to_path_buf()], tx);
+        let mut agg = crate::aggregate::Aggregate::new(Default::default());
+        scan_into(&mut source, &mut rx, &mut agg);
+        assert_eq!(results(&agg), ["x|p||||fail 1", "y|p||||pass 1"]);
+
+        // Valid in its first half (two reports decoded and sent), then cut.
+        let whole = kubectl_list(&[
+            report_json("x", "r2", "pass"),
+            report_json("z", "r3", "pass"),
+            report_json("z", "r4", "fail"),
+        ]);
+        let cut = whole.find("\"r4\"").expect("third report");
+        std::fs::write(&list, &whole[..cut]).expect("rewrite");
+        let a = Origin::File(Arc::from(list.as_path()));
+        let seen = scan_into(&mut source, &mut rx, &mut agg);
+        assert_eq!(
+            seen,
+            [
+                format!("start {a}"),
+                "apply r2".into(),
+                "apply r3".into(),
+                format!("invalid {}", list.display()),
+                format!("start {a}"),
+                format!("end {a}"),
+            ]
+        );
+        // As before streaming: the broken file contributes nothing, the
+        // other file is untouched, the file is counted invalid once.
+        assert_eq!(results(&agg), ["y|p||||pass 1"]);
+        assert_eq!(agg.stats().invalid.get(FILE_RESOURCE), Some(&1));
+        assert_eq!(
+            agg.stats().objects.get(Kind::PolicyReport.resource()),
+            Some(&1)
+        );
+
+        // Whole again: read as a List.
+        std::fs::write(&list, &whole).expect("fix");
+        scan_into(&mut source, &mut rx, &mut agg);
+        assert_eq!(
+            results(&agg),
+            [
+                "x|p||||pass 1",
+                "y|p||||pass 1",
+                "z|p||||fail 1",
+                "z|p||||pass 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_are_streamed_in_path_order_on_any_number_of_workers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut files = Vec::new();
+        for i in 0..7 {
+            let path = dir.path().join(format!("{i}.json"));
+            let items: Vec<String> = (0..3)
+                .map(|j| report_json("n", &format!("f{i}r{j}"), "pass"))
+                .collect();
+            let text = match i {
+                4 => "{\"items\": [".to_string(),
+                _ => kubectl_list(&items),
+            };
+            std::fs::write(&path, &text).expect("write");
+            let fingerprint = Fingerprint {
+                len: text.len() as u64,
+                modified: None,
+                inode: 0,
+                changed: (0, 0),
+            };
+            files.push((path, fingerprint));
+        }
+        for workers in [1, 2, 3] {
+            let mut seen = Vec::new();
+            read_in_order(&files, workers, u64::MAX, |i, step| {
+                seen.push(match step {
+                    Step::Parsed(Parsed::Object(o)) => format!("{i} {}", o.id().1),
+                    Step::Parsed(other) => format!("{i} {other:?}"),
+                    Step::End(r) => format!("{i} end {}", r.is_ok()),
+                });
+                true
+            });
+            let want: Vec<String> = (0..7)
+                .flat_map(|i| match i {
+                    4 => vec!["4 end false".to_string()],
+                    _ => (0..3)
+                        .map(|j| format!("{i} f{i}r{j}"))
+                        .chain([format!("{i} end true")])
+                        .collect(),
+                })
+                .collect();
+            assert_eq!(seen, want, "{workers} workers");
+            // Stopping midway stops taking.
+            let mut taken = 0;
+            read_in_order(&files, workers, u64::MAX, |_, _| {
+                taken += 1;
+                taken < 5
+            });
+            assert_eq!(taken, 5, "{workers} workers");
+        }
     }
 }

@@ -1,0 +1,366 @@
+//! JSON files: decoded in one pass straight into [`Report`]s, without a
+//! value tree. The entries of a `List` are handed on as they are decoded,
+//! so a large `kubectl get -o json` export is never held decoded whole.
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{BadObject, Parsed};
+use crate::kind::Kind;
+use crate::object::RawObject;
+use crate::report::{DocumentSeed, ItemSink, Report};
+use crate::source::SourceObject;
+
+/// Decode a JSON document and hand its objects to `out` in file order.
+///
+/// The document and the entries of its `items` are decoded in one pass.
+/// kubectl writes `kind: List` after `items`, so the entries are handed on
+/// before the decoder knows the document is a List; when it turns out not
+/// to be one, a [`Parsed::Restart`] voids them and the object itself
+/// follows. Events and policies are kept as raw text: when the List holds
+/// some, its text is read a second time for those entries only.
+pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_json::Error> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
+    let mut items = ListItems {
+        text,
+        out,
+        list: None,
+        sent: false,
+        raw: Vec::new(),
+        index: 0,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let object = DocumentSeed(&mut items).deserialize(&mut de)?;
+    de.end()?;
+    let ListItems { out, sent, raw, .. } = items;
+    if !is_list(object.type_meta()) {
+        if sent {
+            out(Parsed::Restart);
+        }
+        match report_kind(&object) {
+            Some(kind) if kind.is_report() => {
+                out(Parsed::Object(SourceObject::report(kind, object)))
+            }
+            Some(_) => take_json(text, out),
+            None => {}
+        }
+        return Ok(());
+    }
+    if raw.is_empty() {
+        return Ok(());
+    }
+    let head: Head<'_> = serde_json::from_str(text)?;
+    let objects = head
+        .items
+        .0
+        .into_iter()
+        .filter(|i| i.get().starts_with('{'));
+    let mut wanted = raw.into_iter().peekable();
+    for (index, item) in objects.enumerate() {
+        if wanted.next_if_eq(&index).is_some() {
+            take_json(item.get(), out);
+        }
+    }
+    Ok(())
+}
+
+/// Hands on the reports of a document's `items` as they are decoded, and
+/// notes where the Events and policies are.
+struct ListItems<'t, 'o> {
+    text: &'t str,
+    out: &'o mut dyn FnMut(Parsed),
+    /// Whether the document is a List, once an invalid report made it
+    /// necessary to know before the decoder gets there.
+    list: Option<bool>,
+    /// Whether reports of this `items` were handed on.
+    sent: bool,
+    /// Indices (among the entries that are objects) of Events and policies.
+    raw: Vec<usize>,
+    /// Index of the next entry that is an object.
+    index: usize,
+}
+
+impl ItemSink for ListItems<'_, '_> {
+    fn begin(&mut self) {
+        if std::mem::take(&mut self.sent) {
+            (self.out)(Parsed::Restart);
+        }
+        self.raw.clear();
+        self.index = 0;
+    }
+
+    fn item(&mut self, report: Report) {
+        let index = self.index;
+        self.index += 1;
+        let Some(kind) = report_kind(&report) else {
+            return;
+        };
+        if !kind.is_report() {
+            self.raw.push(index);
+            return;
+        }
+        if report.error().is_some() && self.list.is_none() {
+            // The aggregator counts an invalid report as soon as it sees
+            // it, and the items of a document that is not a List (or does
+            // not parse) must not count: find the document's kind first, by
+            // a pass that skips the items. Costs one skim of the file, only
+            // for a file holding an invalid report.
+            self.list = Some(
+                serde_json::from_str::<Report>(self.text).is_ok_and(|d| is_list(d.type_meta())),
+            );
+        }
+        if self.list != Some(false) {
+            (self.out)(Parsed::Object(SourceObject::report(kind, report)));
+            self.sent = true;
+        }
+    }
+}
+
+/// A `List` of objects, as opposed to a list kind the exporter reads.
+pub(in crate::source) fn is_list((api_version, kind): (Option<&str>, Option<&str>)) -> bool {
+    kind.is_some_and(|k| k.ends_with("List"))
+        && Kind::from_type(api_version.unwrap_or(""), kind.unwrap_or("")).is_none()
+}
+
+/// The kind of a decoded object, if the exporter reads it.
+pub(in crate::source) fn report_kind(report: &Report) -> Option<Kind> {
+    match report.type_meta() {
+        (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
+        _ => None,
+    }
+}
+
+/// The type fields of a JSON object, kept raw: a field of another type than
+/// expected means "not an object the exporter reads", never an error.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default, rename = "apiVersion", borrow)]
+    api_version: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    items: Items<'a>,
+}
+
+/// The entries of an `items` array, delimited but not decoded; anything
+/// else than an array holds none.
+#[derive(Default)]
+struct Items<'a>(Vec<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Items<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Items<'a>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = s.next_element::<&'a RawValue>()? {
+                    items.push(item);
+                }
+                Ok(Items(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Items<'a>, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Items::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+            fn visit_unit<E>(self) -> Result<Items<'a>, E> {
+                Ok(Items::default())
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+fn string(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// The kind of an object, if the exporter reads it.
+fn kind_of(head: &Head<'_>) -> Option<Kind> {
+    Kind::from_type(&string(head.api_version)?, &string(head.kind)?)
+}
+
+/// Take one JSON object: a report decoded, an Event or policy kept raw;
+/// objects of other kinds are ignored.
+fn take_json(raw: &str, out: &mut dyn FnMut(Parsed)) {
+    let object = match serde_json::from_str::<Report>(raw) {
+        Ok(report) => match report_kind(&report) {
+            Some(kind) if kind.is_report() => Ok(SourceObject::report(kind, report)),
+            Some(kind) => serde_json::from_str::<RawObject>(raw)
+                .map(|o| SourceObject::object(kind, o))
+                .map_err(|e| (kind, e)),
+            None => return,
+        },
+        // Not decodable as a report (nested too deep): refused only if the
+        // object is of a kind the exporter reads.
+        Err(e) => match serde_json::from_str::<Head<'_>>(raw)
+            .ok()
+            .and_then(|h| kind_of(&h))
+        {
+            Some(kind) => Err((kind, e)),
+            None => return,
+        },
+    };
+    out(match object {
+        Ok(object) => Parsed::Object(object),
+        Err((kind, e)) => Parsed::Bad(BadObject {
+            kind,
+            reason: e.to_string(),
+        }),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What streaming `text` hands on, in order, and its outcome.
+    fn streamed(text: &str) -> (Vec<String>, bool) {
+        let mut seen = Vec::new();
+        let ok = stream(text.as_bytes(), &mut |p| {
+            seen.push(match p {
+                Parsed::Object(o) => format!("{} {}", o.kind, o.id().1),
+                Parsed::Bad(b) => format!("bad {}", b.kind),
+                Parsed::Restart => "restart".into(),
+            })
+        })
+        .is_ok();
+        (seen, ok)
+    }
+
+    fn report(name: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","metadata":{{"name":"{name}","namespace":"n"}},"results":[],"kind":"PolicyReport"}}"#
+        )
+    }
+
+    const INVALID: &str = r#"{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":"bad","namespace":"n"},"results":5}"#;
+    const EVENT: &str = r#"{"apiVersion":"v1","kind":"Event","metadata":{"name":"e","namespace":"n"},"reason":"PolicyViolation"}"#;
+
+    #[test]
+    fn list_items_are_handed_on_as_decoded() {
+        let (a, b) = (report("a"), report("b"));
+        // kubectl's order: kind after items.
+        let list = format!(r#"{{"apiVersion":"v1","items":[{a},7,{b}],"kind":"List"}}"#);
+        assert_eq!(
+            streamed(&list),
+            (vec!["PolicyReport a".into(), "PolicyReport b".into()], true)
+        );
+        // Cut after the first item: it was handed on before the error.
+        let cut = &list[..list.find(&b).expect("b")];
+        assert_eq!(streamed(cut), (vec!["PolicyReport a".into()], false));
+        // An invalid report of a List is handed on (the aggregator refuses it).
+        let list = format!(r#"{{"items":[{a},{INVALID}],"kind":"PolicyReportList"}}"#);
+        assert_eq!(
+            streamed(&list),
+            (
+                vec!["PolicyReport a".into(), "PolicyReport bad".into()],
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_list_voids_its_items() {
+        let a = report("a");
+        // A report with an `items` field, its kind last: the items were
+        // handed on, then voided, then the report itself.
+        let doc = format!(
+            r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","metadata":{{"name":"top","namespace":"n"}},"items":[{a}],"kind":"PolicyReport"}}"#
+        );
+        assert_eq!(
+            streamed(&doc),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "restart".into(),
+                    "PolicyReport top".into()
+                ],
+                true
+            )
+        );
+        assert_eq!(
+            super::super::parse(doc.as_bytes(), true)
+                .expect("valid")
+                .objects
+                .iter()
+                .map(|o| o.id().1)
+                .collect::<Vec<_>>(),
+            ["top"]
+        );
+        // An unknown kind, or none: nothing.
+        for kind in [r#","kind":"ConfigMap""#, ""] {
+            let doc = format!(r#"{{"items":[{a}]{kind}}}"#);
+            assert_eq!(
+                streamed(&doc),
+                (vec!["PolicyReport a".into(), "restart".into()], true)
+            );
+        }
+        // An invalid report among the items of a document that is not a
+        // List is never handed on (the aggregator would count it): the
+        // document's kind is looked up first.
+        let doc = format!(r#"{{"items":[{a},{INVALID},{a}],"kind":"ConfigMap"}}"#);
+        assert_eq!(
+            streamed(&doc),
+            (vec!["PolicyReport a".into(), "restart".into()], true)
+        );
+        let broken = format!(r#"{{"items":[{INVALID},{a}],"kind":"List""#);
+        assert_eq!(streamed(&broken), (vec![], false));
+        // A repeated `items` replaces the first one.
+        let b = report("b");
+        let doc = format!(r#"{{"items":[{a}],"items":[{b}],"kind":"List"}}"#);
+        assert_eq!(
+            streamed(&doc),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "restart".into(),
+                    "PolicyReport b".into()
+                ],
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn events_and_policies_of_a_list_are_taken_in_a_second_pass() {
+        let (a, b) = (report("a"), report("b"));
+        let policy =
+            r#"{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":5}}"#;
+        let list = format!(r#"{{"items":[{a},{EVENT},"x",{b},{policy}],"kind":"List"}}"#);
+        assert_eq!(
+            streamed(&list),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "PolicyReport b".into(),
+                    "Event e".into(),
+                    "bad ClusterPolicy".into()
+                ],
+                true
+            )
+        );
+        // A single Event.
+        assert_eq!(streamed(EVENT), (vec!["Event e".into()], true));
+    }
+}
