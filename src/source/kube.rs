@@ -32,10 +32,6 @@ use crate::report::Report;
 /// The sync target that is pending until the first discovery succeeds.
 pub const DISCOVERY_TARGET: &str = "discovery";
 
-/// After a failed request, a watch that stays quiet (no new error) this long
-/// is taken as recovered: the watcher's backoff retries well within it.
-const QUIET_RECOVERY: Duration = Duration::from_secs(45);
-
 /// Errors setting up the Kubernetes source.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeSourceError {
@@ -67,6 +63,10 @@ pub struct Options {
     /// How often each watch restarts with a full list; `None` never
     /// (only after a 410 or a failed list).
     pub relist_interval: Option<Duration>,
+    /// After a failed request, a watch that stays quiet (no new error) this
+    /// long is taken as recovered: the watcher's backoff retries well
+    /// within it (45 s by default).
+    pub quiet_recovery: Duration,
 }
 
 /// Build a client the way kubectl finds its configuration: in-cluster,
@@ -262,6 +262,7 @@ pub async fn watch(
         list: ListParams::default().limit(options.page_size),
         watch: WatchParams::default(),
         relist_interval: options.relist_interval,
+        quiet_recovery: options.quiet_recovery,
     };
     if kind == Kind::Event {
         requests.list = requests.list.fields("reason=PolicyViolation");
@@ -269,7 +270,7 @@ pub async fn watch(
     }
     if kind == Kind::Namespace {
         let config = watcher::Config::default().page_size(options.page_size);
-        watch_namespaces(client, config, tx).await;
+        watch_namespaces(client, config, options.quiet_recovery, tx).await;
     } else if kind.is_report() {
         forward::<Report>(client, kind, &ar, requests, tx, SourceObject::report).await;
     } else {
@@ -282,6 +283,8 @@ struct Requests {
     list: ListParams,
     watch: WatchParams,
     relist_interval: Option<Duration>,
+    /// See [`Options::quiet_recovery`].
+    quiet_recovery: Duration,
 }
 
 /// The list-then-watch loop of one kind. Lists are streamed
@@ -467,7 +470,7 @@ where
             };
             let mut stream = std::pin::pin!(stream);
             loop {
-                let quiet = (self.errors.streak > 0).then_some(QUIET_RECOVERY);
+                let quiet = (self.errors.streak > 0).then_some(self.requests.quiet_recovery);
                 let item = tokio::select! {
                     () = &mut due => return Ok(RelistReason::Interval),
                     () = sleep_for(quiet) => {
@@ -561,7 +564,12 @@ async fn sleep_for(delay: Option<Duration>) {
 /// kube's metadata requests), handing each over as a small raw object with
 /// its name and labels, which is all policy overrides need. Relists,
 /// errors and recovery are reported as [`forward`] reports them.
-async fn watch_namespaces(client: Client, config: watcher::Config, tx: mpsc::Sender<SourceEvent>) {
+async fn watch_namespaces(
+    client: Client,
+    config: watcher::Config,
+    quiet_recovery: Duration,
+    tx: mpsc::Sender<SourceEvent>,
+) {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::core::PartialObjectMeta;
 
@@ -588,7 +596,7 @@ async fn watch_namespaces(client: Client, config: watcher::Config, tx: mpsc::Sen
     let mut errors = ErrorLog::default();
     loop {
         let item = if errors.streak > 0 {
-            match tokio::time::timeout(QUIET_RECOVERY, stream.next()).await {
+            match tokio::time::timeout(quiet_recovery, stream.next()).await {
                 Ok(item) => item,
                 Err(_quiet) => {
                     errors.recovered(resource);
