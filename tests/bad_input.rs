@@ -520,7 +520,11 @@ fn deeply_nested_json_and_yaml_are_refused() {
     // A report written after it (later in scan order) is the barrier: once
     // it is served, the deep file has been read.
     let start = Instant::now();
-    std::fs::write(dir.path().join("nested-objects.json"), &json_objects).expect("write");
+    // Written whole (renamed into place): a reader that caught the file half
+    // written would count the truncated JSON as a fourth refusal.
+    let partial = dir.path().join("nested-objects.json.partial");
+    std::fs::write(&partial, &json_objects).expect("write");
+    std::fs::rename(&partial, dir.path().join("nested-objects.json")).expect("rename");
     std::fs::write(
         dir.path().join("zz-marker.yaml"),
         "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: m, namespace: zz-marker}\nresults: [{policy: p, result: pass}]\n",
