@@ -127,6 +127,7 @@ pub async fn start(
             page_size: source.page_size,
             discovery_interval: Duration::from_secs(source.discovery_interval.max(1)),
             relist_interval: Some(source.relist_interval).filter(|i| !i.is_zero()),
+            quiet_recovery: source.quiet_recovery.max(Duration::from_millis(100)),
         };
         tokio::spawn(kube_source::run(client, options, tx));
     } else {

@@ -122,6 +122,18 @@ pub struct SourceArgs {
         env = "POLICYREPORT_EXPORTER_RELIST_INTERVAL"
     )]
     pub relist_interval: Duration,
+    /// After a failed request, how long a watch must stay quiet (no new
+    /// error) to count as recovered when no object arrives to prove it.
+    /// Hidden: the default suits real clusters; the tests shorten it.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "DURATION",
+        default_value = "45s",
+        value_parser = parse_duration,
+        env = "POLICYREPORT_EXPORTER_QUIET_RECOVERY"
+    )]
+    pub quiet_recovery: Duration,
     /// Files larger than this are skipped with an error (bytes, or with a
     /// suffix: 64Mi, 1Gi, 500M). The default reads the `kubectl get -o json`
     /// export of a large cluster; lower it to bound memory on small nodes.

@@ -5,7 +5,8 @@
 //! computation over the valid objects.
 //!
 //! Bounds: each property runs a fixed number of cases (the `CASES_*`
-//! constants; `FUZZ_CASES_FACTOR=N` multiplies them for a longer local run)
+//! constants; `FUZZ_CASES_FACTOR=N` multiplies them for a longer run:
+//! `scripts/test` runs twice as many as a plain `cargo test`)
 //! with a random seed; a failure prints the shrunk input. Each property
 //! prints its case count and time (`--nocapture`); docs/reliability.md has
 //! the figures measured in a debug build.
@@ -32,10 +33,10 @@ use proptest::sample::select;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
-const CASES_DECODERS: u32 = 2000;
-const CASES_MESSAGES: u32 = 5000;
-const CASES_FILES: u32 = 1000;
-const CASES_AGGREGATE: u32 = 300;
+const CASES_DECODERS: u32 = 1000;
+const CASES_MESSAGES: u32 = 2500;
+const CASES_FILES: u32 = 500;
+const CASES_AGGREGATE: u32 = 150;
 
 fn cases(n: u32) -> u32 {
     let factor: u32 = std::env::var("FUZZ_CASES_FACTOR")

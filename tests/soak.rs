@@ -1,4 +1,4 @@
-//! A soak: the exporter against the fake API server for 20 s (the
+//! A soak: the exporter against the fake API server for 8 s (the
 //! full-length run, `#[ignore]` so that `cargo test` stays quick and run by
 //! `scripts/test`: `SOAK_SECONDS`, default 120) while reports, Events and
 //! policies are created, updated and deleted, and faults are injected at
@@ -38,7 +38,7 @@ fn unsynced(m: &Metrics) -> Vec<String> {
 /// The soak of `cargo test`: short enough for a quick developer loop.
 #[test]
 fn soak_with_random_faults_ends_exact() {
-    soak("soak_with_random_faults_ends_exact", 20);
+    soak("soak_with_random_faults_ends_exact", 8);
 }
 
 /// The full-length soak, run by `scripts/test` (`--include-ignored`).

@@ -31,10 +31,6 @@ use crate::report::Report;
 /// The sync target that is pending until the first discovery succeeds.
 pub const DISCOVERY_TARGET: &str = "discovery";
 
-/// After a failed request, a watch that stays quiet (no new error) this long
-/// is taken as recovered: the watcher's backoff retries well within it.
-const QUIET_RECOVERY: Duration = Duration::from_secs(45);
-
 /// Errors setting up the Kubernetes source.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeSourceError {
@@ -66,6 +62,10 @@ pub struct Options {
     /// How often each watch restarts with a full list; `None` never
     /// (only after a 410 or a failed list).
     pub relist_interval: Option<Duration>,
+    /// After a failed request, a watch that stays quiet (no new error) this
+    /// long is taken as recovered: the watcher's backoff retries well
+    /// within it (45 s by default).
+    pub quiet_recovery: Duration,
 }
 
 /// Build a client the way kubectl finds its configuration: in-cluster,
@@ -262,6 +262,7 @@ pub async fn watch(
         list: ListParams::default().limit(options.page_size),
         watch: WatchParams::default(),
         relist_interval: options.relist_interval,
+        quiet_recovery: options.quiet_recovery,
     };
     if kind == Kind::Event {
         requests.list = requests.list.fields("reason=PolicyViolation");
@@ -285,6 +286,8 @@ struct Requests {
     list: ListParams,
     watch: WatchParams,
     relist_interval: Option<Duration>,
+    /// See [`Options::quiet_recovery`].
+    quiet_recovery: Duration,
 }
 
 /// The list-then-watch loop of one kind. Lists are streamed
@@ -490,7 +493,7 @@ where
             };
             let mut stream = std::pin::pin!(stream);
             loop {
-                let quiet = (self.errors.streak > 0).then_some(QUIET_RECOVERY);
+                let quiet = (self.errors.streak > 0).then_some(self.requests.quiet_recovery);
                 let item = tokio::select! {
                     () = &mut due => return Ok(RelistReason::Interval),
                     () = sleep_for(quiet) => {
