@@ -99,6 +99,7 @@ pub async fn start(
     follow: bool,
     tx: mpsc::Sender<SourceEvent>,
 ) -> Result<Aggregate, AppError> {
+    crate::memory::tune();
     let labels = outputs.labels;
     let controls = load_controls(source.controls.as_deref())?;
     let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();

@@ -4,6 +4,7 @@
 //! contributions, the list pages) in its arenas, so the resident size stays
 //! at its peak long after; churn of creates and deletes fragments it. The
 //! aggregator asks for it back when it is idle after relists or deletes.
+//! Since it does, glibc's own eager trimming is turned down ([`tune`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +61,27 @@ impl Drop for Trimmer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Allocations of at least this many bytes get pages of their own (glibc's
+/// largest allowed value); smaller ones, such as the read buffer of a
+/// `--files` file, reuse freed heap memory.
+const MMAP_THRESHOLD: i32 = 32 << 20;
+
+/// glibc hands free memory at the top of a heap back to the system only
+/// beyond this, so freeing one buffer below [`MMAP_THRESHOLD`] never does;
+/// the [`Trimmer`] releases the rest after relists and deletes.
+const TRIM_THRESHOLD: i32 = 32 << 20;
+
+/// Stop glibc from handing memory back on every large free, which it then
+/// has to fault in again (a no-op off glibc). With its defaults, each file
+/// of a `--files` read got a fresh buffer, and the decoded reports fresh
+/// heap pages, faulted in and zeroed by the kernel. On 20k reports in 20
+/// JSON files the thresholds above cut page faults by 30% and system time
+/// by about 0.1 s (a third), for a higher peak RSS (docs/benchmarks.md,
+/// session 3, "Files mode CPU").
+pub fn tune() {
+    crate::sys::malloc_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD);
 }
 
 /// Hand free heap memory back to the system (a no-op off glibc).

@@ -35,6 +35,9 @@ enum Format {
     YamlDir,
     /// One `kubectl get -o json` List.
     List,
+    /// A folder of `kubectl get -o json` Lists, `--per-file` reports each
+    /// (the files mode's JSON input).
+    KubectlJsonDir,
     /// Load a fake API server, write a kubeconfig for it and serve until Ctrl-C.
     Server,
 }
@@ -59,10 +62,10 @@ struct GenArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::List)]
     format: Format,
-    /// Output folder (yaml-dir) or file (list; "-" for stdout).
+    /// Output folder (yaml-dir, kubectl-json-dir) or file (list; "-" for stdout).
     #[arg(long, default_value = "-")]
     out: PathBuf,
-    /// Reports per YAML file (yaml-dir).
+    /// Reports per file (yaml-dir, kubectl-json-dir).
     #[arg(long, default_value_t = 100)]
     per_file: usize,
     /// Where to write the kubeconfig (server).
@@ -189,6 +192,18 @@ fn generate(args: GenArgs) -> Result<()> {
             let (files, bytes) = run::write_yaml_dir(&set, &args.out, args.per_file)?;
             eprintln!(
                 "wrote {files} files, {bytes} bytes to {}",
+                args.out.display()
+            );
+        }
+        Format::KubectlJsonDir => {
+            if args.out.as_os_str() == "-" {
+                bail!("--format kubectl-json-dir needs --out FOLDER");
+            }
+            let files = run::write_kubectl_dir(&set, &args.out, args.per_file, true)?;
+            let bytes: usize = files.iter().map(Vec::len).sum();
+            eprintln!(
+                "wrote {} files, {bytes} bytes to {}",
+                files.len(),
                 args.out.display()
             );
         }
