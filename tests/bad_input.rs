@@ -561,6 +561,8 @@ fn deeply_nested_json_and_yaml_are_refused() {
 
 #[test]
 fn files_deleted_while_being_read_do_not_crash_or_linger() {
+    /// Long enough for dozens of create/delete cycles across rescans.
+    const RACE_SECONDS: u64 = 4;
     let _heavy = heavy();
     let dir = tempdir();
     let good = Good::write(dir.path(), 6, 20);
@@ -578,7 +580,7 @@ fn files_deleted_while_being_read_do_not_crash_or_linger() {
     let mut cycles = 0u64;
     let mut objects = good.objects.clone();
     let mut size = 0;
-    while start.elapsed() < Duration::from_secs(8) {
+    while start.elapsed() < Duration::from_secs(RACE_SECONDS) {
         let p = race.join(format!("r{cycles}.json"));
         big["metadata"]["name"] = format!("race-{cycles}").into();
         let text = big.to_string();
@@ -606,7 +608,7 @@ fn files_deleted_while_being_read_do_not_crash_or_linger() {
     assert_eq!(e.get("/healthz").0, 200);
     println!(
         "SCOREBOARD bad_input::files_deleted_while_being_read_do_not_crash_or_linger: {cycles} create/delete cycles of a \
-         {} KB file over 8 s while the exporter rescanned; no crash; {refused} reads hit a vanished file (logged and counted); \
+         {} KB file over {RACE_SECONDS} s while the exporter rescanned; no crash; {refused} reads hit a vanished file (logged and counted); \
          end state = the {} objects on disk, exact {settled:.1?} after the last change",
         size / 1000,
         objects.len()

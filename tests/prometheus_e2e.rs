@@ -203,6 +203,7 @@ fn rules_pass_promtool_check() {
 }
 
 #[test]
+#[ignore = "`promtool test rules` on every rule file, about 30 s: scripts/test runs it"]
 fn rules_unit_tests_pass_and_cover_every_alert() {
     let dir = repo().join("tests/rules");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -1519,6 +1520,7 @@ fn check_rollout(prom: &Prometheus, served: &Metrics) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "a real Prometheus, about 11 s: scripts/test runs it"]
 fn dashboards_and_rules_work_against_real_prometheus() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let fixtures = tmp.path().join("fixtures");
@@ -1837,6 +1839,7 @@ fn cluster_b_extra(dir: &Path) {
 }
 
 #[test]
+#[ignore = "three Prometheus servers, about 10 s: scripts/test runs it"]
 fn several_clusters_and_replicas_through_remote_write() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));

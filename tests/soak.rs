@@ -38,7 +38,7 @@ fn unsynced(m: &Metrics) -> Vec<String> {
 /// The soak of `cargo test`: short enough for a quick developer loop.
 #[test]
 fn soak_with_random_faults_ends_exact() {
-    soak("soak_with_random_faults_ends_exact", 8);
+    soak("soak_with_random_faults_ends_exact", 5);
 }
 
 /// The full-length soak, run by `scripts/test` (`--include-ignored`).
