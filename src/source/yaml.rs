@@ -53,6 +53,11 @@ fn options() -> serde_saphyr::Options {
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
         merge_keys: MergeKeyPolicy::AsOrdinary,
         with_snippet: false,
+        // Plain scalars resolve as serde_yaml_ng resolved them (YAML 1.2
+        // core): `yes`/`on` stay strings, and so do `0755` and `1_000`.
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
     }
 }
 
@@ -168,5 +173,21 @@ mod tests {
                 Err("budget breached: Depth { depth: 65 } at line 35, column 65".to_string())
             );
         }
+    }
+
+    /// Plain scalars resolve by the YAML 1.2 core schema, as they did
+    /// through serde_yaml_ng: YAML 1.1's `yes`/`on` stay strings, and so do
+    /// numbers with leading zeros or underscores.
+    #[test]
+    fn plain_scalars_that_yaml_1_1_reads_as_booleans_stay_names() {
+        let text = "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\n\
+                    metadata: {name: yes, namespace: on}\nresults: []\n---\n\
+                    apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\n\
+                    metadata: {name: 0755, namespace: 1_000}\nresults: []\n";
+        let mut out = FileContents::default();
+        collect(text.as_bytes(), &mut out).expect("parses");
+        let ids: Vec<_> = out.objects.iter().map(|o| o.id()).collect();
+        assert_eq!(ids, [("on", "yes"), ("1_000", "0755")]);
+        assert!(out.bad.is_empty());
     }
 }
