@@ -715,56 +715,34 @@ fn kyverno_shapes_give_exact_values() {
     );
     assert_eq!(m.sum(audit), 5.0);
 
-    let mode = |policy: &str, ns: &str, mode: &str| {
-        m.value(
-            "policyreport_policy_namespace_mode",
-            &[("policy", policy), ("namespace", ns), ("mode", mode)],
-        )
-    };
-    // Spec override for prod-*; cluster-scoped results get no override.
-    assert_eq!(
-        mode("require-requests-limits", "prod-eu", "enforce"),
-        Some(1.0)
-    );
-    assert_eq!(
-        mode("require-requests-limits", "staging", "audit"),
-        Some(1.0)
-    );
-    assert_eq!(mode("require-ns-owner", "", "enforce"), Some(1.0));
-    // Kyverno 1.14-1.18 order: the spec override beats the rule's own
-    // failureAction (1.19 would say enforce); `dev` named literally.
-    assert_eq!(mode("restrict-image-registries", "dev", "audit"), Some(1.0));
-    assert_eq!(
-        mode("restrict-image-registries", "prod-us", "enforce"),
-        Some(1.0)
-    );
-    // namespaceSelector: labels from Namespace objects; unknown labels match nothing.
-    assert_eq!(
-        mode("disallow-privileged-containers", "dev", "mixed"),
-        Some(1.0)
-    );
-    assert_eq!(
-        mode("disallow-privileged-containers", "prod-us", "mixed"),
-        Some(1.0)
-    );
-    assert_eq!(
-        mode("disallow-privileged-containers", "prod-eu", "enforce"),
-        Some(1.0)
-    );
-    assert_eq!(
-        mode("disallow-privileged-containers", "staging", "enforce"),
-        Some(1.0)
-    );
-    // Namespaced kinds: their own namespace only; CEL kinds one mode.
-    assert_eq!(
-        mode("shop/require-team-label", "shop", "enforce"),
-        Some(1.0)
-    );
-    assert_eq!(
-        mode("prod-eu/verify-signed", "prod-eu", "enforce"),
-        Some(1.0)
-    );
-    assert_eq!(mode("verify-images", "dev", "audit"), Some(1.0));
+    // (policy, namespace, the mode in force there), with why.
+    let modes = [
+        // Spec override for prod-*; cluster-scoped results get no override.
+        ("require-requests-limits", "prod-eu", "enforce"),
+        ("require-requests-limits", "staging", "audit"),
+        ("require-ns-owner", "", "enforce"),
+        // Kyverno 1.14-1.18 order: the spec override beats the rule's own
+        // failureAction (1.19 would say enforce); `dev` named literally.
+        ("restrict-image-registries", "dev", "audit"),
+        ("restrict-image-registries", "prod-us", "enforce"),
+        // namespaceSelector: labels from Namespace objects; unknown labels match nothing.
+        ("disallow-privileged-containers", "dev", "mixed"),
+        ("disallow-privileged-containers", "prod-us", "mixed"),
+        ("disallow-privileged-containers", "prod-eu", "enforce"),
+        ("disallow-privileged-containers", "staging", "enforce"),
+        // Namespaced kinds: their own namespace only; CEL kinds one mode.
+        ("shop/require-team-label", "shop", "enforce"),
+        ("prod-eu/verify-signed", "prod-eu", "enforce"),
+        ("verify-images", "dev", "audit"),
+    ];
+    for (policy, ns, mode) in modes {
+        let labels = [("policy", policy), ("namespace", ns), ("mode", mode)];
+        assert_eq!(
+            m.value("policyreport_policy_namespace_mode", &labels),
+            Some(1.0),
+            "{policy} in {ns:?} is {mode}"
+        );
+    }
     assert_eq!(m.family("policyreport_policy_namespace_mode").len(), 21);
 
     // secure-context counts the CEL ports by their category.

@@ -84,32 +84,9 @@ impl Cluster {
 
     /// Load every object of a repository folder into the server.
     fn load_dir(&self, dir: &str) -> usize {
-        let mut n = 0;
-        for entry in walkdir::WalkDir::new(repo().join(dir)) {
-            let entry = entry.expect("walk");
-            let ext = entry
-                .path()
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("");
-            if !entry.file_type().is_file() || !["yaml", "yml", "json"].contains(&ext) {
-                continue;
-            }
-            let bytes = std::fs::read(entry.path()).expect("read example");
-            for doc in serde_yaml_ng::Deserializer::from_slice(&bytes) {
-                let v = Value::deserialize(doc).expect("example parses");
-                let items = match v["kind"].as_str() {
-                    Some(k) if k.ends_with("List") => {
-                        v["items"].as_array().cloned().unwrap_or_default()
-                    }
-                    _ => vec![v],
-                };
-                for item in items {
-                    self.apply(item);
-                    n += 1;
-                }
-            }
-        }
+        let objects = objects_in(dir);
+        let n = objects.len();
+        objects.into_iter().for_each(|o| self.apply(o));
         n
     }
 }
