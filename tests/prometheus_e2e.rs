@@ -202,17 +202,43 @@ fn rules_pass_promtool_check() {
     assert!(ok, "promtool check rules failed:\n{out}");
 }
 
-#[test]
-#[ignore = "`promtool test rules` on every rule file, about 30 s: scripts/test runs it"]
-fn rules_unit_tests_pass_and_cover_every_alert() {
-    let dir = repo().join("tests/rules");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The promtool unit test files in tests/rules, sorted.
+fn rule_test_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/rules"))
         .expect("tests/rules")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no promtool tests in tests/rules");
+    files
+}
+
+/// promtool evaluates rule groups in a random order unless a test file sets
+/// `group_eval_order`; the alerts read records of the same evaluation, so
+/// without it an alert test passes or fails by chance (seen in CI).
+#[test]
+fn rules_unit_tests_evaluate_groups_in_file_order() {
+    let groups: Vec<String> = rule_groups().into_iter().map(|(name, _)| name).collect();
+    for f in rule_test_files() {
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&f).expect("read test"))
+                .expect("YAML");
+        let order: Vec<String> = doc["group_eval_order"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(order, groups, "group_eval_order of {}", f.display());
+    }
+}
+
+#[test]
+#[ignore = "`promtool test rules` on every rule file, about 30 s: scripts/test runs it"]
+fn rules_unit_tests_pass_and_cover_every_alert() {
+    let dir = repo().join("tests/rules");
+    let files = rule_test_files();
     let (ok, out) = run(Command::new("promtool")
         .current_dir(&dir)
         .arg("test")
