@@ -38,6 +38,9 @@ enum Format {
     /// A folder of `kubectl get -o json` Lists, `--per-file` reports each
     /// (the files mode's JSON input).
     KubectlJsonDir,
+    /// A folder of `kubectl get -o yaml` Lists, `--per-file` reports each
+    /// (the files mode's YAML input).
+    KubectlYamlDir,
     /// Load a fake API server, write a kubeconfig for it and serve until Ctrl-C.
     Server,
 }
@@ -109,6 +112,10 @@ struct RunArgs {
     /// whole (0 skips it).
     #[arg(long, default_value_t = 50_000)]
     large_file_reports: usize,
+    /// Reports of the large YAML file row: one `kubectl get -o yaml` List
+    /// read whole (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    large_yaml_file_reports: usize,
     /// The exporter binary (default: built with cargo build --release).
     #[arg(long, env = "POLICYREPORT_EXPORTER_BIN")]
     exporter: Option<PathBuf>,
@@ -195,11 +202,12 @@ fn generate(args: GenArgs) -> Result<()> {
                 args.out.display()
             );
         }
-        Format::KubectlJsonDir => {
+        Format::KubectlJsonDir | Format::KubectlYamlDir => {
             if args.out.as_os_str() == "-" {
-                bail!("--format kubectl-json-dir needs --out FOLDER");
+                bail!("--format kubectl-json-dir and kubectl-yaml-dir need --out FOLDER");
             }
-            let files = run::write_kubectl_dir(&set, &args.out, args.per_file, true)?;
+            let json = args.format == Format::KubectlJsonDir;
+            let files = run::write_kubectl_dir(&set, &args.out, args.per_file, json)?;
             let bytes: usize = files.iter().map(Vec::len).sum();
             eprintln!(
                 "wrote {} files, {bytes} bytes to {}",
@@ -287,9 +295,14 @@ fn run(args: RunArgs) -> Result<()> {
             let o = UnpagedOptions::new(opts.exporter.clone(), args.unpaged_reports, opts.seed);
             emit(&unpaged::run(&o)?.table());
         }
-        if args.large_file_reports > 0 {
-            let r = run::run_large_file(&opts, args.large_file_reports)?;
-            emit(&run::large_file_table(&r));
+        for (reports, yaml) in [
+            (args.large_file_reports, false),
+            (args.large_yaml_file_reports, true),
+        ] {
+            if reports > 0 {
+                let r = run::run_large_file(&opts, reports, yaml)?;
+                emit(&run::large_file_table(&r));
+            }
         }
     }
     if let Some(path) = args.out {

@@ -218,9 +218,12 @@ pub struct FilesResult {
     pub yaml: FilesSync,
 }
 
-/// The large-file row: one `kubectl get -o json` List read whole.
+/// The large-file row: one `kubectl get -o json` or `-o yaml` List read
+/// whole.
 #[derive(Clone, Debug, Default)]
 pub struct LargeFileResult {
+    /// Whether the List is YAML (else JSON).
+    pub yaml: bool,
     /// Reports in the List.
     pub reports: usize,
     /// Results.
@@ -962,16 +965,24 @@ pub fn run_files(opts: &Options, reports: usize) -> Result<FilesResult> {
     Ok(r)
 }
 
-/// The large-file row: `reports` reports as one `kubectl get -o json` List
-/// file, read by the exporter with a limit above its size.
-pub fn run_large_file(opts: &Options, reports: usize) -> Result<LargeFileResult> {
+/// The large-file row: `reports` reports as one `kubectl get -o json` (or,
+/// with `yaml`, `-o yaml`) List file, read by the exporter with the default
+/// limit.
+pub fn run_large_file(opts: &Options, reports: usize, yaml: bool) -> Result<LargeFileResult> {
     let set = reportgen::generate(&Spec::with_reports(reports, opts.seed));
     let expected = set.expected();
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("reports.json");
-    let bytes = crate::kubectl::json(&set.to_list());
+    let (file, bytes) = match yaml {
+        false => ("reports.json", crate::kubectl::json(&set.to_list())),
+        true => (
+            "reports.yaml",
+            crate::kubectl::yaml(&set.to_list()).into_bytes(),
+        ),
+    };
+    let file = dir.path().join(file);
     std::fs::write(&file, &bytes)?;
     let mut r = LargeFileResult {
+        yaml,
         reports,
         results: set.total_results(),
         bytes: bytes.len() as u64,
@@ -979,7 +990,10 @@ pub fn run_large_file(opts: &Options, reports: usize) -> Result<LargeFileResult>
     };
     drop((bytes, set));
     r.sync = files_sync(opts, &file, &expected)?;
-    eprintln!("[large file {reports}] {r:?}");
+    eprintln!(
+        "[large {} file {reports}] {r:?}",
+        if yaml { "YAML" } else { "JSON" }
+    );
     Ok(r)
 }
 
@@ -1038,8 +1052,8 @@ pub mod targets {
     /// Files mode, `kubectl get -o yaml` files: exporter CPU ≤ this × its
     /// CPU on the same reports as JSON.
     pub const FILES_YAML_CPU_VS_JSON: f64 = 3.0;
-    /// Reading one large List file (issue 14): peak RSS ≤ the file's size
-    /// plus this.
+    /// Reading one large List file (issue 14; JSON, and YAML alike): peak
+    /// RSS ≤ the file's size plus this.
     pub const LARGE_FILE_RSS_OVER_SIZE_MIB: f64 = 100.0;
 }
 
@@ -1273,9 +1287,10 @@ pub fn large_file_table(r: &LargeFileResult) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "### One large file: {} reports ({} results) as one `kubectl get -o json` List, {:.1} MiB\n",
+        "### One large file: {} reports ({} results) as one `kubectl get -o {}` List, {:.1} MiB\n",
         thousands(r.reports as u64),
         thousands(r.results),
+        if r.yaml { "yaml" } else { "json" },
         mib(r.bytes)
     );
     let _ = writeln!(

@@ -62,9 +62,16 @@ fn pipeline_at_tiny_scale() {
     let table = run::files_table(&f);
     assert!(table.contains("| JSON: CPU at /readyz"), "{table}");
     assert!(table.contains("| YAML: peak RSS"), "{table}");
-    let l = run::run_large_file(&o, 20).expect("large-file row at 20 reports");
-    assert!(l.sync.exact && l.bytes > 1000, "{l:?}");
-    assert!(run::large_file_table(&l).contains("| peak RSS reading it"));
+    for (yaml, format) in [(false, "json"), (true, "yaml")] {
+        let l = run::run_large_file(&o, 20, yaml).expect("large-file row at 20 reports");
+        assert!(l.sync.exact && l.bytes > 1000, "{l:?}");
+        let table = run::large_file_table(&l);
+        assert!(table.contains("| peak RSS reading it"), "{table}");
+        assert!(
+            table.contains(&format!("`kubectl get -o {format}` List")),
+            "{table}"
+        );
+    }
 }
 
 #[test]

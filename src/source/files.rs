@@ -186,7 +186,8 @@ pub struct FileContents {
 }
 
 impl FileContents {
-    fn take(&mut self, parsed: Parsed) {
+    /// Keep what parsing handed on; a Restart voids the objects so far.
+    pub(in crate::source) fn take(&mut self, parsed: Parsed) {
         match parsed {
             Parsed::Object(object) => self.objects.push(object),
             Parsed::Bad(bad) => self.bad.push(bad),
@@ -209,8 +210,9 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
 }
 
 /// Parse a file's bytes, handing each object to `out` as it is decoded.
-/// JSON is streamed item by item (see [`json::stream`]); YAML is decoded
-/// document by document (see [`super::yaml`]), then handed on. On an error, what was handed on is void.
+/// Both formats stream the entries of a single `List` document as they are
+/// decoded (see [`json::stream`] and [`super::yaml::stream`]). On an error,
+/// what was handed on is void.
 pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
     if json {
         return Ok(json::stream(bytes, out)?);
@@ -218,14 +220,7 @@ pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Resu
     if flow_depth(bytes) > MAX_NESTING {
         return Err(FileError::TooDeep(MAX_NESTING));
     }
-    let mut contents = FileContents::default();
-    super::yaml::collect(bytes, &mut contents)?;
-    contents.bad.into_iter().for_each(|b| out(Parsed::Bad(b)));
-    contents
-        .objects
-        .into_iter()
-        .for_each(|o| out(Parsed::Object(o)));
-    Ok(())
+    Ok(super::yaml::stream(bytes, out)?)
 }
 
 /// The deepest nesting of `[` and `{` outside quoted strings and comments:

@@ -1,22 +1,27 @@
 //! YAML files: each document is decoded straight into [`Report`]s by
 //! serde-saphyr, which streams the parser's events into the decoder (no
-//! event buffer, no value tree), under the limits of [`options`]. A file
-//! holding Events or policies is read a second time through a value tree,
-//! which is how the exporter takes those kinds.
+//! event buffer, no value tree), under the limits of [`options`]. The
+//! entries of a file that is one `List` (what `kubectl get -o yaml` writes)
+//! are handed on as they are decoded ([`stream`]). Events and policies are
+//! read a second time through a value tree, which is how the exporter takes
+//! those kinds.
 //!
 //! Streaming keeps a kubectl-style YAML file's decode at a few MiB instead of
-//! about 18x the file (serde_yaml_ng's buffered events, then a value tree);
-//! see docs/benchmarks.md, "YAML decoding (session 4)".
+//! about 18x the file (serde_yaml_ng's buffered events, then a value tree),
+//! and a large List at the file + 21 MiB instead of + 104 MiB; see
+//! docs/benchmarks.md, "YAML decoding (session 4)" and "Streaming a single
+//! YAML document (session 5)".
 
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use serde_saphyr::options::{DuplicateKeyPolicy, MergeKeyPolicy};
 
 use super::SourceObject;
-use super::files::{BadObject, FileContents, is_list, report_kind};
+use super::files::{BadObject, FileContents, Parsed, is_list, report_kind};
 use crate::kind::Kind;
 use crate::object::RawObject;
-use crate::report::{Document, Report};
+use crate::report::{Document, DocumentSeed, ItemSink, Report};
 
 /// The most events aliases may replay in one file, and the most events the
 /// parser may keep for anchors: a billion-laughs file is refused when it
@@ -61,18 +66,138 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-/// Gather the objects of a YAML file (one or more documents, each an
-/// object or a `List` of objects) into `out`.
-pub fn collect(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_saphyr::Error> {
+/// Decode a YAML file and hand its objects to `out` in file order.
+///
+/// A file of one document (what `kubectl get -o yaml` writes) is streamed:
+/// the entries of a `List` are handed on as they are decoded, so a large
+/// export is never held decoded whole. kubectl writes `kind: List` after
+/// `items`; when the document turns out not to be a List, a
+/// [`Parsed::Restart`] voids the entries and the object itself follows.
+/// Events and policies are read afterwards, through a value tree. A file of
+/// several documents is decoded whole by [`whole`]: the streaming attempt
+/// stops at the second document, having cost the first one's decode.
+pub fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::Error> {
+    let mut items = ListItems {
+        bytes,
+        out,
+        send: None,
+        sent: false,
+        other_kinds: false,
+    };
+    let streamed =
+        serde_saphyr::with_deserializer_from_slice_with_options(bytes, options(), |de| {
+            DocumentSeed(&mut items).deserialize(de)
+        });
+    let ListItems {
+        out,
+        sent,
+        other_kinds,
+        ..
+    } = items;
+    let object = match streamed {
+        Ok(object) => object,
+        Err(e)
+            if matches!(
+                e.without_snippet(),
+                serde_saphyr::Error::MultipleDocuments { .. }
+            ) =>
+        {
+            if sent {
+                out(Parsed::Restart);
+            }
+            return whole(bytes, out);
+        }
+        Err(e) => return Err(e),
+    };
+    let take = if is_list(object.type_meta()) {
+        if !other_kinds {
+            return Ok(());
+        }
+        Take::OtherKinds
+    } else {
+        if sent {
+            out(Parsed::Restart);
+        }
+        match report_kind(&object) {
+            Some(kind) if kind.is_report() => {
+                out(Parsed::Object(SourceObject::report(kind, object)));
+                return Ok(());
+            }
+            Some(_) => Take::All,
+            None => return Ok(()),
+        }
+    };
+    let document: Value = serde_saphyr::from_slice_with_options(bytes, options())?;
+    take_value(document, out, take);
+    Ok(())
+}
+
+/// Hands on the reports of a single document's `items` as they are decoded.
+struct ListItems<'b, 'o> {
+    bytes: &'b [u8],
+    out: &'o mut dyn FnMut(Parsed),
+    /// Whether entries may be handed on before the document is known to be
+    /// a single `List`; decided when an invalid report makes it matter.
+    send: Option<bool>,
+    /// Whether reports of this `items` were handed on.
+    sent: bool,
+    /// Whether an Event or a policy was seen.
+    other_kinds: bool,
+}
+
+impl ItemSink for ListItems<'_, '_> {
+    fn begin(&mut self) {
+        if std::mem::take(&mut self.sent) {
+            (self.out)(Parsed::Restart);
+        }
+        self.other_kinds = false;
+    }
+
+    fn item(&mut self, report: Report) {
+        let Some(kind) = report_kind(&report) else {
+            return;
+        };
+        if !kind.is_report() {
+            self.other_kinds = true;
+            return;
+        }
+        if report.error().is_some() && self.send.is_none() {
+            // The aggregator counts an invalid report as soon as it sees
+            // it, so it must not see one that a Restart would void: find
+            // out first, by a pass that skips the items, whether the file
+            // is one `List`. Costs one more parse, only for a file holding
+            // an invalid report.
+            let documents =
+                serde_saphyr::from_slice_multiple_with_options::<Report>(self.bytes, options());
+            self.send = Some(matches!(documents.as_deref(), Ok([d]) if is_list(d.type_meta())));
+        }
+        if self.send != Some(false) {
+            (self.out)(Parsed::Object(SourceObject::report(kind, report)));
+            self.sent = true;
+        }
+    }
+}
+
+/// Decode a file of any number of documents whole, each an object or a
+/// `List` of objects, and hand on its objects.
+fn whole(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::Error> {
     let reports: Reports = serde_saphyr::from_bytes_multiple_with_options(bytes, options())?;
     if !reports.other_kinds {
-        out.objects.extend(reports.contents.objects);
-        out.bad.extend(reports.contents.bad);
+        reports
+            .contents
+            .bad
+            .into_iter()
+            .for_each(|b| out(Parsed::Bad(b)));
+        reports
+            .contents
+            .objects
+            .into_iter()
+            .for_each(|o| out(Parsed::Object(o)));
         return Ok(());
     }
     let documents: Vec<Value> = serde_saphyr::from_bytes_multiple_with_options(bytes, options())?;
     for document in documents {
-        collect_value(document, out, true);
+        take_value(document, out, Take::All);
     }
     Ok(())
 }
@@ -82,7 +207,7 @@ pub fn collect(bytes: &[u8], out: &mut FileContents) -> Result<(), serde_saphyr:
 struct Reports {
     contents: FileContents,
     /// Whether an Event or a policy was seen: the file is then read again
-    /// by [`collect_value`].
+    /// by [`take_value`].
     other_kinds: bool,
 }
 
@@ -107,40 +232,223 @@ impl Extend<Document> for Reports {
     }
 }
 
-/// Gather objects from a document as a value tree: an object, or a `List`
-/// of objects.
-fn collect_value(value: Value, out: &mut FileContents, top: bool) {
+/// Which objects [`take_value`] hands on.
+#[derive(Clone, Copy, PartialEq)]
+enum Take {
+    All,
+    /// Events and policies only: the reports were streamed.
+    OtherKinds,
+}
+
+/// Hand on the objects of a document read as a value tree: an object, or
+/// the entries of a `List`.
+fn take_value(value: Value, out: &mut dyn FnMut(Parsed), take: Take) {
     let Value::Object(mut obj) = value else {
         return;
     };
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if let Some(kind) = Kind::from_type(api_version, kind) {
-        let object = if kind.is_report() {
-            Report::deserialize(Value::Object(obj)).map(|r| SourceObject::report(kind, r))
-        } else {
-            RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
-        };
-        match object {
-            Ok(object) => out.objects.push(object),
-            Err(e) => out.bad.push(BadObject {
-                kind,
-                reason: e.to_string(),
-            }),
-        }
-    } else if top
-        && kind.ends_with("List")
+        take_object(kind, obj, out, take);
+    } else if kind.ends_with("List")
         && let Some(Value::Array(items)) = obj.remove("items")
     {
         for item in items {
-            collect_value(item, out, false);
+            let Value::Object(obj) = item else {
+                continue;
+            };
+            let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+            if let Some(kind) = Kind::from_type(api_version, kind) {
+                take_object(kind, obj, out, take);
+            }
         }
     }
+}
+
+fn take_object(
+    kind: Kind,
+    obj: serde_json::Map<String, Value>,
+    out: &mut dyn FnMut(Parsed),
+    take: Take,
+) {
+    let object = if kind.is_report() {
+        if take == Take::OtherKinds {
+            return;
+        }
+        Report::deserialize(Value::Object(obj)).map(|r| SourceObject::report(kind, r))
+    } else {
+        RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
+    };
+    out(match object {
+        Ok(object) => Parsed::Object(object),
+        Err(e) => Parsed::Bad(BadObject {
+            kind,
+            reason: e.to_string(),
+        }),
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What streaming `text` hands on, in order, and its outcome.
+    fn streamed(text: &str) -> (Vec<String>, bool) {
+        let mut seen = Vec::new();
+        let ok = stream(text.as_bytes(), &mut |p| {
+            seen.push(match p {
+                Parsed::Object(SourceObject {
+                    body: crate::source::Body::Report(r),
+                    ..
+                }) if r.error().is_some() => "invalid".into(),
+                Parsed::Object(o) => format!("{} {}", o.kind, o.id().1),
+                Parsed::Bad(b) => format!("bad {}", b.kind),
+                Parsed::Restart => "restart".into(),
+            })
+        })
+        .is_ok();
+        (seen, ok)
+    }
+
+    /// A report as `kubectl get -o yaml` prints an entry of `items`.
+    fn report(name: &str) -> String {
+        format!(
+            "- apiVersion: wgpolicyk8s.io/v1alpha2\n  kind: PolicyReport\n  metadata:\n    \
+             name: {name}\n    namespace: n\n  results:\n  - policy: p\n    result: pass\n"
+        )
+    }
+
+    const INVALID: &str = "- apiVersion: wgpolicyk8s.io/v1alpha2\n  kind: PolicyReport\n  \
+                           metadata: {name: bad, namespace: n}\n  results: 5\n";
+    const EVENT: &str = "- apiVersion: v1\n  kind: Event\n  \
+                         metadata: {name: e, namespace: n}\n  reason: PolicyViolation\n";
+    const POLICY: &str =
+        "- apiVersion: kyverno.io/v1\n  kind: ClusterPolicy\n  metadata: {name: [5]}\n";
+
+    /// kubectl's order: `kind: List` after `items`.
+    fn list(items: &[&str]) -> String {
+        format!("apiVersion: v1\nitems:\n{}kind: List\n", items.concat())
+    }
+
+    #[test]
+    fn a_single_list_is_handed_on_as_decoded() {
+        let (a, b) = (report("a"), report("b"));
+        let text = list(&[&a, "- 7\n", &b]);
+        assert_eq!(
+            streamed(&text),
+            (vec!["PolicyReport a".into(), "PolicyReport b".into()], true)
+        );
+        // Broken after the first item: it was handed on before the error.
+        let cut = format!("{}- {{ broken\n", &text[..text.find(&b).expect("b")]);
+        assert_eq!(streamed(&cut), (vec!["PolicyReport a".into()], false));
+        // An invalid report of a single List is handed on in its place.
+        assert_eq!(
+            streamed(&list(&[&a, INVALID, &b])),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "invalid".into(),
+                    "PolicyReport b".into()
+                ],
+                true
+            )
+        );
+        // Events and policies follow, from a second read.
+        assert_eq!(
+            streamed(&list(&[&a, EVENT, POLICY, &b])),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "PolicyReport b".into(),
+                    "Event e".into(),
+                    "bad ClusterPolicy".into()
+                ],
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_list_voids_its_items() {
+        let a = report("a");
+        let text = format!(
+            "apiVersion: wgpolicyk8s.io/v1alpha2\nmetadata: {{name: top, namespace: n}}\n\
+             items:\n{a}kind: PolicyReport\n"
+        );
+        assert_eq!(
+            streamed(&text),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "restart".into(),
+                    "PolicyReport top".into()
+                ],
+                true
+            )
+        );
+        // An invalid report there is never handed on.
+        let text = format!("items:\n{a}{INVALID}{a}kind: ConfigMap\n");
+        assert_eq!(
+            streamed(&text),
+            (vec!["PolicyReport a".into(), "restart".into()], true)
+        );
+        // A single policy: read through the value tree.
+        let policy = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n";
+        assert_eq!(streamed(policy), (vec!["ClusterPolicy p".into()], true));
+        // No document at all.
+        for empty in ["", "# nothing\n", "---\n"] {
+            assert_eq!(streamed(empty), (vec![], true));
+        }
+    }
+
+    #[test]
+    fn several_documents_are_decoded_whole_after_a_restart() {
+        let (a, b) = (report("a"), report("b"));
+        let single = "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\n\
+                      metadata: {name: c, namespace: n}\n";
+        let text = format!("{}---\n{single}", list(&[&a, &b]));
+        assert_eq!(
+            streamed(&text),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "PolicyReport b".into(),
+                    "restart".into(),
+                    "PolicyReport a".into(),
+                    "PolicyReport b".into(),
+                    "PolicyReport c".into()
+                ],
+                true
+            )
+        );
+        // An invalid report in the first document is handed on once: the
+        // streaming attempt finds that the file is not one List first.
+        let text = format!("{}---\n{single}", list(&[&a, INVALID]));
+        assert_eq!(
+            streamed(&text),
+            (
+                vec![
+                    "PolicyReport a".into(),
+                    "restart".into(),
+                    "PolicyReport a".into(),
+                    "invalid".into(),
+                    "PolicyReport c".into()
+                ],
+                true
+            )
+        );
+        // A null first document, as `---` at the top of a file of two.
+        let text = format!("---\n---\n{single}");
+        assert_eq!(streamed(&text), (vec!["PolicyReport c".into()], true));
+    }
+
+    /// The file's objects as they are kept: a Restart voids what came before.
+    fn collect(bytes: &[u8]) -> Result<FileContents, String> {
+        let mut out = FileContents::default();
+        stream(bytes, &mut |p| out.take(p)).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
 
     fn block(depth: usize) -> String {
         let mut s = String::from("apiVersion: v1\nkind: List\nitems:\n");
@@ -157,10 +465,7 @@ mod tests {
             let text = block(depth);
             std::thread::Builder::new()
                 .stack_size(2 << 20)
-                .spawn(move || {
-                    let mut out = FileContents::default();
-                    collect(text.as_bytes(), &mut out).map_err(|e| e.to_string())
-                })
+                .spawn(move || collect(text.as_bytes()).map(|_| ()))
                 .expect("spawn")
                 .join()
                 .expect("no stack overflow")
@@ -184,8 +489,7 @@ mod tests {
                     metadata: {name: yes, namespace: on}\nresults: []\n---\n\
                     apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\n\
                     metadata: {name: 0755, namespace: 1_000}\nresults: []\n";
-        let mut out = FileContents::default();
-        collect(text.as_bytes(), &mut out).expect("parses");
+        let out = collect(text.as_bytes()).expect("parses");
         let ids: Vec<_> = out.objects.iter().map(|o| o.id()).collect();
         assert_eq!(ids, [("on", "yes"), ("1_000", "0755")]);
         assert!(out.bad.is_empty());
