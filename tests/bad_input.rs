@@ -58,6 +58,15 @@ impl Good {
     }
 }
 
+/// Write a file whole, renamed into place: a rescan between the truncation
+/// and the write of a plain `std::fs::write` would read it empty, drop what
+/// it held, and count its invalid objects again when it reads it whole.
+fn write_whole(path: &Path, text: &str) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).expect("write");
+    std::fs::rename(&partial, path).expect("rename");
+}
+
 fn files_invalid(m: &Metrics) -> f64 {
     m.value(
         "policyreport_exporter_invalid_objects_total",
@@ -520,11 +529,9 @@ fn deeply_nested_json_and_yaml_are_refused() {
     // A report written after it (later in scan order) is the barrier: once
     // it is served, the deep file has been read.
     let start = Instant::now();
-    // Written whole (renamed into place): a reader that caught the file half
-    // written would count the truncated JSON as a fourth refusal.
-    let partial = dir.path().join("nested-objects.json.partial");
-    std::fs::write(&partial, &json_objects).expect("write");
-    std::fs::rename(&partial, dir.path().join("nested-objects.json")).expect("rename");
+    // Written whole: a reader that caught the file half written would count
+    // the truncated JSON as a fourth refusal.
+    write_whole(&dir.path().join("nested-objects.json"), &json_objects);
     std::fs::write(
         dir.path().join("zz-marker.yaml"),
         "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: m, namespace: zz-marker}\nresults: [{policy: p, result: pass}]\n",
@@ -857,7 +864,7 @@ fn bad_events_policies_and_namespaces_of_the_new_kinds_are_skipped_once() {
         ),
     ];
     for (file, _, _, text) in &bad {
-        std::fs::write(dir.path().join(file), text).expect("write");
+        write_whole(&dir.path().join(file), text);
     }
     let want = |resource: &str| bad.iter().filter(|b| b.1 == resource).count() as f64;
     let invalid = |m: &Metrics, resource: &str| {
@@ -874,11 +881,10 @@ fn bad_events_policies_and_namespaces_of_the_new_kinds_are_skipped_once() {
     // Rewritten (the same bad content, plus a good Namespace that shows the
     // files were read again): not logged or counted again.
     for (file, _, _, text) in &bad {
-        std::fs::write(
-            dir.path().join(file),
-            format!("{text}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ok-{file}}}\n"),
-        )
-        .expect("write");
+        write_whole(
+            &dir.path().join(file),
+            &format!("{text}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ok-{file}}}\n"),
+        );
     }
     let m = e.wait_for("the rewritten files", FOLLOW, |m| {
         m.value(

@@ -7,9 +7,9 @@
 //! compares size, mtime and inode, so a missed notification is caught by the
 //! next scan; a periodic scan runs as a fallback.
 
+mod items;
 mod json;
-
-pub(super) use json::{is_list, report_kind};
+mod yaml;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
@@ -187,7 +187,7 @@ pub struct FileContents {
 
 impl FileContents {
     /// Keep what parsing handed on; a Restart voids the objects so far.
-    pub(in crate::source) fn take(&mut self, parsed: Parsed) {
+    fn take(&mut self, parsed: Parsed) {
         match parsed {
             Parsed::Object(object) => self.objects.push(object),
             Parsed::Bad(bad) => self.bad.push(bad),
@@ -211,7 +211,7 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
 
 /// Parse a file's bytes, handing each object to `out` as it is decoded.
 /// Both formats stream the entries of a single `List` document as they are
-/// decoded (see [`json::stream`] and [`super::yaml::stream`]). On an error,
+/// decoded (see [`json::stream`] and [`yaml::stream`]). On an error,
 /// what was handed on is void.
 pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
     if json {
@@ -220,7 +220,7 @@ pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Resu
     if flow_depth(bytes) > MAX_NESTING {
         return Err(FileError::TooDeep(MAX_NESTING));
     }
-    Ok(super::yaml::stream(bytes, out)?)
+    Ok(yaml::stream(bytes, out)?)
 }
 
 /// The deepest nesting of `[` and `{` outside quoted strings and comments:

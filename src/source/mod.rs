@@ -5,7 +5,6 @@
 pub mod files;
 pub mod kube;
 pub mod list;
-mod yaml;
 
 use std::path::Path;
 use std::sync::Arc;

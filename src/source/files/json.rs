@@ -1,135 +1,53 @@
 //! JSON files: decoded in one pass straight into [`Report`]s, without a
-//! value tree. The entries of a `List` are handed on as they are decoded,
-//! so a large `kubectl get -o json` export is never held decoded whole.
+//! value tree. The entries of a `List` are handed on as they are decoded
+//! ([`ListItems`]), so a large `kubectl get -o json` export is never held
+//! decoded whole.
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::items::{ListItems, Rest, report_kind};
 use super::{BadObject, Parsed};
 use crate::kind::Kind;
 use crate::object::RawObject;
-use crate::report::{DocumentSeed, ItemSink, Report};
+use crate::report::{DocumentSeed, Report};
 use crate::source::SourceObject;
 
 /// Decode a JSON document and hand its objects to `out` in file order.
 ///
-/// The document and the entries of its `items` are decoded in one pass.
-/// kubectl writes `kind: List` after `items`, so the entries are handed on
-/// before the decoder knows the document is a List; when it turns out not
-/// to be one, a [`Parsed::Restart`] voids them and the object itself
-/// follows. Events and policies are kept as raw text: when the List holds
-/// some, its text is read a second time for those entries only.
+/// The document and the entries of its `items` are decoded in one pass
+/// (see [`ListItems`]). Events and policies are kept as raw text: when the
+/// List holds some, its text is read a second time for those entries only.
 pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_json::Error> {
     let text =
         std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
-    let mut items = ListItems {
-        text,
-        out,
-        list: None,
-        sent: false,
-        raw: Vec::new(),
-        index: 0,
-    };
+    let mut items = ListItems::new(out);
     let mut de = serde_json::Deserializer::from_str(text);
     let object = DocumentSeed(&mut items).deserialize(&mut de)?;
     de.end()?;
-    let ListItems { out, sent, raw, .. } = items;
-    if !is_list(object.type_meta()) {
-        if sent {
-            out(Parsed::Restart);
-        }
-        match report_kind(&object) {
-            Some(kind) if kind.is_report() => {
-                out(Parsed::Object(SourceObject::report(kind, object)))
+    items.finish(object, |rest, out| {
+        let wanted = match rest {
+            Rest::Document => {
+                take_json(text, out);
+                return Ok(());
             }
-            Some(_) => take_json(text, out),
-            None => {}
-        }
-        return Ok(());
-    }
-    if raw.is_empty() {
-        return Ok(());
-    }
-    let head: Head<'_> = serde_json::from_str(text)?;
-    let objects = head
-        .items
-        .0
-        .into_iter()
-        .filter(|i| i.get().starts_with('{'));
-    let mut wanted = raw.into_iter().peekable();
-    for (index, item) in objects.enumerate() {
-        if wanted.next_if_eq(&index).is_some() {
-            take_json(item.get(), out);
-        }
-    }
-    Ok(())
-}
-
-/// Hands on the reports of a document's `items` as they are decoded, and
-/// notes where the Events and policies are.
-struct ListItems<'t, 'o> {
-    text: &'t str,
-    out: &'o mut dyn FnMut(Parsed),
-    /// Whether the document is a List, once an invalid report made it
-    /// necessary to know before the decoder gets there.
-    list: Option<bool>,
-    /// Whether reports of this `items` were handed on.
-    sent: bool,
-    /// Indices (among the entries that are objects) of Events and policies.
-    raw: Vec<usize>,
-    /// Index of the next entry that is an object.
-    index: usize,
-}
-
-impl ItemSink for ListItems<'_, '_> {
-    fn begin(&mut self) {
-        if std::mem::take(&mut self.sent) {
-            (self.out)(Parsed::Restart);
-        }
-        self.raw.clear();
-        self.index = 0;
-    }
-
-    fn item(&mut self, report: Report) {
-        let index = self.index;
-        self.index += 1;
-        let Some(kind) = report_kind(&report) else {
-            return;
+            Rest::Entries(wanted) => wanted,
         };
-        if !kind.is_report() {
-            self.raw.push(index);
-            return;
+        let head: Head<'_> = serde_json::from_str(text)?;
+        let objects = head
+            .items
+            .0
+            .into_iter()
+            .filter(|i| i.get().starts_with('{'));
+        let mut wanted = wanted.into_iter().peekable();
+        for (index, item) in objects.enumerate() {
+            if wanted.next_if_eq(&index).is_some() {
+                take_json(item.get(), out);
+            }
         }
-        if report.error().is_some() && self.list.is_none() {
-            // The aggregator counts an invalid report as soon as it sees
-            // it, and the items of a document that is not a List (or does
-            // not parse) must not count: find the document's kind first, by
-            // a pass that skips the items. Costs one skim of the file, only
-            // for a file holding an invalid report.
-            self.list = Some(
-                serde_json::from_str::<Report>(self.text).is_ok_and(|d| is_list(d.type_meta())),
-            );
-        }
-        if self.list != Some(false) {
-            (self.out)(Parsed::Object(SourceObject::report(kind, report)));
-            self.sent = true;
-        }
-    }
-}
-
-/// A `List` of objects, as opposed to a list kind the exporter reads.
-pub(in crate::source) fn is_list((api_version, kind): (Option<&str>, Option<&str>)) -> bool {
-    kind.is_some_and(|k| k.ends_with("List"))
-        && Kind::from_type(api_version.unwrap_or(""), kind.unwrap_or("")).is_none()
-}
-
-/// The kind of a decoded object, if the exporter reads it.
-pub(in crate::source) fn report_kind(report: &Report) -> Option<Kind> {
-    match report.type_meta() {
-        (Some(api_version), Some(kind)) => Kind::from_type(api_version, kind),
-        _ => None,
-    }
+        Ok(())
+    })
 }
 
 /// The type fields of a JSON object, kept raw: a field of another type than
@@ -317,8 +235,8 @@ mod tests {
             );
         }
         // An invalid report among the items of a document that is not a
-        // List is never handed on (the aggregator would count it): the
-        // document's kind is looked up first.
+        // List is never handed on (the aggregator would count it): it waits,
+        // with the reports after it, for the end of the document.
         let doc = format!(r#"{{"items":[{a},{INVALID},{a}],"kind":"ConfigMap"}}"#);
         assert_eq!(
             streamed(&doc),
@@ -326,7 +244,10 @@ mod tests {
         );
         let broken = format!(r#"{{"items":[{INVALID},{a}],"kind":"List""#);
         assert_eq!(streamed(&broken), (vec![], false));
-        // A repeated `items` replaces the first one.
+        // A repeated `items` replaces the first one; an invalid report of
+        // the first is never handed on.
+        let doc = format!(r#"{{"items":[{INVALID}],"items":[{a}],"kind":"List"}}"#);
+        assert_eq!(streamed(&doc), (vec!["PolicyReport a".into()], true));
         let b = report("b");
         let doc = format!(r#"{{"items":[{a}],"items":[{b}],"kind":"List"}}"#);
         assert_eq!(

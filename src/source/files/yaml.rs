@@ -17,11 +17,12 @@ use serde::de::DeserializeSeed;
 use serde_json::Value;
 use serde_saphyr::options::{DuplicateKeyPolicy, MergeKeyPolicy};
 
-use super::SourceObject;
-use super::files::{BadObject, FileContents, Parsed, is_list, report_kind};
+use super::items::{ListItems, Rest, is_list, report_kind};
+use super::{BadObject, Parsed};
 use crate::kind::Kind;
 use crate::object::RawObject;
-use crate::report::{Document, DocumentSeed, ItemSink, Report};
+use crate::report::{Document, DocumentSeed, Report};
+use crate::source::SourceObject;
 
 /// The most events aliases may replay in one file, and the most events the
 /// parser may keep for anchors: a billion-laughs file is refused when it
@@ -68,113 +69,38 @@ fn options() -> serde_saphyr::Options {
 
 /// Decode a YAML file and hand its objects to `out` in file order.
 ///
-/// A file of one document (what `kubectl get -o yaml` writes) is streamed:
-/// the entries of a `List` are handed on as they are decoded, so a large
-/// export is never held decoded whole. kubectl writes `kind: List` after
-/// `items`; when the document turns out not to be a List, a
-/// [`Parsed::Restart`] voids the entries and the object itself follows.
-/// Events and policies are read afterwards, through a value tree. A file of
-/// several documents is decoded whole by [`whole`]: the streaming attempt
-/// stops at the second document, having cost the first one's decode.
-pub fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::Error> {
-    let mut items = ListItems {
-        bytes,
-        out,
-        send: None,
-        sent: false,
-        other_kinds: false,
-    };
+/// A file of one document (what `kubectl get -o yaml` writes) is streamed
+/// like JSON: the entries of a `List` are handed on as they are decoded
+/// ([`ListItems`]), so a large export is never held decoded whole. Events
+/// and policies are read afterwards, through a value tree. A file of several
+/// documents (an empty one after `---` counts) is decoded whole by
+/// [`whole`]: the streaming attempt stops at the second document, having
+/// cost the first one's decode, and what it handed on is voided.
+pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::Error> {
+    let mut items = ListItems::new(out);
     let streamed =
         serde_saphyr::with_deserializer_from_slice_with_options(bytes, options(), |de| {
             DocumentSeed(&mut items).deserialize(de)
         });
-    let ListItems {
-        out,
-        sent,
-        other_kinds,
-        ..
-    } = items;
-    let object = match streamed {
-        Ok(object) => object,
+    match streamed {
+        Ok(object) => items.finish(object, |rest, out| {
+            let document: Value = serde_saphyr::from_slice_with_options(bytes, options())?;
+            let take = match rest {
+                Rest::Entries(_) => Take::OtherKinds,
+                Rest::Document => Take::All,
+            };
+            take_value(document, out, take);
+            Ok(())
+        }),
         Err(e)
             if matches!(
                 e.without_snippet(),
                 serde_saphyr::Error::MultipleDocuments { .. }
             ) =>
         {
-            if sent {
-                out(Parsed::Restart);
-            }
-            return whole(bytes, out);
+            whole(bytes, items.abandon())
         }
-        Err(e) => return Err(e),
-    };
-    let take = if is_list(object.type_meta()) {
-        if !other_kinds {
-            return Ok(());
-        }
-        Take::OtherKinds
-    } else {
-        if sent {
-            out(Parsed::Restart);
-        }
-        match report_kind(&object) {
-            Some(kind) if kind.is_report() => {
-                out(Parsed::Object(SourceObject::report(kind, object)));
-                return Ok(());
-            }
-            Some(_) => Take::All,
-            None => return Ok(()),
-        }
-    };
-    let document: Value = serde_saphyr::from_slice_with_options(bytes, options())?;
-    take_value(document, out, take);
-    Ok(())
-}
-
-/// Hands on the reports of a single document's `items` as they are decoded.
-struct ListItems<'b, 'o> {
-    bytes: &'b [u8],
-    out: &'o mut dyn FnMut(Parsed),
-    /// Whether entries may be handed on before the document is known to be
-    /// a single `List`; decided when an invalid report makes it matter.
-    send: Option<bool>,
-    /// Whether reports of this `items` were handed on.
-    sent: bool,
-    /// Whether an Event or a policy was seen.
-    other_kinds: bool,
-}
-
-impl ItemSink for ListItems<'_, '_> {
-    fn begin(&mut self) {
-        if std::mem::take(&mut self.sent) {
-            (self.out)(Parsed::Restart);
-        }
-        self.other_kinds = false;
-    }
-
-    fn item(&mut self, report: Report) {
-        let Some(kind) = report_kind(&report) else {
-            return;
-        };
-        if !kind.is_report() {
-            self.other_kinds = true;
-            return;
-        }
-        if report.error().is_some() && self.send.is_none() {
-            // The aggregator counts an invalid report as soon as it sees
-            // it, so it must not see one that a Restart would void: find
-            // out first, by a pass that skips the items, whether the file
-            // is one `List`. Costs one more parse, only for a file holding
-            // an invalid report.
-            let documents =
-                serde_saphyr::from_slice_multiple_with_options::<Report>(self.bytes, options());
-            self.send = Some(matches!(documents.as_deref(), Ok([d]) if is_list(d.type_meta())));
-        }
-        if self.send != Some(false) {
-            (self.out)(Parsed::Object(SourceObject::report(kind, report)));
-            self.sent = true;
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -184,12 +110,6 @@ fn whole(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::
     let reports: Reports = serde_saphyr::from_bytes_multiple_with_options(bytes, options())?;
     if !reports.other_kinds {
         reports
-            .contents
-            .bad
-            .into_iter()
-            .for_each(|b| out(Parsed::Bad(b)));
-        reports
-            .contents
             .objects
             .into_iter()
             .for_each(|o| out(Parsed::Object(o)));
@@ -205,7 +125,7 @@ fn whole(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::
 /// The reports of a file, taken document by document as they are decoded.
 #[derive(Default)]
 struct Reports {
-    contents: FileContents,
+    objects: Vec<SourceObject>,
     /// Whether an Event or a policy was seen: the file is then read again
     /// by [`take_value`].
     other_kinds: bool,
@@ -220,10 +140,9 @@ impl Extend<Document> for Reports {
             };
             for report in reports {
                 match report_kind(&report) {
-                    Some(kind) if kind.is_report() => self
-                        .contents
-                        .objects
-                        .push(SourceObject::report(kind, report)),
+                    Some(kind) if kind.is_report() => {
+                        self.objects.push(SourceObject::report(kind, report))
+                    }
                     Some(_) => self.other_kinds = true,
                     None => {}
                 }
@@ -246,24 +165,29 @@ fn take_value(value: Value, out: &mut dyn FnMut(Parsed), take: Take) {
     let Value::Object(mut obj) = value else {
         return;
     };
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    if let Some(kind) = Kind::from_type(api_version, kind) {
+    if let Some(kind) = kind_of(&obj) {
         take_object(kind, obj, out, take);
-    } else if kind.ends_with("List")
-        && let Some(Value::Array(items)) = obj.remove("items")
-    {
+        return;
+    }
+    let list = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"));
+    if let (true, Some(Value::Array(items))) = (list, obj.remove("items")) {
         for item in items {
-            let Value::Object(obj) = item else {
-                continue;
-            };
-            let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-            if let Some(kind) = Kind::from_type(api_version, kind) {
+            if let Value::Object(obj) = item
+                && let Some(kind) = kind_of(&obj)
+            {
                 take_object(kind, obj, out, take);
             }
         }
     }
+}
+
+/// The kind of an object of a value tree, if the exporter reads it.
+fn kind_of(obj: &serde_json::Map<String, Value>) -> Option<Kind> {
+    let field = |name| obj.get(name).and_then(Value::as_str).unwrap_or("");
+    Kind::from_type(field("apiVersion"), field("kind"))
 }
 
 fn take_object(
@@ -291,6 +215,7 @@ fn take_object(
 
 #[cfg(test)]
 mod tests {
+    use super::super::FileContents;
     use super::*;
 
     /// What streaming `text` hands on, in order, and its outcome.
@@ -402,6 +327,30 @@ mod tests {
         }
     }
 
+    /// The aggregator counts an invalid report when it sees one, so one is
+    /// handed on only once its document is known to be a List read whole.
+    #[test]
+    fn an_invalid_report_waits_for_the_end_of_its_list() {
+        let (a, b) = (report("a"), report("b"));
+        // Repeated `items`: the first is void, its invalid report never seen.
+        let text = format!("apiVersion: v1\nkind: List\nitems:\n{INVALID}items:\n{a}");
+        assert_eq!(streamed(&text), (vec!["PolicyReport a".into()], true));
+        // An error after it, in the streamed pass.
+        let broken = "- {apiVersion: wgpolicyk8s.io/v1alpha2, kind: PolicyReport, \
+                      metadata: {name: b, namespace: n, ~: x}}\n";
+        assert_eq!(
+            streamed(&list(&[&a, INVALID, &b, broken])),
+            (vec!["PolicyReport a".into()], false)
+        );
+        // An error in the second pass, which reads the Events.
+        let event =
+            "- {apiVersion: v1, kind: Event, metadata: {name: e, namespace: n}, note: {~: x}}\n";
+        assert_eq!(
+            streamed(&list(&[&a, INVALID, event])),
+            (vec!["PolicyReport a".into()], false)
+        );
+    }
+
     #[test]
     fn several_documents_are_decoded_whole_after_a_restart() {
         let (a, b) = (report("a"), report("b"));
@@ -438,6 +387,12 @@ mod tests {
                 true
             )
         );
+        // An empty document after a List: the file is decoded whole, and its
+        // invalid report handed on once.
+        for end in ["---\n", "--- ~\n", "...\n---\n# c\n"] {
+            let text = format!("{}{end}", list(&[INVALID]));
+            assert_eq!(streamed(&text), (vec!["invalid".into()], true), "{end:?}");
+        }
         // A null first document, as `---` at the top of a file of two.
         let text = format!("---\n---\n{single}");
         assert_eq!(streamed(&text), (vec!["PolicyReport c".into()], true));
