@@ -176,6 +176,19 @@ pub enum Parsed {
     Restart,
 }
 
+impl Parsed {
+    /// An object of `kind` taken apart, or why it could not be.
+    fn taken(kind: Kind, object: Result<SourceObject, impl std::fmt::Display>) -> Self {
+        match object {
+            Ok(object) => Parsed::Object(object),
+            Err(e) => Parsed::Bad(BadObject {
+                kind,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
 /// The objects of the kinds the exporter reads found in one file.
 #[derive(Debug, Default)]
 pub struct FileContents {

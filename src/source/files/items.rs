@@ -139,3 +139,27 @@ impl ItemSink for ListItems<'_> {
         }
     }
 }
+
+/// What streaming `text` with `stream` hands on, in order, described, and
+/// whether it succeeded: for the tests of both formats.
+#[cfg(test)]
+pub(super) fn streamed<E>(
+    text: &str,
+    stream: impl FnOnce(&[u8], &mut dyn FnMut(Parsed)) -> Result<(), E>,
+) -> (Vec<String>, bool) {
+    use crate::source::Body;
+    let mut seen = Vec::new();
+    let ok = stream(text.as_bytes(), &mut |p| {
+        seen.push(match p {
+            Parsed::Object(SourceObject {
+                body: Body::Report(r),
+                ..
+            }) if r.error().is_some() => "invalid".into(),
+            Parsed::Object(o) => format!("{} {}", o.kind, o.id().1),
+            Parsed::Bad(b) => format!("bad {}", b.kind),
+            Parsed::Restart => "restart".into(),
+        })
+    })
+    .is_ok();
+    (seen, ok)
+}

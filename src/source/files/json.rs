@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::Parsed;
 use super::items::{ListItems, Rest, report_kind};
-use super::{BadObject, Parsed};
 use crate::kind::Kind;
 use crate::object::RawObject;
 use crate::report::{DocumentSeed, Report};
@@ -121,12 +121,13 @@ fn kind_of(head: &Head<'_>) -> Option<Kind> {
 /// Take one JSON object: a report decoded, an Event or policy kept raw;
 /// objects of other kinds are ignored.
 fn take_json(raw: &str, out: &mut dyn FnMut(Parsed)) {
-    let object = match serde_json::from_str::<Report>(raw) {
+    let (kind, object) = match serde_json::from_str::<Report>(raw) {
         Ok(report) => match report_kind(&report) {
-            Some(kind) if kind.is_report() => Ok(SourceObject::report(kind, report)),
-            Some(kind) => serde_json::from_str::<RawObject>(raw)
-                .map(|o| SourceObject::object(kind, o))
-                .map_err(|e| (kind, e)),
+            Some(kind) if kind.is_report() => (kind, Ok(SourceObject::report(kind, report))),
+            Some(kind) => (
+                kind,
+                serde_json::from_str::<RawObject>(raw).map(|o| SourceObject::object(kind, o)),
+            ),
             None => return,
         },
         // Not decodable as a report (nested too deep): refused only if the
@@ -135,35 +136,19 @@ fn take_json(raw: &str, out: &mut dyn FnMut(Parsed)) {
             .ok()
             .and_then(|h| kind_of(&h))
         {
-            Some(kind) => Err((kind, e)),
+            Some(kind) => (kind, Err(e)),
             None => return,
         },
     };
-    out(match object {
-        Ok(object) => Parsed::Object(object),
-        Err((kind, e)) => Parsed::Bad(BadObject {
-            kind,
-            reason: e.to_string(),
-        }),
-    });
+    out(Parsed::taken(kind, object));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// What streaming `text` hands on, in order, and its outcome.
     fn streamed(text: &str) -> (Vec<String>, bool) {
-        let mut seen = Vec::new();
-        let ok = stream(text.as_bytes(), &mut |p| {
-            seen.push(match p {
-                Parsed::Object(o) => format!("{} {}", o.kind, o.id().1),
-                Parsed::Bad(b) => format!("bad {}", b.kind),
-                Parsed::Restart => "restart".into(),
-            })
-        })
-        .is_ok();
-        (seen, ok)
+        super::super::items::streamed(text, stream)
     }
 
     fn report(name: &str) -> String {
@@ -191,10 +176,7 @@ mod tests {
         let list = format!(r#"{{"items":[{a},{INVALID}],"kind":"PolicyReportList"}}"#);
         assert_eq!(
             streamed(&list),
-            (
-                vec!["PolicyReport a".into(), "PolicyReport bad".into()],
-                true
-            )
+            (vec!["PolicyReport a".into(), "invalid".into()], true)
         );
     }
 

@@ -17,8 +17,8 @@ use serde::de::DeserializeSeed;
 use serde_json::Value;
 use serde_saphyr::options::{DuplicateKeyPolicy, MergeKeyPolicy};
 
+use super::Parsed;
 use super::items::{ListItems, Rest, is_list, report_kind};
-use super::{BadObject, Parsed};
 use crate::kind::Kind;
 use crate::object::RawObject;
 use crate::report::{Document, DocumentSeed, Report};
@@ -204,13 +204,7 @@ fn take_object(
     } else {
         RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
     };
-    out(match object {
-        Ok(object) => Parsed::Object(object),
-        Err(e) => Parsed::Bad(BadObject {
-            kind,
-            reason: e.to_string(),
-        }),
-    });
+    out(Parsed::taken(kind, object));
 }
 
 #[cfg(test)]
@@ -218,22 +212,8 @@ mod tests {
     use super::super::FileContents;
     use super::*;
 
-    /// What streaming `text` hands on, in order, and its outcome.
     fn streamed(text: &str) -> (Vec<String>, bool) {
-        let mut seen = Vec::new();
-        let ok = stream(text.as_bytes(), &mut |p| {
-            seen.push(match p {
-                Parsed::Object(SourceObject {
-                    body: crate::source::Body::Report(r),
-                    ..
-                }) if r.error().is_some() => "invalid".into(),
-                Parsed::Object(o) => format!("{} {}", o.kind, o.id().1),
-                Parsed::Bad(b) => format!("bad {}", b.kind),
-                Parsed::Restart => "restart".into(),
-            })
-        })
-        .is_ok();
-        (seen, ok)
+        super::super::items::streamed(text, stream)
     }
 
     /// A report as `kubectl get -o yaml` prints an entry of `items`.
