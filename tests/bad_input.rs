@@ -58,12 +58,13 @@ impl Good {
     }
 }
 
-/// Write a file whole, renamed into place: a rescan between the truncation
-/// and the write of a plain `std::fs::write` would read it empty, drop what
-/// it held, and count its invalid objects again when it reads it whole.
-fn write_whole(path: &Path, text: &str) {
+/// Write a file whole, renamed into place, into a folder the exporter
+/// watches: a rescan during a plain `std::fs::write` reads the file empty or
+/// cut short, counts it invalid or drops what it held, and counts again
+/// when it reads it whole, so exact counts would hold only by luck.
+fn write_whole(path: &Path, contents: impl AsRef<[u8]>) {
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, text).expect("write");
+    std::fs::write(&partial, contents).expect("write");
     std::fs::rename(&partial, path).expect("rename");
 }
 
@@ -382,10 +383,10 @@ fn invalid_utf8_is_refused() {
     e.wait_ready(READY);
     e.wait_data("good files", &good.expected(), FOLLOW);
     let mut yaml = b"apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: u, namespace: x}\nresults:\n- policy: p\xff\xfe\n  result: pass\n".to_vec();
-    std::fs::write(dir.path().join("bad-utf8.yaml"), &yaml).expect("write");
+    write_whole(&dir.path().join("bad-utf8.yaml"), &yaml);
     yaml.clear();
     let json = b"{\"apiVersion\":\"wgpolicyk8s.io/v1alpha2\",\"kind\":\"PolicyReport\",\"metadata\":{\"name\":\"u\",\"namespace\":\"x\"},\"results\":[{\"policy\":\"p\xc3\x28\",\"result\":\"pass\"}]}";
-    std::fs::write(dir.path().join("bad-utf8.json"), json).expect("write");
+    write_whole(&dir.path().join("bad-utf8.json"), json);
     let y = refusal(&e, "bad-utf8.yaml", "");
     let j = refusal(&e, "bad-utf8.json", "");
     e.wait_for("both counted", FOLLOW, |m| files_invalid(m) == 2.0);
@@ -439,7 +440,7 @@ fn yaml_bombs_are_refused_quickly_with_bounded_memory() {
     let mut lines = Vec::new();
     for (i, (name, text)) in bombs.iter().enumerate() {
         let start = Instant::now();
-        std::fs::write(dir.path().join(name), text).expect("write");
+        write_whole(&dir.path().join(name), text);
         let line = refusal(&e, name, "");
         let took = start.elapsed();
         // Refused as an unreadable file, or (JSON whose nesting sits in a
@@ -509,7 +510,7 @@ fn deeply_nested_json_and_yaml_are_refused() {
     let mut lines = Vec::new();
     for (i, (name, text)) in cases.iter().enumerate() {
         let start = Instant::now();
-        std::fs::write(dir.path().join(name), text).expect("write");
+        write_whole(&dir.path().join(name), text);
         let line = refusal(&e, name, "");
         let took = start.elapsed();
         // Refused as an unreadable file, or (JSON whose nesting sits in a
@@ -532,11 +533,10 @@ fn deeply_nested_json_and_yaml_are_refused() {
     // Written whole: a reader that caught the file half written would count
     // the truncated JSON as a fourth refusal.
     write_whole(&dir.path().join("nested-objects.json"), &json_objects);
-    std::fs::write(
-        dir.path().join("zz-marker.yaml"),
+    write_whole(
+        &dir.path().join("zz-marker.yaml"),
         "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: m, namespace: zz-marker}\nresults: [{policy: p, result: pass}]\n",
-    )
-    .expect("write");
+    );
     e.wait_for("the file after the deep one", FOLLOW, |m| {
         m.family("policyreport_results")
             .keys()
@@ -741,14 +741,13 @@ fn unparseable_and_invalid_objects_are_refused_with_path_and_reason() {
     let mut e = Exporter::serve(&["--files", &path_str(dir.path())], &[]);
     e.wait_ready(READY);
     e.wait_data("good files", &good.expected(), FOLLOW);
-    std::fs::write(dir.path().join("broken.yaml"), "a: [1, 2\n").expect("write");
-    std::fs::write(dir.path().join("broken.json"), "{\"a\": ").expect("write");
-    std::fs::write(dir.path().join("empty.json"), "").expect("write");
-    std::fs::write(
-        dir.path().join("bad-result.yaml"),
+    write_whole(&dir.path().join("broken.yaml"), "a: [1, 2\n");
+    write_whole(&dir.path().join("broken.json"), "{\"a\": ");
+    write_whole(&dir.path().join("empty.json"), "");
+    write_whole(
+        &dir.path().join("bad-result.yaml"),
         "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: bad, namespace: x}\nresults:\n- {policy: p, result: maybe}\n",
-    )
-    .expect("write");
+    );
     refusal(&e, "broken.yaml", "parsing YAML");
     refusal(&e, "broken.json", "parsing JSON");
     refusal(&e, "empty.json", "parsing JSON");
@@ -883,7 +882,7 @@ fn bad_events_policies_and_namespaces_of_the_new_kinds_are_skipped_once() {
     for (file, _, _, text) in &bad {
         write_whole(
             &dir.path().join(file),
-            &format!("{text}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ok-{file}}}\n"),
+            format!("{text}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ok-{file}}}\n"),
         );
     }
     let m = e.wait_for("the rewritten files", FOLLOW, |m| {
@@ -939,7 +938,7 @@ fn deep_flow_yaml_is_refused_quickly() {
     let depth = 100_000;
     let text = format!("results: {}{}\n", "[".repeat(depth), "]".repeat(depth));
     let start = Instant::now();
-    std::fs::write(dir.path().join("deep.yaml"), &text).expect("write");
+    write_whole(&dir.path().join("deep.yaml"), &text);
     refusal(&e, "deep.yaml", "nested deeper than 128 levels");
     let took = start.elapsed();
     still_good(&mut e, &good, "after the deep file");
