@@ -249,18 +249,20 @@ fn follows_file_edits_additions_and_deletions() {
     });
 
     // Break it: its contribution goes away and it is counted as invalid.
+    // (A rescan between the truncation and the write sees the file empty,
+    // which also drops the results: wait for the count as well.)
     std::fs::write(&added, "apiVersion: [\n").expect("break");
-    let m = e.wait_for("broken file", FOLLOW, |m| {
-        m.value("policyreport_results", &fail).is_none()
-    });
-    assert_eq!(m.sum("policyreport_results"), before);
-    assert_eq!(
+    let files_invalid = |m: &Metrics| {
         m.value(
             "policyreport_exporter_invalid_objects_total",
-            &[("resource", "files")]
-        ),
-        Some(1.0)
-    );
+            &[("resource", "files")],
+        )
+    };
+    let m = e.wait_for("broken file", FOLLOW, |m| {
+        m.value("policyreport_results", &fail).is_none() && files_invalid(m).is_some()
+    });
+    assert_eq!(m.sum("policyreport_results"), before);
+    assert_eq!(files_invalid(&m), Some(1.0));
 
     // Delete one of the original files.
     std::fs::remove_file(dir.path().join("staging.yaml")).expect("rm");
