@@ -1,4 +1,5 @@
-//! Reproducible benchmark of policyreport-exporter (issue 5).
+//! Reproducible benchmark of policyreport-exporter, and the harness of the
+//! tests against a real API server.
 //!
 //! - [`reportgen`]: a deterministic generator of report sets shaped like Kyverno's.
 //! - [`run`]: the end-to-end benchmark of the real exporter binary against the
@@ -9,6 +10,8 @@
 //! - [`compressed`]: gzip-compressed scrapes against plain ones.
 //! - [`glue`]: the only place that touches the exporter's library API.
 //! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
+//! - [`real`]: a real etcd and kube-apiserver (`scripts/cluster`), for the
+//!   tests of `tests/real_apiserver.rs` and the real-server row.
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
@@ -20,6 +23,7 @@ pub mod floor;
 pub mod glue;
 pub mod kubectl;
 pub mod procfs;
+pub mod real;
 pub mod reportgen;
 pub mod run;
 pub mod soak;
