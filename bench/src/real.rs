@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
@@ -219,17 +219,29 @@ impl RealCluster {
         )
     }
 
-    /// Creates or updates `object` (server-side apply, forced).
+    /// Creates `object`, or replaces the one of that name (as controllers
+    /// write: fields the schema does not declare are pruned, not refused).
     pub fn apply(&self, object: &Value) -> Result<()> {
         let api = self.api(object)?;
         let name = object["metadata"]["name"]
             .as_str()
-            .ok_or_else(|| anyhow!("object without a name"))?;
-        let params = PatchParams::apply("policyreport-exporter-tests").force();
+            .ok_or_else(|| anyhow!("object without a name"))?
+            .to_owned();
+        let mut obj: DynamicObject = serde_json::from_value(object.clone())?;
         self.rt
-            .block_on(api.patch(name, &params, &Patch::Apply(object)))
-            .with_context(|| format!("applying {name}"))?;
-        Ok(())
+            .block_on(async {
+                match api.create(&PostParams::default(), &obj).await {
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        let current = api.get(&name).await?;
+                        obj.metadata.resource_version = current.metadata.resource_version;
+                        api.replace(&name, &PostParams::default(), &obj)
+                            .await
+                            .map(drop)
+                    }
+                    other => other.map(drop),
+                }
+            })
+            .with_context(|| format!("applying {name}"))
     }
 
     /// Deletes `object` (found by its apiVersion, kind, namespace and name).

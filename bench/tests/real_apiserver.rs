@@ -97,6 +97,17 @@ fn fixture_objects(paths: &[&str]) -> Vec<Value> {
     out
 }
 
+/// Result timestamps as a server holds them: integer seconds, with nanos.
+fn whole_second_timestamps(o: &mut Value) {
+    for r in o["results"].as_array_mut().into_iter().flatten() {
+        if let Some(t) = r["timestamp"].as_object_mut() {
+            let secs = t.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+            t.insert("seconds".into(), json!(secs as i64));
+            t.entry("nanos").or_insert(json!(0));
+        }
+    }
+}
+
 /// Drops the metadata the server sets (a uid in an apply must match).
 fn without_server_fields(o: &mut Value) {
     if let Some(m) = o["metadata"].as_object_mut() {
@@ -172,7 +183,7 @@ fn changed(report: &Value, i: usize) -> Value {
     let mut r = report.clone();
     if let Some(results) = r["results"].as_array_mut() {
         for (j, res) in results.iter_mut().enumerate() {
-            res["result"] = json!(if (i + j) % 3 == 0 { "fail" } else { "pass" });
+            res["result"] = json!(if (i + j).is_multiple_of(3) { "fail" } else { "pass" });
         }
     }
     r
@@ -588,6 +599,11 @@ fn v1beta1_reports_a_real_410_and_a_missing_permission() -> Result<()> {
         "tests/crosscheck/kyverno/reports-v1beta1.json",
     ]);
     fixtures.retain(|o| o["metadata"]["name"] != "disallow-proc-mount");
+    // The fixtures keep `timestamp.seconds` as floats (1.666094801e+09,
+    // 1666094801.5) and some without `nanos`, as tools print them; the CRD
+    // (int64 seconds, nanos required) refuses that, so the server holds
+    // whole seconds.
+    fixtures.iter_mut().for_each(whole_second_timestamps);
     let refused = apply_each(&c, &fixtures);
     assert!(refused.is_empty(), "{refused:#?}");
     let spec = Spec {
