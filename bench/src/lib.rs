@@ -11,7 +11,7 @@
 //! - [`glue`]: the only place that touches the exporter's library API.
 //! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
 //! - [`real`]: a real etcd and kube-apiserver (`scripts/cluster`), for the
-//!   tests of `tests/real_apiserver.rs` and the real-server row.
+//!   tests of `tests/real_apiserver.rs`; [`realrow`], the real-server row.
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
@@ -24,6 +24,7 @@ pub mod glue;
 pub mod kubectl;
 pub mod procfs;
 pub mod real;
+pub mod realrow;
 pub mod reportgen;
 pub mod run;
 pub mod soak;

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policyreport_bench::cluster::Cluster;
 use policyreport_bench::exporter::{Build, exporter_binary};
+use policyreport_bench::realrow::{self, RealOptions};
 use policyreport_bench::reportgen::{self, DEFAULT_POLICIES, Spec};
 use policyreport_bench::run::{self, Options, Perf, Phase};
 use policyreport_bench::soak::{self, SoakOptions};
@@ -134,6 +135,10 @@ struct RunArgs {
     /// Reports of the unpaged (reports-server mode) row (0 skips it).
     #[arg(long, default_value_t = 50_000)]
     unpaged_reports: usize,
+    /// Reports of the real-server row: a real kube-apiserver and etcd
+    /// (`scripts/cluster`, needs Go) loaded with them (0 skips it).
+    #[arg(long, default_value_t = 50_000)]
+    real_reports: usize,
     /// Run the soak instead of the sizes.
     #[arg(long)]
     soak: bool,
@@ -283,9 +288,21 @@ fn run(args: RunArgs) -> Result<()> {
             freq: args.perf_freq,
         });
         emit(&run::header(&opts));
+        let mut fake_rows = Vec::new();
         for &size in &opts.sizes {
             let r = run::run_size(&opts, size)?;
             emit(&run::table(&r));
+            fake_rows.push(r);
+        }
+        if args.real_reports > 0 {
+            let o = RealOptions {
+                exporter: opts.exporter.clone(),
+                reports: args.real_reports,
+                seed: opts.seed,
+                settle: opts.settle,
+            };
+            let fake = fake_rows.iter().find(|r| r.reports == args.real_reports);
+            emit(&realrow::run(&o)?.table(fake));
         }
         if opts.files_reports > 0 {
             let r = run::run_files(&opts, opts.files_reports)?;

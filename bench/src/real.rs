@@ -125,7 +125,7 @@ impl RealCluster {
 
     /// `kubectl --kubeconfig admin ARGS`; its stdout.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(kubectl_path())
+        let out = Command::new(kubectl_binary())
             .arg("--kubeconfig")
             .arg(self.admin_kubeconfig())
             .args(args)
@@ -142,7 +142,7 @@ impl RealCluster {
 
     /// `kubectl --kubeconfig admin apply -f -` with `input` on stdin.
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String> {
-        let mut child = Command::new(kubectl_path())
+        let mut child = Command::new(kubectl_binary())
             .arg("--kubeconfig")
             .arg(self.admin_kubeconfig())
             .args(args)
@@ -345,7 +345,8 @@ impl Drop for RealCluster {
     }
 }
 
-fn kubectl_path() -> PathBuf {
+/// The kubectl that `scripts/cluster` builds beside the API server.
+pub fn kubectl_binary() -> PathBuf {
     workspace_root().join("target/harness/bin/kubectl")
 }
 

@@ -183,7 +183,11 @@ fn changed(report: &Value, i: usize) -> Value {
     let mut r = report.clone();
     if let Some(results) = r["results"].as_array_mut() {
         for (j, res) in results.iter_mut().enumerate() {
-            res["result"] = json!(if (i + j).is_multiple_of(3) { "fail" } else { "pass" });
+            res["result"] = json!(if (i + j).is_multiple_of(3) {
+                "fail"
+            } else {
+                "pass"
+            });
         }
     }
     r
@@ -703,5 +707,38 @@ fn v1beta1_reports_a_real_410_and_a_missing_permission() -> Result<()> {
             .ok_or(format!("expired relists: {n}"))
     })?;
     settles(&c, &e, "after 410 Gone");
+    Ok(())
+}
+
+/// The benchmark's real-server row at a tiny scale: every stage runs and the
+/// counts are exact (not a timed test).
+#[test]
+#[ignore = "needs Go and a real control plane: scripts/test runs it"]
+fn real_server_row_at_tiny_scale() -> Result<()> {
+    let o = policyreport_bench::realrow::RealOptions {
+        exporter: exporter_binary(Build::Reuse)?,
+        reports: 200,
+        seed: 3,
+        settle: Duration::from_millis(200),
+    };
+    let r = policyreport_bench::realrow::run(&o)?;
+    assert!(r.exact, "counts equal the generator's: {r:?}");
+    assert!(
+        r.results > 200 && r.peak_rss > 0 && r.steady_rss > 0,
+        "{r:?}"
+    );
+    assert!(
+        r.kubectl_wall > Duration::ZERO && r.kubectl_cpu > Duration::ZERO,
+        "{r:?}"
+    );
+    let table = r.table(None);
+    assert!(
+        table.contains("| start → /readyz (kubectl: wall) |"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("Real kube-apiserver {}", r.kubernetes)),
+        "{table}"
+    );
     Ok(())
 }
