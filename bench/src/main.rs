@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policyreport_bench::cluster::Cluster;
 use policyreport_bench::exporter::{Build, exporter_binary};
+use policyreport_bench::real::RealCluster;
 use policyreport_bench::realrow::{self, RealOptions};
 use policyreport_bench::reportgen::{self, DEFAULT_POLICIES, Spec};
 use policyreport_bench::run::{self, Options, Perf, Phase};
@@ -44,6 +45,9 @@ enum Format {
     KubectlYamlDir,
     /// Load a fake API server, write a kubeconfig for it and serve until Ctrl-C.
     Server,
+    /// Create the reports (and their Namespaces) in the real API server that
+    /// `scripts/cluster start DIR` runs (`--out DIR`).
+    Cluster,
 }
 
 #[derive(Args)]
@@ -66,7 +70,8 @@ struct GenArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::List)]
     format: Format,
-    /// Output folder (yaml-dir, kubectl-json-dir) or file (list; "-" for stdout).
+    /// Output folder (yaml-dir, kubectl-json-dir), file (list; "-" for stdout) or
+    /// the folder of `scripts/cluster start DIR` (cluster).
     #[arg(long, default_value = "-")]
     out: PathBuf,
     /// Reports per file (yaml-dir, kubectl-json-dir).
@@ -218,6 +223,20 @@ fn generate(args: GenArgs) -> Result<()> {
                 "wrote {} files, {bytes} bytes to {}",
                 files.len(),
                 args.out.display()
+            );
+        }
+        Format::Cluster => {
+            if args.out.as_os_str() == "-" {
+                bail!("--format cluster needs --out DIR, the folder of scripts/cluster start DIR");
+            }
+            let cluster = RealCluster::attach(&args.out)?;
+            let objects: Vec<_> = set.reports.iter().map(|r| r.value.clone()).collect();
+            let start = std::time::Instant::now();
+            cluster.load(&objects, 32)?;
+            eprintln!(
+                "created {} reports in {:.1} s",
+                objects.len(),
+                start.elapsed().as_secs_f64()
             );
         }
         Format::Server => {

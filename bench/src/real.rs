@@ -33,7 +33,8 @@ namespaces";
 /// A running control plane; stopped (`scripts/cluster stop`) on drop.
 pub struct RealCluster {
     dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    /// The temporary folder holding `dir`, when this process started it.
+    owned: Option<tempfile::TempDir>,
     rt: tokio::runtime::Runtime,
     client: Client,
     resources: Mutex<BTreeMap<String, (ApiResource, bool)>>,
@@ -64,6 +65,25 @@ impl RealCluster {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        match Self::attach(&dir) {
+            Ok(mut cluster) => {
+                cluster.owned = Some(tmp);
+                Ok(cluster)
+            }
+            Err(e) => {
+                let _ = Command::new(workspace_root().join("scripts/cluster"))
+                    .arg("stop")
+                    .arg(&dir)
+                    .output();
+                Err(e)
+            }
+        }
+    }
+
+    /// Connects to a control plane that `scripts/cluster start DIR` left
+    /// running; it keeps running after this is dropped.
+    pub fn attach(dir: &Path) -> Result<RealCluster> {
+        let dir = dir.to_path_buf();
         let env = std::fs::read_to_string(dir.join("env")).context("reading DIR/env")?;
         let port: u16 = env
             .lines()
@@ -80,7 +100,7 @@ impl RealCluster {
         let client = rt.block_on(client_for(&dir.join("admin.kubeconfig")))?;
         Ok(RealCluster {
             dir,
-            _tmp: tmp,
+            owned: None,
             rt,
             client,
             resources: Mutex::default(),
@@ -219,6 +239,32 @@ impl RealCluster {
         )
     }
 
+    /// Creates `objects` as a controller would (without the metadata the
+    /// server sets), after the Namespaces they live in.
+    pub fn load(&self, objects: &[Value], concurrency: usize) -> Result<()> {
+        let mut namespaces: Vec<&str> = objects
+            .iter()
+            .filter_map(|o| o["metadata"]["namespace"].as_str())
+            .filter(|n| !matches!(*n, "default" | "kube-system"))
+            .collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        let namespaces: Vec<Value> = namespaces
+            .iter()
+            .map(|n| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
+            .collect();
+        self.create_all(&namespaces, concurrency)?;
+        let objects: Vec<Value> = objects
+            .iter()
+            .cloned()
+            .map(|mut o| {
+                without_server_fields(&mut o);
+                o
+            })
+            .collect();
+        self.create_all(&objects, concurrency)
+    }
+
     /// Creates `object`, or replaces the one of that name (as controllers
     /// write: fields the schema does not declare are pruned, not refused).
     pub fn apply(&self, object: &Value) -> Result<()> {
@@ -338,10 +384,28 @@ impl RealCluster {
 
 impl Drop for RealCluster {
     fn drop(&mut self) {
+        if self.owned.is_none() {
+            return;
+        }
         let _ = Command::new(workspace_root().join("scripts/cluster"))
             .arg("stop")
             .arg(&self.dir)
             .output();
+    }
+}
+
+/// Drops the metadata the server sets (a uid in an update must match).
+pub fn without_server_fields(o: &mut Value) {
+    if let Some(m) = o["metadata"].as_object_mut() {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+        ] {
+            m.remove(k);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::exporter::{Exporter, parse_results};
 use crate::procfs::{self, mib};
@@ -60,26 +60,9 @@ pub struct RealResult {
 pub fn run(o: &RealOptions) -> Result<RealResult> {
     let cluster = RealCluster::start(&[])?;
     let set = reportgen::generate(&Spec::with_reports(o.reports, o.seed));
-    let mut objects: Vec<Value> = set.reports.iter().map(|r| r.value.clone()).collect();
-    let mut namespaces: Vec<&str> = objects
-        .iter()
-        .filter_map(|r| r["metadata"]["namespace"].as_str())
-        .filter(|n| *n != "kube-system")
-        .collect();
-    namespaces.sort_unstable();
-    namespaces.dedup();
-    let namespaces: Vec<Value> = namespaces
-        .iter()
-        .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
-        .collect();
-    cluster.create_all(&namespaces, 8)?;
-    for r in &mut objects {
-        if let Some(m) = r["metadata"].as_object_mut() {
-            m.remove("uid");
-        }
-    }
+    let objects: Vec<Value> = set.reports.iter().map(|r| r.value.clone()).collect();
     let start = Instant::now();
-    cluster.create_all(&objects, 32)?;
+    cluster.load(&objects, 32)?;
     let load_wall = start.elapsed();
     eprintln!(
         "[real {}] loaded in {:.1}s",

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use policyreport_bench::exporter::{
     Build, Exporter, exporter_binary, sample_value, workspace_root,
 };
-use policyreport_bench::real::{Proxy, RealCluster, crosscheck, eventually};
+use policyreport_bench::real::{Proxy, RealCluster, crosscheck, eventually, without_server_fields};
 use policyreport_bench::reportgen::{self, Spec};
 use serde_json::{Value, json};
 
@@ -31,17 +31,20 @@ fn exporter(kubeconfig: &Path, args: &[&str]) -> Exporter {
 }
 
 /// Waits until the exporter's families equal the Python count of what the
-/// server holds; returns the count's report.
+/// server holds; prints how long that took and returns the count's report.
 fn settles(c: &RealCluster, e: &Exporter, what: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    eventually(what, SETTLE, POLL, || {
+    let start = std::time::Instant::now();
+    let report = eventually(what, SETTLE, POLL, || {
         let snap = dir.path().join("snapshot");
         let _ = std::fs::remove_dir_all(&snap);
         c.snapshot(&snap).map_err(|e| e.to_string())?;
         let metrics = e.metrics().map_err(|e| e.to_string())?;
         crosscheck(&snap, &metrics)
     })
-    .unwrap_or_else(|err| panic!("{err}\nexporter logs:\n{}", tail(&e.logs(), 30)))
+    .unwrap_or_else(|err| panic!("{err}\nexporter logs:\n{}", tail(&e.logs(), 30)));
+    eprintln!("{what}: exact within {:.1} s ({})", start.elapsed().as_secs_f64(), report.trim());
+    report
 }
 
 fn tail(lines: &[String], n: usize) -> String {
@@ -108,20 +111,6 @@ fn whole_second_timestamps(o: &mut Value) {
     }
 }
 
-/// Drops the metadata the server sets (a uid in an apply must match).
-fn without_server_fields(o: &mut Value) {
-    if let Some(m) = o["metadata"].as_object_mut() {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "managedFields",
-            "generation",
-        ] {
-            m.remove(k);
-        }
-    }
-}
 
 fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
@@ -172,8 +161,7 @@ fn load_generated(c: &RealCluster, reports: usize, namespaces: usize, seed: u64)
     let set = reportgen::generate(&spec);
     let mut objects: Vec<Value> = set.reports.iter().map(|r| r.value.clone()).collect();
     objects.iter_mut().for_each(without_server_fields);
-    namespaces_for(c, &objects);
-    c.create_all(&objects, 16).expect("reports created");
+    c.load(&objects, 16).expect("reports created");
     objects
 }
 
@@ -278,8 +266,8 @@ fn sync_and_watch_every_kind_against_a_real_api_server() -> Result<()> {
 
     let e = exporter(&c.exporter_kubeconfig(), &["--page-size", "500"]);
     let ready = e.wait_ready(READY, POLL)?;
-    let report = settles(&c, &e, "initial sync");
-    eprintln!("ready after {ready:?}; {report}");
+    settles(&c, &e, "initial sync");
+    eprintln!("ready {:.1} s after start", ready.as_secs_f64());
     let held = value(
         &e,
         "policyreport_exporter_objects",
@@ -361,8 +349,7 @@ fn sync_and_watch_every_kind_against_a_real_api_server() -> Result<()> {
     c.apply(&policy)?;
     c.apply(&core_event("prod-us", "require-requests-limits", 4))?;
     c.apply(&events_k8s_io_event("dev", "disallow-host-path"))?;
-    let report = settles(&c, &e, "after creates, updates and deletes");
-    eprintln!("after changes: {report}");
+    settles(&c, &e, "after creates, updates and deletes");
 
     // Every request was allowed, and every permission was used: the role is
     // enough and no more.
@@ -623,8 +610,7 @@ fn v1beta1_reports_a_real_410_and_a_missing_permission() -> Result<()> {
         r["apiVersion"] = json!("wgpolicyk8s.io/v1beta1");
         without_server_fields(r);
     }
-    namespaces_for(&c, &generated);
-    c.create_all(&generated, 16)?;
+    c.load(&generated, 16)?;
 
     // Without `namespaces` in the ClusterRole: the exporter says which
     // resource is forbidden, counts it, /readyz names it, the rest is served.
