@@ -159,6 +159,19 @@ pub struct SourceArgs {
         env = "POLICYREPORT_EXPORTER_NAMESPACE_EXCLUDE"
     )]
     pub namespace_exclude: Vec<String>,
+    /// A report whose newest result timestamp is older than this (such as
+    /// 3h, 90m; 0 turns staleness off) counts in policyreport_reports_stale.
+    /// Kyverno's background scan rewrites every timestamp each
+    /// --backgroundScanInterval (1h by default): the default is two
+    /// intervals plus margin.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "3h",
+        value_parser = parse_duration,
+        env = "POLICYREPORT_EXPORTER_STALE_AFTER"
+    )]
+    pub stale_after: Duration,
 }
 
 /// Parse a duration such as `10m`, `90s`, `1h30m` or `0`.
@@ -406,6 +419,19 @@ mod tests {
         assert_eq!(
             serve(&["x", "serve", "--relist-interval", "10s"]),
             Duration::from_secs(10)
+        );
+        let stale_after = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
+            Command::Serve(s) => s.source.stale_after,
+            Command::Summary(s) => s.source.stale_after,
+        };
+        assert_eq!(stale_after(&["x", "serve"]), Duration::from_secs(3 * 3600));
+        assert_eq!(
+            stale_after(&["x", "summary", "--stale-after", "90m"]),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            stale_after(&["x", "serve", "--stale-after", "0"]),
+            Duration::ZERO
         );
     }
 
