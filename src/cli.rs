@@ -349,6 +349,10 @@ pub enum Output {
     Table,
     /// One JSON document.
     Json,
+    /// Markdown for CI pages (GitHub job summaries, GitLab merge request
+    /// notes): the targets with verdict marks, the verdict per policy, and
+    /// the first entries of the work list with a count of the rest.
+    Markdown,
 }
 
 /// Optional labels of policyreport_results.
