@@ -53,12 +53,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a one-shot rollout summary (per-namespace counts, violation
     /// rates, control compliance against targets, blocked admissions,
-    /// policies by mode, a verdict per policy, and with --failing the work
-    /// list of failing resources) and exit.
+    /// policies by mode, a verdict per policy, report freshness per source,
+    /// and with --failing the work list of failing resources) and exit.
     ///
     /// Exit status: 0 when every input was read and every target is met (or
     /// --fail-on-targets is off); 3 with --fail-on-targets when a target is
-    /// missed or no report was read at all; 4 when a file could not be read,
+    /// missed or not measurable, or no report was read at all; 4 when a file could not be read,
     /// was too large or did not parse, or an object was invalid (unless
     /// --allow-invalid); 4 wins over 3. 1 for other errors (unknown --target
     /// or --control, bad controls file, --timeout reached); 2 for unusable
@@ -265,8 +265,9 @@ pub struct SummaryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, env = "POLICYREPORT_EXPORTER_OUTPUT")]
     pub output: Output,
-    /// Exit with status 3 when a target is missed, or when no report was
-    /// read at all (nothing to judge is not a pass).
+    /// Exit with status 3 when a target is missed or not measurable (a
+    /// source with fail results and not a single pass), or when no report
+    /// was read at all (nothing to judge is not a pass).
     #[arg(long, env = "POLICYREPORT_EXPORTER_FAIL_ON_TARGETS")]
     pub fail_on_targets: bool,
     /// Accept partial input: files that cannot be read or parsed and invalid
