@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Exporter, Metrics, timed_result, unix_now, write_freshness_reports};
+use common::{Exporter, Metrics, freshness_dir, timed_result, unix_now};
 
 const READY: Duration = Duration::from_secs(20);
 const REPORTS: &str = "policyreport_reports";
@@ -29,40 +29,26 @@ fn samples(rows: &[(&str, &str, f64)]) -> BTreeMap<Vec<(String, String)>, f64> {
 
 #[test]
 fn freshness_families_have_exact_values() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let now = unix_now();
-    write_freshness_reports(dir.path(), now, "pass");
-    let path = dir.path().display().to_string();
+    let (_dir, path, now) = freshness_dir("pass");
     let e = Exporter::serve(&["--files", &path], &[]);
     e.wait_ready(READY);
     let m = e.metrics();
     let (old, new) = ((now - 5 * 3600 - 600) as f64, (now - 600) as f64);
-    assert_eq!(
-        m.family(REPORTS),
-        samples(&[
-            ("", "kyverno", 1.0),
-            ("shop", "kyverno", 4.0),
-            ("shop", "trivy", 1.0)
-        ])
-    );
-    // At the default 3h: the 5h10m-old reports (the cluster one, `old` and
+    // Per (namespace "", kyverno), (shop, kyverno) and (shop, trivy). Stale at
+    // the default 3h: the 5h10m-old reports (the cluster one, `old` and
     // `mixed`'s kyverno results); never the untimed one.
-    assert_eq!(
-        m.family(STALE),
-        samples(&[
-            ("", "kyverno", 1.0),
-            ("shop", "kyverno", 2.0),
-            ("shop", "trivy", 0.0)
-        ])
-    );
-    assert_eq!(
-        m.family(OLDEST),
-        samples(&[
-            ("", "kyverno", old),
-            ("shop", "kyverno", old),
-            ("shop", "trivy", new)
-        ])
-    );
+    for (family, [cluster, kyverno, trivy]) in [
+        (REPORTS, [1.0, 4.0, 1.0]),
+        (STALE, [1.0, 2.0, 0.0]),
+        (OLDEST, [old, old, new]),
+    ] {
+        let rows = [
+            ("", "kyverno", cluster),
+            ("shop", "kyverno", kyverno),
+            ("shop", "trivy", trivy),
+        ];
+        assert_eq!(m.family(family), samples(&rows), "{family}");
+    }
     // The same counts under a longer threshold, and no stale family at 0.
     drop(e);
     let e = Exporter::serve(&["--files", &path, "--stale-after", "6h"], &[]);

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Exporter, repo, timed_result, unix_now, write_freshness_reports};
+use common::{Exporter, freshness_dir, repo, timed_result};
 use serde_json::{Value, json};
 
 fn summary(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -731,37 +731,31 @@ fn rollout_verdict_per_policy() {
     );
 }
 
+/// Fields of the row of one control in a JSON summary, as an array.
+fn control_fields(s: &Value, name: &str, fields: &[&str]) -> Value {
+    let row = s["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["control"] == name)
+        .unwrap_or_else(|| panic!("no row for control {name}"));
+    fields.iter().map(|f| row[*f].clone()).collect()
+}
+
 #[test]
 fn excepted_resources_stand_next_to_the_percentage() {
     let s = json_summary(&["--files", &worklist_dir(), "--output", "json"]);
     let control = |name: &str| {
-        let c = s["controls"]
-            .as_array()
-            .expect("controls")
-            .iter()
-            .find(|c| c["control"] == name)
-            .cloned()
-            .expect("control row");
-        (
-            c["compliant"].clone(),
-            c["noncompliant"].clone(),
-            c["excepted"].clone(),
-            c["compliance"].clone(),
+        control_fields(
+            &s,
+            name,
+            &["compliant", "noncompliant", "excepted", "compliance"],
         )
     };
     // web-2 has only skips: excepted, and out of the percentage.
-    assert_eq!(
-        control("resource-limits"),
-        (json!(1), json!(4), json!(1), json!(20.0))
-    );
-    assert_eq!(
-        control("approved-registries"),
-        (json!(1), json!(0), json!(1), json!(100.0))
-    );
-    assert_eq!(
-        control("secure-context"),
-        (json!(1), json!(0), json!(0), json!(100.0))
-    );
+    assert_eq!(control("resource-limits"), json!([1, 4, 1, 20.0]));
+    assert_eq!(control("approved-registries"), json!([1, 0, 1, 100.0]));
+    assert_eq!(control("secure-context"), json!([1, 0, 0, 100.0]));
     let table =
         String::from_utf8_lossy(&summary(&["--files", &worklist_dir()], &[]).stdout).into_owned();
     assert!(
@@ -816,10 +810,7 @@ fn rfc3339(seconds: i64) -> String {
 
 #[test]
 fn freshness_per_source_in_text_and_json() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let now = unix_now();
-    write_freshness_reports(dir.path(), now, "pass");
-    let d = dir.path().display().to_string();
+    let (_dir, d, now) = freshness_dir("pass");
     let (old, new) = (now - 5 * 3600 - 600, now - 600);
     let s = json_summary(&["--files", &d, "--output", "json"]);
     assert_eq!(s["freshness"]["stale_after_seconds"], json!(10800));
@@ -859,9 +850,7 @@ fn freshness_per_source_in_text_and_json() {
 
 #[test]
 fn fail_results_without_a_single_pass_warn_and_name_allowed_results() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_freshness_reports(dir.path(), unix_now(), "fail");
-    let d = dir.path().display().to_string();
+    let (_dir, d, _) = freshness_dir("fail");
     let s = json_summary(&["--files", &d, "--output", "json"]);
     assert_eq!(
         s["no_pass_results"],
@@ -877,29 +866,15 @@ fn fail_results_without_a_single_pass_warn_and_name_allowed_results() {
         "{kyverno}"
     );
     let control = |name: &str| {
-        s["controls"]
-            .as_array()
-            .expect("controls")
-            .iter()
-            .find(|c| c["control"] == name)
-            .map(|c| {
-                (
-                    c["noncompliant"].clone(),
-                    c["compliance"].clone(),
-                    c["met"].clone(),
-                    c["measurable"].clone(),
-                )
-            })
+        control_fields(
+            &s,
+            name,
+            &["noncompliant", "compliance", "met", "measurable"],
+        )
     };
     // Not 0%: not measurable. The other controls have no results at all.
-    assert_eq!(
-        control("resource-limits"),
-        Some((json!(4), json!(null), json!(null), json!(false)))
-    );
-    assert_eq!(
-        control("approved-registries"),
-        Some((json!(0), json!(null), json!(null), json!(true)))
-    );
+    assert_eq!(control("resource-limits"), json!([4, null, null, false]));
+    assert_eq!(control("approved-registries"), json!([0, null, null, true]));
     assert_eq!(s["targets_met"], json!(false));
     let (code, table, _) = status(&["--files", &d, "--fail-on-targets"]);
     assert_eq!(code, Some(3), "what cannot be measured is not met");

@@ -709,26 +709,45 @@ impl Aggregate {
         }
     }
 
-    /// Make a contribution visible, given the one it replaces.
-    fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
-        let (series, compat, fresh) = new.parts();
+    /// Add a report's counts (`visible`), or take them away: its series,
+    /// Policy Reporter's, its freshness pairs and its control tallies.
+    fn count_report(&mut self, c: &Contribution, visible: bool) {
+        let (series, compat, fresh) = c.parts();
         for (s, n) in series {
-            self.series.add(*s, *n);
+            if visible {
+                self.series.add(*s, *n);
+            } else {
+                self.series.sub(*s, *n);
+            }
         }
         if let Some(table) = &mut self.policy_reporter {
             for (s, n) in compat {
-                table.add(*s, *n);
+                if visible {
+                    table.add(*s, *n);
+                } else {
+                    table.sub(*s, *n);
+                }
             }
         }
         for (id, stamp) in fresh {
-            self.freshness.add(*id, *stamp);
-        }
-        match new {
-            Contribution::Report { controls, .. } => {
-                for d in controls.iter() {
-                    self.control_state[d.control as usize].apply(d, 1);
-                }
+            if visible {
+                self.freshness.add(*id, *stamp);
+            } else {
+                self.freshness.sub(*id, *stamp);
             }
+        }
+        if let Contribution::Report { controls, .. } = c {
+            let sign = if visible { 1 } else { -1 };
+            for d in controls.iter() {
+                self.control_state[d.control as usize].apply(d, sign);
+            }
+        }
+    }
+
+    /// Make a contribution visible, given the one it replaces.
+    fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
+        self.count_report(new, true);
+        match new {
             Contribution::Event {
                 uid, key, counted, ..
             } => {
@@ -759,30 +778,14 @@ impl Aggregate {
                 .entry(n.name.clone())
                 .or_default()
                 .push(n.labels.clone()),
-            Contribution::Invalid => {}
+            Contribution::Report { .. } | Contribution::Invalid => {}
         }
     }
 
     /// Remove a visible contribution and release what it holds.
     fn deactivate(&mut self, old: Contribution) {
-        let (series, compat, fresh) = old.parts();
-        for (s, n) in series {
-            self.series.sub(*s, *n);
-        }
-        if let Some(table) = &mut self.policy_reporter {
-            for (s, n) in compat {
-                table.sub(*s, *n);
-            }
-        }
-        for (id, stamp) in fresh {
-            self.freshness.sub(*id, *stamp);
-        }
+        self.count_report(&old, false);
         match &old {
-            Contribution::Report { controls, .. } => {
-                for d in controls.iter() {
-                    self.control_state[d.control as usize].apply(d, -1);
-                }
-            }
             Contribution::Policy(p) => {
                 if let Some(n) = self.policies.get_mut(&p.info) {
                     *n -= 1;
@@ -793,7 +796,7 @@ impl Aggregate {
                 remove_copy(&mut self.routing, &p.info.policy, &p.routing);
             }
             Contribution::Namespace(n) => remove_copy(&mut self.namespaces, &n.name, &n.labels),
-            Contribution::Event { .. } | Contribution::Invalid => {}
+            Contribution::Report { .. } | Contribution::Event { .. } | Contribution::Invalid => {}
         }
         self.release(old);
     }

@@ -988,18 +988,26 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 type Model = HashMap<(usize, String, String), GenReport>;
 
+/// The valid reports of the model, each with its namespace (empty for the
+/// cluster-scoped kinds).
+fn valid_reports(model: &Model) -> impl Iterator<Item = (&str, &GenReport)> {
+    model
+        .iter()
+        .filter(|(_, report)| !report.invalid)
+        .map(|((origin, ns, _), report)| {
+            let ns = if kind_of(*origin).namespaced() {
+                ns.as_str()
+            } else {
+                ""
+            };
+            (ns, report)
+        })
+}
+
 /// The expected series, computed directly from the final set by the rules.
 fn from_scratch(model: &Model) -> BTreeMap<Vec<String>, u64> {
     let mut out: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    for ((origin, ns, _), report) in model {
-        if report.invalid {
-            continue;
-        }
-        let ns = if kind_of(*origin).namespaced() {
-            ns.as_str()
-        } else {
-            ""
-        };
+    for (ns, report) in valid_reports(model) {
         for r in &report.results {
             let key = vec![
                 ns.to_string(),
@@ -1020,15 +1028,7 @@ fn controls_from_scratch(model: &Model) -> ControlSnapshot {
     // (control, namespace, kind, name) -> (pass, bad, skip)
     type Resource = (String, String, String, String);
     let mut tallies: BTreeMap<Resource, (u32, u32, u32)> = BTreeMap::new();
-    for ((origin, ns, _), report) in model {
-        if report.invalid {
-            continue;
-        }
-        let ns = if kind_of(*origin).namespaced() {
-            ns.as_str()
-        } else {
-            ""
-        };
+    for (ns, report) in valid_reports(model) {
         for r in &report.results {
             let (pass, bad, skip) = match OUTCOMES[r.outcome] {
                 "pass" => (1, 0, 0),
@@ -1616,15 +1616,7 @@ async fn the_run_loop_publishes_when_time_makes_reports_stale() {
 /// The freshness rows a fresh aggregate computes for `model`, by the rules.
 fn freshness_from_scratch(model: &Model, now: i64) -> Vec<FreshRow> {
     let mut out: BTreeMap<(String, String), (u64, u64, Option<i64>)> = BTreeMap::new();
-    for ((origin, ns, _), report) in model {
-        if report.invalid {
-            continue;
-        }
-        let ns = if kind_of(*origin).namespaced() {
-            ns.as_str()
-        } else {
-            ""
-        };
+    for (ns, report) in valid_reports(model) {
         let mut newest: BTreeMap<String, Option<i64>> = BTreeMap::new();
         for r in &report.results {
             let n = newest.entry(report.source_of(r).to_owned()).or_default();

@@ -329,6 +329,11 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
 }
 
+/// A column's width: its widest cell, and at least `min` (its heading).
+fn width(cells: impl Iterator<Item = usize>, min: usize) -> usize {
+    cells.max().unwrap_or(0).max(min)
+}
+
 /// A percentage as printed, `-` without data.
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}%"))
@@ -668,13 +673,7 @@ impl Summary {
         for w in &self.warnings {
             let _ = writeln!(out, "WARNING: {w}\n");
         }
-        let w = self
-            .namespaces
-            .iter()
-            .map(|n| n.namespace.len())
-            .max()
-            .unwrap_or(0)
-            .max(9);
+        let w = width(self.namespaces.iter().map(|n| n.namespace.len()), 9);
         let _ = writeln!(
             out,
             "{:<w$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}",
@@ -712,20 +711,13 @@ impl Summary {
             o.violation_rate_target,
             verdict(o.met)
         );
-        let cw = self
-            .controls
-            .iter()
-            .map(|c| c.control.len())
-            .max()
-            .unwrap_or(0)
-            .max(12);
-        let pw = self
-            .controls
-            .iter()
-            .map(|c| c.compliance_text().chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(10);
+        let cw = width(self.controls.iter().map(|c| c.control.len()), 12);
+        let pw = width(
+            self.controls
+                .iter()
+                .map(|c| c.compliance_text().chars().count()),
+            10,
+        );
         let _ = writeln!(
             out,
             "\n{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>7}  STATUS",
@@ -809,13 +801,7 @@ impl Summary {
 
     fn freshness_table(&self, out: &mut String) {
         let f = &self.freshness;
-        let sw = f
-            .sources
-            .iter()
-            .map(|s| source_name(&s.source).len())
-            .max()
-            .unwrap_or(0)
-            .max(17);
+        let sw = width(f.sources.iter().map(|s| source_name(&s.source).len()), 17);
         let _ = writeln!(
             out,
             "\n{:<sw$}  {:>7}  {:>7}  OLDEST REFRESH ({})",
@@ -837,13 +823,7 @@ impl Summary {
     }
 
     fn rollout_table(&self, out: &mut String) {
-        let pw = self
-            .rollout
-            .iter()
-            .map(|r| r.policy.len())
-            .max()
-            .unwrap_or(0)
-            .max(6);
+        let pw = width(self.rollout.iter().map(|r| r.policy.len()), 6);
         let _ = writeln!(
             out,
             "\n{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  VERDICT",

@@ -1142,6 +1142,17 @@ pub fn timed_result(policy: &str, outcome: &str, source: &str, seconds: Option<i
     )
 }
 
+/// A temporary folder holding the freshness fixture (see
+/// [`write_freshness_reports`]) with timestamps relative to now; its path
+/// and that now.
+pub fn freshness_dir(outcome: &str) -> (tempfile::TempDir, String, i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = unix_now();
+    write_freshness_reports(dir.path(), now, outcome);
+    let path = dir.path().display().to_string();
+    (dir, path, now)
+}
+
 /// Write the freshness fixture into `dir`, with timestamps relative to
 /// `now`: in `shop`, a report refreshed 5h10m ago (its older result 6h
 /// ago), one 10m ago, one without timestamps, and one with results from
