@@ -814,10 +814,11 @@ fn freshness_per_source_in_text_and_json() {
     let (old, new) = (now - 5 * 3600 - 600, now - 600);
     let s = json_summary(&["--files", &d, "--output", "json"]);
     assert_eq!(s["freshness"]["stale_after_seconds"], json!(10800));
-    let as_of = s["freshness"]["as_of_timestamp_seconds"]
-        .as_i64()
-        .expect("as of");
-    assert!((now..now + 60).contains(&as_of), "{as_of} vs {now}");
+    assert_eq!(
+        s["freshness"].get("as_of_timestamp_seconds"),
+        None,
+        "no clock reading"
+    );
     // kyverno: 4 reports in shop (2 stale) and the cluster one (stale).
     assert_eq!(
         s["freshness"]["sources"],

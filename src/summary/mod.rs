@@ -144,7 +144,10 @@ pub struct NoPassSource {
 pub struct Freshness {
     /// `--stale-after` in seconds; absent when staleness is off.
     pub stale_after_seconds: Option<i64>,
-    /// When staleness was judged, in seconds since the Unix epoch.
+    /// When staleness was judged, in seconds since the Unix epoch: for the
+    /// ages the text prints. Not in the JSON, so two runs on the same data
+    /// print the same bytes (the timestamps give the ages).
+    #[serde(skip)]
     pub as_of_timestamp_seconds: i64,
     /// One row per source, sorted by source.
     pub sources: Vec<SourceFreshness>,
