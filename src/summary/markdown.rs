@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{Summary, pct, refreshed, source_name, subject, verdict};
+use super::{Summary, pct, refreshed, shown, source_name, subject, verdict};
 
 /// Work-list entries shown; the rest are counted. A CI page is read, not
 /// searched: `--failing` in a terminal lists them all.
@@ -77,15 +77,11 @@ impl Summary {
                 marked(verdict(o.met)),
             ],
         );
-        for c in &self.controls {
+        for [control, _, _, compliance, target, status] in self.control_rows() {
+            let name = format!("Control {}", cell(&control));
             row(
                 &mut out,
-                &[
-                    format!("Control {}", cell(&c.control)),
-                    cell(&c.compliance_text()),
-                    format!("{}%", c.target),
-                    marked(c.status()),
-                ],
+                &[name, cell(&compliance), target, marked(&status)],
             );
         }
 
@@ -104,17 +100,11 @@ impl Summary {
                     "Verdict",
                 ],
             );
-            for r in &self.rollout {
+            for [policy, mode, failing, audit, blocked, verdict] in self.rollout_rows() {
+                let verdict = format!("**{verdict}**");
                 row(
                     &mut out,
-                    &[
-                        cell(&r.policy),
-                        r.mode.into(),
-                        r.failing.to_string(),
-                        r.audit_admission_failures.to_string(),
-                        r.blocked_admissions.to_string(),
-                        format!("**{}**", r.verdict.as_str()),
-                    ],
+                    &[cell(&policy), mode, failing, audit, blocked, verdict],
                 );
             }
         }
@@ -136,18 +126,13 @@ impl Summary {
                     ],
                 );
                 for e in failing.iter().take(MARKDOWN_ENTRIES) {
-                    let namespace = if e.namespace.is_empty() {
-                        "(cluster)"
-                    } else {
-                        &e.namespace
-                    };
                     row(
                         &mut out,
                         &[
                             cell(&e.policy),
-                            cell(namespace),
+                            cell(shown(&e.namespace, "(cluster)")),
                             cell(&subject(e)),
-                            cell(if e.rule.is_empty() { "-" } else { &e.rule }),
+                            cell(shown(&e.rule, "-")),
                             e.result.to_owned(),
                             cell(&e.message),
                         ],

@@ -332,9 +332,45 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
 }
 
-/// A column's width: its widest cell, and at least `min` (its heading).
-fn width(cells: impl Iterator<Item = usize>, min: usize) -> usize {
-    cells.max().unwrap_or(0).max(min)
+/// A column of a text table: its heading, its least width, and whether it
+/// is right-aligned (numbers).
+type Column<'a> = (&'a str, usize, bool);
+
+/// Write a heading line and rows, the columns two spaces apart, each as
+/// wide as its least width, its heading and its widest cell; a left-aligned
+/// last column is not padded. Returns the widths.
+fn text_table<R: AsRef<[String]>>(
+    out: &mut String,
+    columns: &[Column<'_>],
+    rows: &[R],
+) -> Vec<usize> {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (heading, min, _))| {
+            rows.iter()
+                .map(|r| r.as_ref().get(i).map_or(0, |c| c.chars().count()))
+                .chain([heading.chars().count(), *min])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let headings: Vec<String> = columns.iter().map(|c| c.0.to_owned()).collect();
+    for cells in std::iter::once(&headings[..]).chain(rows.iter().map(AsRef::as_ref)) {
+        for (i, ((_, _, right), cell)) in columns.iter().zip(cells).enumerate() {
+            let w = widths[i];
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let _ = match (*right, i + 1 == columns.len()) {
+                (true, _) => write!(out, "{cell:>w$}"),
+                (false, true) => write!(out, "{cell}"),
+                (false, false) => write!(out, "{cell:<w$}"),
+            };
+        }
+        out.push('\n');
+    }
+    widths
 }
 
 /// A percentage as printed, `-` without data.
@@ -379,9 +415,15 @@ impl ControlRow {
     }
 }
 
+/// A name as printed: `when_empty` stands for an empty one (`(cluster)`
+/// for the namespace of cluster-scoped reports, say).
+fn shown<'a>(name: &'a str, when_empty: &'a str) -> &'a str {
+    if name.is_empty() { when_empty } else { name }
+}
+
 /// A source as printed: `(none)` for results that name none.
 fn source_name(source: &str) -> &str {
-    if source.is_empty() { "(none)" } else { source }
+    shown(source, "(none)")
 }
 
 /// A time in seconds since the Unix epoch, RFC 3339.
@@ -676,29 +718,28 @@ impl Summary {
         for w in &self.warnings {
             let _ = writeln!(out, "WARNING: {w}\n");
         }
-        let w = width(self.namespaces.iter().map(|n| n.namespace.len()), 9);
-        let _ = writeln!(
-            out,
-            "{:<w$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}",
-            "NAMESPACE", "PASS", "FAIL", "WARN", "ERROR", "SKIP", "VIOLATION RATE"
-        );
-        for n in &self.namespaces {
-            let name = if n.namespace.is_empty() {
-                "(cluster)"
-            } else {
-                &n.namespace
-            };
-            let _ = writeln!(
-                out,
-                "{name:<w$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}",
-                n.pass,
-                n.fail,
-                n.warn,
-                n.error,
-                n.skip,
-                pct(n.violation_rate)
-            );
-        }
+        let rows: Vec<Vec<String>> = self
+            .namespaces
+            .iter()
+            .map(|n| {
+                let counts = [n.pass, n.fail, n.warn, n.error, n.skip];
+                std::iter::once(shown(&n.namespace, "(cluster)").to_owned())
+                    .chain(counts.iter().map(u64::to_string))
+                    .chain([pct(n.violation_rate)])
+                    .collect()
+            })
+            .collect();
+        let count = |heading| (heading, 7, true);
+        let columns = [
+            ("NAMESPACE", 9, false),
+            count("PASS"),
+            count("FAIL"),
+            count("WARN"),
+            count("ERROR"),
+            count("SKIP"),
+            ("VIOLATION RATE", 14, true),
+        ];
+        text_table(&mut out, &columns, &rows);
         let o = &self.overall;
         let _ = writeln!(
             out,
@@ -714,39 +755,28 @@ impl Summary {
             o.violation_rate_target,
             verdict(o.met)
         );
-        let cw = width(self.controls.iter().map(|c| c.control.len()), 12);
-        let pw = width(
-            self.controls
-                .iter()
-                .map(|c| c.compliance_text().chars().count()),
-            10,
-        );
-        let _ = writeln!(
-            out,
-            "\n{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>7}  STATUS",
-            "CONTROL", "COMPLIANT", "NONCOMPLIANT", "COMPLIANCE", "TARGET"
-        );
-        for c in &self.controls {
-            let _ = writeln!(
-                out,
-                "{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>6}%  {}",
-                c.control,
-                c.compliant,
-                c.noncompliant,
-                c.compliance_text(),
-                c.target,
-                c.status()
-            );
-        }
-        let _ = writeln!(out, "\n{:<cw$}  {:>7}", "BLOCKED BY", "BLOCKED");
-        for b in &self.blocked {
-            let name = if b.control.is_empty() {
-                "(no control)"
-            } else {
-                &b.control
-            };
-            let _ = writeln!(out, "{name:<cw$}  {:>7}", b.blocked);
-        }
+        let rows = self.control_rows();
+        out.push('\n');
+        let columns = [
+            ("CONTROL", 12, false),
+            ("COMPLIANT", 9, true),
+            ("NONCOMPLIANT", 12, true),
+            ("COMPLIANCE", 10, true),
+            ("TARGET", 7, true),
+            ("STATUS", 0, false),
+        ];
+        let widths = text_table(&mut out, &columns, &rows);
+        let rows: Vec<Vec<String>> = self
+            .blocked
+            .iter()
+            .map(|b| {
+                let name = shown(&b.control, "(no control)");
+                vec![name.to_owned(), b.blocked.to_string()]
+            })
+            .collect();
+        out.push('\n');
+        let columns = [("BLOCKED BY", widths[0], false), ("BLOCKED", 7, true)];
+        text_table(&mut out, &columns, &rows);
         let _ = writeln!(out, "\nPOLICIES BY MODE");
         for (mode, list) in &self.policies {
             let names = if list.is_empty() {
@@ -804,46 +834,77 @@ impl Summary {
 
     fn freshness_table(&self, out: &mut String) {
         let f = &self.freshness;
-        let sw = width(f.sources.iter().map(|s| source_name(&s.source).len()), 17);
-        let _ = writeln!(
-            out,
-            "\n{:<sw$}  {:>7}  {:>7}  OLDEST REFRESH ({})",
-            "REPORTS BY SOURCE",
-            "REPORTS",
-            "STALE",
-            self.freshness_heading()
-        );
-        for s in &f.sources {
-            let stale = s.stale.map_or_else(|| "-".to_owned(), |n| n.to_string());
-            let _ = writeln!(
-                out,
-                "{:<sw$}  {:>7}  {stale:>7}  {}",
-                source_name(&s.source),
-                s.reports,
-                refreshed(s, f.as_of_timestamp_seconds)
-            );
-        }
+        let rows: Vec<Vec<String>> = f
+            .sources
+            .iter()
+            .map(|s| {
+                vec![
+                    source_name(&s.source).to_owned(),
+                    s.reports.to_string(),
+                    s.stale.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                    refreshed(s, f.as_of_timestamp_seconds),
+                ]
+            })
+            .collect();
+        let last = format!("OLDEST REFRESH ({})", self.freshness_heading());
+        let columns = [
+            ("REPORTS BY SOURCE", 17, false),
+            ("REPORTS", 7, true),
+            ("STALE", 7, true),
+            (last.as_str(), 0, false),
+        ];
+        out.push('\n');
+        text_table(out, &columns, &rows);
+    }
+
+    /// Per control, the cells both the text and the Markdown print:
+    /// control, compliant, noncompliant, compliance, target, status.
+    fn control_rows(&self) -> Vec<[String; 6]> {
+        self.controls
+            .iter()
+            .map(|c| {
+                [
+                    c.control.clone(),
+                    c.compliant.to_string(),
+                    c.noncompliant.to_string(),
+                    c.compliance_text(),
+                    format!("{}%", c.target),
+                    c.status().to_owned(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Per policy, the cells both the text and the Markdown print: policy,
+    /// mode, failing, audit failures, blocked, verdict.
+    fn rollout_rows(&self) -> Vec<[String; 6]> {
+        self.rollout
+            .iter()
+            .map(|r| {
+                [
+                    r.policy.clone(),
+                    r.mode.to_owned(),
+                    r.failing.to_string(),
+                    r.audit_admission_failures.to_string(),
+                    r.blocked_admissions.to_string(),
+                    r.verdict.as_str().to_owned(),
+                ]
+            })
+            .collect()
     }
 
     fn rollout_table(&self, out: &mut String) {
-        let pw = width(self.rollout.iter().map(|r| r.policy.len()), 6);
-        let _ = writeln!(
-            out,
-            "\n{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  VERDICT",
-            "ROLLOUT", "MODE", "FAILING", "AUDIT FAILURES", "BLOCKED"
-        );
-        for r in &self.rollout {
-            let _ = writeln!(
-                out,
-                "{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  {}",
-                r.policy,
-                r.mode,
-                r.failing,
-                r.audit_admission_failures,
-                r.blocked_admissions,
-                r.verdict.as_str()
-            );
-        }
+        let rows = self.rollout_rows();
+        let columns = [
+            ("ROLLOUT", 6, false),
+            ("MODE", 7, false),
+            ("FAILING", 7, true),
+            ("AUDIT FAILURES", 14, true),
+            ("BLOCKED", 7, true),
+            ("VERDICT", 0, false),
+        ];
+        out.push('\n');
+        text_table(out, &columns, &rows);
     }
 
     /// The exit status: 4 when input was refused (unless `allow_invalid`),
@@ -974,11 +1035,11 @@ fn failing_table(out: &mut String, failing: &[FailingEntry]) {
         while j < group.len() {
             let ns = &group[j].namespace;
             let in_ns = group[j..].iter().take_while(|e| &e.namespace == ns).count();
-            let name = if ns.is_empty() { "(cluster)" } else { ns };
+            let name = shown(ns, "(cluster)");
             let _ = writeln!(out, "  {name} ({in_ns})");
             for e in &group[j..j + in_ns] {
                 let subject = subject(e);
-                let rule = if e.rule.is_empty() { "-" } else { &e.rule };
+                let rule = shown(&e.rule, "-");
                 let controls = if e.controls.is_empty() {
                     String::new()
                 } else {
