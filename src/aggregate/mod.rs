@@ -1300,13 +1300,29 @@ fn count_rows<'a>(
 /// newest timestamp among that source's results.
 fn newest_per_source(report: &Report) -> Vec<(&str, Option<i64>)> {
     let top_source = report.source();
-    // Reports hold one source, rarely a few: a list is enough.
+    // Reports hold one source, rarely a few: a list, searched linearly
+    // until a crafted report makes it long.
     let mut out: Vec<(&str, Option<i64>)> = Vec::with_capacity(1);
+    let mut index: Map<&str, usize> = Map::default();
     for r in report.results() {
         let source = r.source.or(top_source).unwrap_or("");
-        match out.iter_mut().find(|(s, _)| *s == source) {
-            Some((_, newest)) => *newest = (*newest).max(r.timestamp),
-            None => out.push((source, r.timestamp)),
+        let found = if index.is_empty() {
+            out.iter().position(|(s, _)| *s == source)
+        } else {
+            index.get(source).copied()
+        };
+        match found {
+            Some(i) => out[i].1 = out[i].1.max(r.timestamp),
+            None => {
+                out.push((source, r.timestamp));
+                if out.len() > LINEAR {
+                    if index.is_empty() {
+                        index.extend(out.iter().enumerate().map(|(i, (s, _))| (*s, i)));
+                    } else {
+                        index.insert(source, out.len() - 1);
+                    }
+                }
+            }
         }
     }
     out

@@ -1640,3 +1640,24 @@ fn a_contribution_stays_56_bytes() {
     // One per object held: 8 bytes more is 400 KB at 50k reports.
     assert_eq!(std::mem::size_of::<Contribution>(), 56);
 }
+
+#[test]
+fn a_report_with_many_sources_counts_once_under_each() {
+    let clock = Clock::manual(T);
+    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
+    // 40 sources, past the linear search; each twice, the newer time second.
+    let results: Vec<_> = (0..80)
+        .map(|i| {
+            let age = if i < 40 { 5 * H } else { 60 };
+            timed("p", &format!("s{:02}", i % 40), Some(T - age))
+        })
+        .collect();
+    apply(&mut agg, &W, timed_report("shop", "many", results));
+    let rows = freshness_of(&agg);
+    assert_eq!(rows.len(), 40);
+    assert!(
+        rows.iter()
+            .all(|r| (r.2, r.3, r.4) == (1, Some(0), Some(T - 60))),
+        "{rows:?}"
+    );
+}
