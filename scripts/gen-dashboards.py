@@ -47,6 +47,9 @@ BLOCKED = "policyreport_admission_blocked_total"
 AUDIT_FAILURES = "policyreport_admission_audit_failures_total"
 CONTROLS = "policyreport_control_resources"
 NAMESPACE_MODE = "policyreport_policy_namespace_mode"
+REPORTS = "policyreport_reports"
+STALE = "policyreport_reports_stale"
+OLDEST_REFRESH = "policyreport_report_oldest_refresh_timestamp_seconds"
 
 
 def counted(metric, sel, rng):
@@ -108,6 +111,21 @@ def passratio(sel, by=""):
 def compliance(sel, by=""):
     return ratio(
         "policyreport_control_resources", 'status="compliant"', 'status="noncompliant"', sel, by
+    )
+
+
+def no_pass_results(sel):
+    """Per cluster and source: 1 when it has fail results and not a single
+    pass result (the rule of PolicyReportNoPassResults), else 0."""
+    def per_source(result):
+        return f"sum by (cluster, source) ({dd('policyreport_results', result + sel)})"
+
+    scored = 'result=~"fail|pass", '
+    return (
+        f"(\n    {per_source(FAIL)} > bool 0\n"
+        f"  unless on (cluster, source)\n    {per_source(PASS)} > 0\n)\n"
+        f"or on (cluster, source)\n"
+        f"0 * {per_source(scored)}"
     )
 
 
@@ -554,6 +572,64 @@ def overview():
         ),
         4,
         5,
+    )
+    # Per cluster and source, whatever the namespace filter: a namespace with
+    # only failures is normal, a source with only failures is not.
+    c = 'cluster=~"$cluster"'
+    b.add(
+        stat(
+            "Sources without pass results",
+            no_pass_results(c),
+            "Per source: 1 when its results in the cluster include fail results and not a single pass result. "
+            "Kyverno 1.17+ writes only the results its reports controller's --allowedResults lists (default "
+            "pass,fail,error,warn,skip); without pass, every compliance percentage on this dashboard reads 0% and every "
+            "violation rate 100%, whatever the resources: they are not measurable. Alert: PolicyReportNoPassResults.",
+            legend="{{cluster}} {{source}}",
+            th=thresholds(("green", None), ("orange", 1)),
+            mappings=[
+                {
+                    "type": "value",
+                    "options": {
+                        "0": {"text": "pass results present", "index": 0},
+                        "1": {"text": "no pass results: --allowedResults?", "index": 1},
+                    },
+                }
+            ],
+            text_mode="value_and_name",
+        ),
+        8,
+        4,
+    )
+    b.add(
+        stat(
+            "Stale reports",
+            f"sum by (cluster, source) ({dd(STALE, s)})\n/\nsum by (cluster, source) ({dd(REPORTS, s)})",
+            "Per source: the share of reports whose newest result is older than the exporter's --stale-after (3h by "
+            "default). Kyverno's background scan refreshes every result each --backgroundScanInterval (1h by default), "
+            "so stale reports mean the reports controller stopped updating them, and every number here is frozen. "
+            "Results of background: false policies keep their admission time and turn stale on their own. "
+            "Alert: PolicyReportsStale, above 5%.",
+            unit="percentunit",
+            legend="{{cluster}} {{source}}",
+            th=thresholds(("green", None), ("orange", 0.05)),
+            decimals=1,
+            text_mode="value_and_name",
+        ),
+        8,
+        4,
+    )
+    b.add(
+        stat(
+            "Oldest report refresh",
+            f"time() - min by (cluster, source) ({dd(OLDEST_REFRESH, s)})",
+            "Per source: how long ago the least recently refreshed report got its newest result.",
+            unit="s",
+            legend="{{cluster}} {{source}}",
+            th=thresholds(("green", None), ("orange", 3 * 3600)),
+            text_mode="value_and_name",
+        ),
+        8,
+        4,
     )
     b.add(
         table(

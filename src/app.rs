@@ -118,6 +118,8 @@ pub async fn start(
         policy_reporter: outputs.policy_reporter,
         scope,
         namespace_labels: outputs.namespace_labels,
+        stale_after: source.stale_after,
+        clock: aggregate::Clock::system(),
     });
     if source.files.is_empty() {
         let timeout = Duration::from_secs(source.request_timeout);

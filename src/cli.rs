@@ -53,12 +53,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a one-shot rollout summary (per-namespace counts, violation
     /// rates, control compliance against targets, blocked admissions,
-    /// policies by mode, a verdict per policy, and with --failing the work
-    /// list of failing resources) and exit.
+    /// policies by mode, a verdict per policy, report freshness per source,
+    /// and with --failing the work list of failing resources) and exit.
     ///
     /// Exit status: 0 when every input was read and every target is met (or
     /// --fail-on-targets is off); 3 with --fail-on-targets when a target is
-    /// missed or no report was read at all; 4 when a file could not be read,
+    /// missed or not measurable, or no report was read at all; 4 when a file could not be read,
     /// was too large or did not parse, or an object was invalid (unless
     /// --allow-invalid); 4 wins over 3. 1 for other errors (unknown --target
     /// or --control, bad controls file, --timeout reached); 2 for unusable
@@ -159,6 +159,19 @@ pub struct SourceArgs {
         env = "POLICYREPORT_EXPORTER_NAMESPACE_EXCLUDE"
     )]
     pub namespace_exclude: Vec<String>,
+    /// A report whose newest result timestamp is older than this (such as
+    /// 3h, 90m; 0 turns staleness off) counts in policyreport_reports_stale.
+    /// Kyverno's background scan rewrites every timestamp each
+    /// --backgroundScanInterval (1h by default): the default is two
+    /// intervals plus margin.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "3h",
+        value_parser = parse_duration,
+        env = "POLICYREPORT_EXPORTER_STALE_AFTER"
+    )]
+    pub stale_after: Duration,
 }
 
 /// Parse a duration such as `10m`, `90s`, `1h30m` or `0`.
@@ -252,8 +265,9 @@ pub struct SummaryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, env = "POLICYREPORT_EXPORTER_OUTPUT")]
     pub output: Output,
-    /// Exit with status 3 when a target is missed, or when no report was
-    /// read at all (nothing to judge is not a pass).
+    /// Exit with status 3 when a target is missed or not measurable (a
+    /// source with fail results and not a single pass), or when no report
+    /// was read at all (nothing to judge is not a pass).
     #[arg(long, env = "POLICYREPORT_EXPORTER_FAIL_ON_TARGETS")]
     pub fail_on_targets: bool,
     /// Accept partial input: files that cannot be read or parsed and invalid
@@ -336,6 +350,10 @@ pub enum Output {
     Table,
     /// One JSON document.
     Json,
+    /// Markdown for CI pages (GitHub job summaries, GitLab merge request
+    /// notes): the targets with verdict marks, the verdict per policy, and
+    /// the first entries of the work list with a count of the rest.
+    Markdown,
 }
 
 /// Optional labels of policyreport_results.
@@ -406,6 +424,19 @@ mod tests {
         assert_eq!(
             serve(&["x", "serve", "--relist-interval", "10s"]),
             Duration::from_secs(10)
+        );
+        let stale_after = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
+            Command::Serve(s) => s.source.stale_after,
+            Command::Summary(s) => s.source.stale_after,
+        };
+        assert_eq!(stale_after(&["x", "serve"]), Duration::from_secs(3 * 3600));
+        assert_eq!(
+            stale_after(&["x", "summary", "--stale-after", "90m"]),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            stale_after(&["x", "serve", "--stale-after", "0"]),
+            Duration::ZERO
         );
     }
 

@@ -110,12 +110,17 @@ pub struct Control {
 impl Control {
     /// Whether a result with this policy, category and rule belongs here.
     pub fn matches(&self, policy: &str, category: &str, rule: &str) -> bool {
-        let by_policy = self.policies.is_match(policy);
-        let by_category = !self.categories.is_empty()
-            && category
-                .split(',')
-                .any(|c| self.categories.is_match(c.trim()));
-        (by_policy || by_category) && self.rules.as_ref().is_none_or(|r| r.is_match(rule))
+        self.covers(policy, category) && self.rules.as_ref().is_none_or(|r| r.is_match(rule))
+    }
+
+    /// Whether results of this policy and category can belong here, by
+    /// policy or by category, whatever their rule.
+    pub fn covers(&self, policy: &str, category: &str) -> bool {
+        self.policies.is_match(policy)
+            || (!self.categories.is_empty()
+                && category
+                    .split(',')
+                    .any(|c| self.categories.is_match(c.trim())))
     }
 
     /// Whether subjects of this kind count for the control.

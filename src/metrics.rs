@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, FreshnessRow};
 use crate::gzip;
 
 /// `Content-Type` of the Prometheus text format.
@@ -183,6 +183,39 @@ static FAMILIES: &[Family<Aggregate>] = &[
                 let labels = std::iter::once(("namespace", namespace))
                     .chain(names.iter().copied().zip(values.iter().copied()));
                 s.write(labels, 1)
+            })
+        },
+    },
+    Family {
+        name: "policyreport_reports",
+        help: "Reports with results from this source, per namespace; a report with results from several sources counts once for each.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| a.for_each_freshness(|r| s.write(freshness_labels(&r), r.reports)),
+    },
+    Family {
+        name: "policyreport_reports_stale",
+        help: "Of policyreport_reports, those whose newest result timestamp from this source is older than --stale-after; reports without timestamps never count.",
+        kind: Type::Gauge,
+        when: |a| a.stale_after().is_some(),
+        samples: |a, s| {
+            a.for_each_freshness(|r| {
+                if let Some(stale) = r.stale {
+                    s.write(freshness_labels(&r), stale)
+                }
+            })
+        },
+    },
+    Family {
+        name: "policyreport_report_oldest_refresh_timestamp_seconds",
+        help: "The oldest among these reports' newest result timestamps from this source (Unix seconds); absent when none has a timestamp.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            a.for_each_freshness(|r| {
+                if let Some(t) = r.oldest.and_then(|t| u64::try_from(t).ok()) {
+                    s.write(freshness_labels(&r), t)
+                }
             })
         },
     },
@@ -445,6 +478,11 @@ fn admission_samples<'s, 'b>(
         ];
         s.write(labels, n)
     }
+}
+
+/// The labels of the report freshness families.
+fn freshness_labels<'a>(r: &FreshnessRow<'a>) -> [(&'static str, &'a str); 2] {
+    [("namespace", r.namespace), ("source", r.source)]
 }
 
 /// One sample per watched resource.

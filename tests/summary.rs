@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Exporter, repo};
+use common::{Exporter, freshness_dir, repo, timed_result};
 use serde_json::{Value, json};
 
 fn summary(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -731,37 +731,31 @@ fn rollout_verdict_per_policy() {
     );
 }
 
+/// Fields of the row of one control in a JSON summary, as an array.
+fn control_fields(s: &Value, name: &str, fields: &[&str]) -> Value {
+    let row = s["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["control"] == name)
+        .unwrap_or_else(|| panic!("no row for control {name}"));
+    fields.iter().map(|f| row[*f].clone()).collect()
+}
+
 #[test]
 fn excepted_resources_stand_next_to_the_percentage() {
     let s = json_summary(&["--files", &worklist_dir(), "--output", "json"]);
     let control = |name: &str| {
-        let c = s["controls"]
-            .as_array()
-            .expect("controls")
-            .iter()
-            .find(|c| c["control"] == name)
-            .cloned()
-            .expect("control row");
-        (
-            c["compliant"].clone(),
-            c["noncompliant"].clone(),
-            c["excepted"].clone(),
-            c["compliance"].clone(),
+        control_fields(
+            &s,
+            name,
+            &["compliant", "noncompliant", "excepted", "compliance"],
         )
     };
     // web-2 has only skips: excepted, and out of the percentage.
-    assert_eq!(
-        control("resource-limits"),
-        (json!(1), json!(4), json!(1), json!(20.0))
-    );
-    assert_eq!(
-        control("approved-registries"),
-        (json!(1), json!(0), json!(1), json!(100.0))
-    );
-    assert_eq!(
-        control("secure-context"),
-        (json!(1), json!(0), json!(0), json!(100.0))
-    );
+    assert_eq!(control("resource-limits"), json!([1, 4, 1, 20.0]));
+    assert_eq!(control("approved-registries"), json!([1, 0, 1, 100.0]));
+    assert_eq!(control("secure-context"), json!([1, 0, 0, 100.0]));
     let table =
         String::from_utf8_lossy(&summary(&["--files", &worklist_dir()], &[]).stdout).into_owned();
     assert!(
@@ -800,4 +794,248 @@ fn excepted_resources_stand_next_to_the_percentage() {
         None,
         "web-2 has no secure-context result"
     );
+}
+
+// ---- report freshness, filtered results, Markdown -----------------------
+
+fn text(args: &[&str]) -> String {
+    String::from_utf8_lossy(&summary(args, &[]).stdout).into_owned()
+}
+
+fn rfc3339(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .expect("a valid time")
+        .to_string()
+}
+
+#[test]
+fn freshness_per_source_in_text_and_json() {
+    let (_dir, d, now) = freshness_dir("pass");
+    let (old, new) = (now - 5 * 3600 - 600, now - 600);
+    let s = json_summary(&["--files", &d, "--output", "json"]);
+    assert_eq!(s["freshness"]["stale_after_seconds"], json!(10800));
+    assert_eq!(
+        s["freshness"].get("as_of_timestamp_seconds"),
+        None,
+        "no clock reading"
+    );
+    // kyverno: 4 reports in shop (2 stale) and the cluster one (stale).
+    assert_eq!(
+        s["freshness"]["sources"],
+        json!([
+            {"source": "kyverno", "reports": 5, "stale": 3, "oldest_refresh": rfc3339(old),
+             "oldest_refresh_timestamp_seconds": old},
+            {"source": "trivy", "reports": 1, "stale": 0, "oldest_refresh": rfc3339(new),
+             "oldest_refresh_timestamp_seconds": new},
+        ])
+    );
+    assert_eq!(s["warnings"], json!([]), "passes present: nothing filtered");
+    let table = text(&["--files", &d]);
+    // The age is of the summary's own clock: 10m, or 10m and a few seconds.
+    assert!(
+        table.contains(&format!(
+            "REPORTS BY SOURCE  REPORTS    STALE  OLDEST REFRESH (stale: newest result older than 3h)\n\
+             kyverno                  5        3  {} (5h10m ago)\n\
+             trivy                    1        0  {} (10m",
+            rfc3339(old),
+            rfc3339(new)
+        )),
+        "{table}"
+    );
+    let table = text(&["--files", &d, "--stale-after", "0"]);
+    assert!(
+        table.contains("OLDEST REFRESH (staleness off (--stale-after 0))\nkyverno                  5        -  "),
+        "{table}"
+    );
+}
+
+#[test]
+fn fail_results_without_a_single_pass_warn_and_name_allowed_results() {
+    let (_dir, d, _) = freshness_dir("fail");
+    let s = json_summary(&["--files", &d, "--output", "json"]);
+    assert_eq!(
+        s["no_pass_results"],
+        json!([{"source": "kyverno", "fail": 6}, {"source": "trivy", "fail": 1}])
+    );
+    let warnings = s["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 2);
+    let kyverno = warnings[0].as_str().expect("text");
+    assert!(
+        kyverno.starts_with("source kyverno has 6 fail results and not a single pass result.")
+            && kyverno.contains("--allowedResults")
+            && kyverno.contains("Not measurable: resource-limits."),
+        "{kyverno}"
+    );
+    let control = |name: &str| {
+        control_fields(
+            &s,
+            name,
+            &["noncompliant", "compliance", "met", "measurable"],
+        )
+    };
+    // Not 0%: not measurable. The other controls have no results at all.
+    assert_eq!(control("resource-limits"), json!([4, null, null, false]));
+    assert_eq!(control("approved-registries"), json!([0, null, null, true]));
+    assert_eq!(s["targets_met"], json!(false));
+    let (code, table, _) = status(&["--files", &d, "--fail-on-targets"]);
+    assert_eq!(code, Some(3), "what cannot be measured is not met");
+    assert!(
+        table.starts_with(
+            "WARNING: source kyverno has 6 fail results and not a single pass result. Kyverno 1.17+"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("resource-limits              0             4  not measurable     100%  NOT MEASURABLE\n"),
+        "{table}"
+    );
+    let controls = text_rows(&table, "CONTROL ");
+    assert!(
+        controls.iter().all(|c| c[3] != "0.00%"),
+        "no control at 0%: {controls:?}"
+    );
+    assert!(
+        table.contains("Targets: MISSED (not measurable: resource-limits)"),
+        "{table}"
+    );
+
+    // Passes from another source do not hide a source without any.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = [
+        timed_result("require-requests-limits", "pass", "kyverno", None),
+        timed_result("vulnerabilities", "fail", "trivy", None),
+    ];
+    write(
+        dir.path(),
+        "r.yaml",
+        &pod_report("a", "p1", &format!("[{}]", results.join(","))),
+    );
+    let d = dir.path().display().to_string();
+    let s = json_summary(&["--files", &d, "--output", "json"]);
+    assert_eq!(
+        s["no_pass_results"],
+        json!([{"source": "trivy", "fail": 1}])
+    );
+    let warning = s["warnings"][0].as_str().expect("one warning");
+    assert!(!warning.contains("Not measurable"), "{warning}");
+    assert_eq!(s["controls"][0]["compliance"], json!(100.0));
+    assert_eq!(s["controls"][0]["measurable"], json!(true));
+}
+
+/// Cells of the rows of the text table that follows the line starting with
+/// `heading`, split on runs of two or more spaces.
+fn text_rows(table: &str, heading: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with(heading))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// Cells of the rows of the Markdown table under `### heading`.
+fn markdown_rows(md: &str, heading: &str) -> Vec<Vec<String>> {
+    md.lines()
+        .skip_while(|l| !l.starts_with(&format!("### {heading}")))
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn markdown_shows_the_numbers_of_the_text_output() {
+    let args = ["--files", &examples()];
+    let table = text(&[&args[..], &["--failing"]].concat());
+    let md = text(&[&args[..], &["--output", "markdown"]].concat());
+    assert!(md.starts_with("## Policy report summary\n"), "{md}");
+
+    // Targets: the violation rate and every control, with the same values
+    // and verdicts, marked.
+    let targets = markdown_rows(&md, "Targets");
+    let overall = table
+        .lines()
+        .find(|l| l.starts_with("Overall: "))
+        .expect("overall line");
+    assert_eq!(targets[0][0], "Violation rate");
+    assert!(
+        overall.ends_with(&format!(
+            "violation rate {} (target {}): {}",
+            targets[0][1],
+            targets[0][2],
+            targets[0][3].trim_start_matches("❌ ")
+        )),
+        "{overall} vs {:?}",
+        targets[0]
+    );
+    let controls = text_rows(&table, "CONTROL ");
+    assert_eq!(controls.len(), 3);
+    assert_eq!(targets.len(), 1 + controls.len());
+    for (text, md) in controls.iter().zip(&targets[1..]) {
+        let [name, _, _, compliance, target, status] = &text[..] else {
+            panic!("control row {text:?}")
+        };
+        assert_eq!(md[0], format!("Control {name}"));
+        assert_eq!((&md[1], &md[2]), (compliance, target));
+        assert_eq!(md[3], format!("❌ {status}"));
+    }
+    assert_eq!(targets[1][1], "54.55%");
+
+    // Verdicts: one row per policy, the same numbers and verdict.
+    let text_verdicts = text_rows(&table, "ROLLOUT ");
+    let md_verdicts = markdown_rows(&md, "Rollout verdicts");
+    assert_eq!(md_verdicts.len(), 8);
+    assert_eq!(text_verdicts.len(), md_verdicts.len());
+    for (t, m) in text_verdicts.iter().zip(&md_verdicts) {
+        assert_eq!(&t[..5], &m[..5]);
+        assert_eq!(m[5], format!("**{}**", t[5]));
+    }
+
+    // The work list: the first 20 entries of the 23, then the count of the rest.
+    let total = table
+        .lines()
+        .find_map(|l| l.strip_prefix("FAILING ("))
+        .and_then(|l| l.strip_suffix(" entries)"))
+        .expect("work list heading");
+    assert_eq!(total, "23");
+    assert!(md.contains("### Work list (23 entries)\n"), "{md}");
+    let entries = markdown_rows(&md, "Work list");
+    assert_eq!(entries.len(), 20);
+    assert_eq!(
+        entries[0][..5],
+        [
+            "disallow-latest-tag",
+            "dev",
+            "Pod/debug-tools",
+            "validate-image-tag",
+            "warn"
+        ]
+    );
+    assert!(
+        md.contains("\n… and 3 more: `policyreport-exporter summary --failing` lists them all.\n"),
+        "{md}"
+    );
+
+    // Freshness, input and targets lines.
+    let fresh_text = text_rows(&table, "REPORTS BY SOURCE");
+    let fresh_md = markdown_rows(&md, "Reports by source");
+    assert_eq!(fresh_text, fresh_md);
+    assert_eq!(fresh_md[0][..3], ["kyverno", "16", "16"]);
+    for line in ["Input: ", "Targets: "] {
+        let t = table.lines().find(|l| l.starts_with(line)).expect(line);
+        assert!(md.contains(t), "{t:?} in\n{md}");
+    }
 }

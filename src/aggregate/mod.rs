@@ -9,10 +9,12 @@
 //! and [`run`] hands it to a publisher after each batch of changes.
 
 mod controls;
+mod freshness;
 pub mod series;
 mod worklist;
 
 pub use controls::ControlStatus;
+pub use freshness::{Clock, FreshnessRow};
 pub use worklist::{FailingEntry, MESSAGE_CHARS};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +44,7 @@ use crate::scope::NamespaceScope;
 use crate::source::{Body, Origin, RelistReason, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
 use controls::{ControlDelta, ControlState, Matcher};
+use freshness::{FreshId, FreshnessTable, Stamp};
 use series::{SLOTS, SeriesId, SeriesTable};
 
 /// Names of the label slots of `policyreport_results`, in slot order.
@@ -134,13 +137,17 @@ enum Contribution {
     /// A report: its series counts and its per-control resource tallies;
     /// its failing entries only when kept (`summary --failing`), else empty.
     /// With `--compat policy-reporter`, `series` goes on with its counts in
-    /// the Policy Reporter table from index `policy_reporter`; without, it
-    /// ends there. (One list, not two, keeps a contribution small.)
+    /// the Policy Reporter table from index `policy_reporter`; its last
+    /// `fresh` entries are one (freshness entry, refresh time) pair per
+    /// source the report has results from. (One list, not three, and a
+    /// 16-bit count keep a contribution at 56 bytes: see
+    /// [`Contribution::parts`].)
     Report {
         series: Box<[(SeriesId, u32)]>,
         controls: Box<[ControlDelta]>,
         failing: Box<[FailingEntry]>,
         policy_reporter: u32,
+        fresh: u16,
     },
     /// An Event: its uid, the counter it adds to (when it is an admission
     /// result) and the count already added. The count is carried through
@@ -159,6 +166,33 @@ enum Contribution {
     /// The object could not be decoded; kept so it is logged once and its
     /// old contribution stays removed.
     Invalid,
+}
+
+/// A report's `series` list split into its own series, Policy Reporter's,
+/// and its freshness pairs.
+type Parts<'a> = (
+    &'a [(SeriesId, u32)],
+    &'a [(SeriesId, u32)],
+    &'a [(FreshId, Stamp)],
+);
+
+impl Contribution {
+    /// The parts of a report's list; all empty for other contributions.
+    fn parts(&self) -> Parts<'_> {
+        match self {
+            Contribution::Report {
+                series,
+                policy_reporter,
+                fresh,
+                ..
+            } => {
+                let (rest, fresh) = series.split_at(series.len() - usize::from(*fresh));
+                let (own, compat) = rest.split_at(*policy_reporter as usize);
+                (own, compat, fresh)
+            }
+            _ => (&[], &[], &[]),
+        }
+    }
 }
 
 /// Self-observation counters kept next to the state.
@@ -189,8 +223,12 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// `--stale-after`'s default: two of Kyverno's background scan intervals
+/// (`--backgroundScanInterval`, 1h by default) plus an hour of margin.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3 * 3600);
+
 /// How the aggregate is set up.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Optional labels of `policyreport_results`.
     pub labels: LabelOptions,
@@ -204,6 +242,25 @@ pub struct Config {
     /// Namespace label keys served in `policyreport_namespace_info`
     /// (`--namespace-labels`); none serves no such family.
     pub namespace_labels: Vec<String>,
+    /// A report is stale when its newest result timestamp is older than
+    /// this (`--stale-after`); zero turns staleness off.
+    pub stale_after: Duration,
+    /// The clock staleness is measured by.
+    pub clock: Clock,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            labels: LabelOptions::default(),
+            controls: Arc::default(),
+            policy_reporter: false,
+            scope: NamespaceScope::default(),
+            namespace_labels: Vec::new(),
+            stale_after: DEFAULT_STALE_AFTER,
+            clock: Clock::system(),
+        }
+    }
 }
 
 /// The aggregated state.
@@ -242,6 +299,14 @@ pub struct Aggregate {
     problems: Option<Vec<Problem>>,
     /// Whether reports keep their failing entries (`summary --failing`).
     keep_failing: bool,
+    /// Reports per (namespace, source) and their refresh times.
+    freshness: FreshnessTable,
+    clock: Clock,
+    /// `--stale-after` in seconds; `None` when off.
+    stale_after: Option<i64>,
+    /// The clock's reading at the last [`Aggregate::tick`]: stale counts
+    /// are as of then, so a rendering depends on the state alone.
+    now: i64,
 }
 
 /// Where a sync target stands.
@@ -298,6 +363,10 @@ impl Aggregate {
             generation: 0,
             problems: None,
             keep_failing: false,
+            freshness: FreshnessTable::default(),
+            now: config.clock.now(),
+            clock: config.clock,
+            stale_after: freshness::stale_seconds(config.stale_after),
         }
     }
 
@@ -576,6 +645,23 @@ impl Aggregate {
                     .map(|(hash, labels, n)| (table.acquire_hashed(hash, &labels), n)),
             );
         }
+        let mut sources = newest_per_source(report);
+        if sources.len() > usize::from(u16::MAX) {
+            warn!(
+                namespace,
+                name = report.metadata.name.as_deref().unwrap_or(""),
+                sources = sources.len(),
+                "report freshness counts only the first 65535 sources of this report"
+            );
+            sources.truncate(usize::from(u16::MAX));
+        }
+        let fresh = sources.len() as u16;
+        let ns = self.series.intern(namespace);
+        for (source, newest) in sources {
+            let source = self.series.intern(source);
+            let id = self.freshness.acquire(ns, source);
+            series.push((id, freshness::stamp(newest)));
+        }
         let controls = controls::deltas(
             &self.controls,
             &mut self.matcher,
@@ -593,6 +679,7 @@ impl Aggregate {
             controls,
             failing,
             policy_reporter,
+            fresh,
         }
     }
 
@@ -622,28 +709,45 @@ impl Aggregate {
         }
     }
 
-    /// Make a contribution visible, given the one it replaces.
-    fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
-        match new {
-            Contribution::Report {
-                series,
-                controls,
-                policy_reporter,
-                ..
-            } => {
-                let (series, compat) = series.split_at(*policy_reporter as usize);
-                for (s, n) in series {
-                    self.series.add(*s, *n);
-                }
-                for d in controls.iter() {
-                    self.control_state[d.control as usize].apply(d, 1);
-                }
-                if let Some(table) = &mut self.policy_reporter {
-                    for (s, n) in compat {
-                        table.add(*s, *n);
-                    }
+    /// Add a report's counts (`visible`), or take them away: its series,
+    /// Policy Reporter's, its freshness pairs and its control tallies.
+    fn count_report(&mut self, c: &Contribution, visible: bool) {
+        let (series, compat, fresh) = c.parts();
+        for (s, n) in series {
+            if visible {
+                self.series.add(*s, *n);
+            } else {
+                self.series.sub(*s, *n);
+            }
+        }
+        if let Some(table) = &mut self.policy_reporter {
+            for (s, n) in compat {
+                if visible {
+                    table.add(*s, *n);
+                } else {
+                    table.sub(*s, *n);
                 }
             }
+        }
+        for (id, stamp) in fresh {
+            if visible {
+                self.freshness.add(*id, *stamp);
+            } else {
+                self.freshness.sub(*id, *stamp);
+            }
+        }
+        if let Contribution::Report { controls, .. } = c {
+            let sign = if visible { 1 } else { -1 };
+            for d in controls.iter() {
+                self.control_state[d.control as usize].apply(d, sign);
+            }
+        }
+    }
+
+    /// Make a contribution visible, given the one it replaces.
+    fn activate(&mut self, new: &mut Contribution, old: Option<&Contribution>) {
+        self.count_report(new, true);
+        match new {
             Contribution::Event {
                 uid, key, counted, ..
             } => {
@@ -674,32 +778,14 @@ impl Aggregate {
                 .entry(n.name.clone())
                 .or_default()
                 .push(n.labels.clone()),
-            Contribution::Invalid => {}
+            Contribution::Report { .. } | Contribution::Invalid => {}
         }
     }
 
     /// Remove a visible contribution and release what it holds.
     fn deactivate(&mut self, old: Contribution) {
+        self.count_report(&old, false);
         match &old {
-            Contribution::Report {
-                series,
-                controls,
-                policy_reporter,
-                ..
-            } => {
-                let (series, compat) = series.split_at(*policy_reporter as usize);
-                for (s, n) in series {
-                    self.series.sub(*s, *n);
-                }
-                for d in controls.iter() {
-                    self.control_state[d.control as usize].apply(d, -1);
-                }
-                if let Some(table) = &mut self.policy_reporter {
-                    for (s, n) in compat {
-                        table.sub(*s, *n);
-                    }
-                }
-            }
             Contribution::Policy(p) => {
                 if let Some(n) = self.policies.get_mut(&p.info) {
                     *n -= 1;
@@ -710,28 +796,24 @@ impl Aggregate {
                 remove_copy(&mut self.routing, &p.info.policy, &p.routing);
             }
             Contribution::Namespace(n) => remove_copy(&mut self.namespaces, &n.name, &n.labels),
-            Contribution::Event { .. } | Contribution::Invalid => {}
+            Contribution::Report { .. } | Contribution::Event { .. } | Contribution::Invalid => {}
         }
         self.release(old);
     }
 
     /// Drop the series references of a contribution that is not visible.
     fn release(&mut self, c: Contribution) {
-        if let Contribution::Report {
-            series,
-            policy_reporter,
-            ..
-        } = c
-        {
-            let (series, compat) = series.split_at(policy_reporter as usize);
-            for (s, _) in series {
-                self.series.release(*s);
+        let (series, compat, fresh) = c.parts();
+        for (s, _) in series {
+            self.series.release(*s);
+        }
+        if let Some(table) = &mut self.policy_reporter {
+            for (s, _) in compat {
+                table.release(*s);
             }
-            if let Some(table) = &mut self.policy_reporter {
-                for (s, _) in compat {
-                    table.release(*s);
-                }
-            }
+        }
+        for (id, _) in fresh {
+            self.freshness.release(*id);
         }
     }
 
@@ -802,6 +884,56 @@ impl Aggregate {
     /// Increases with every change; equal values mean equal state.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Read the clock. Stale counts are as of the latest tick; when the
+    /// new reading makes any of them change, this is a change of the state
+    /// (the generation moves), so the next publish renders it. Costs a range
+    /// lookup per (namespace, source), never a scan of the reports.
+    pub fn tick(&mut self) {
+        let now = self.clock.now();
+        if let Some(after) = self.stale_after {
+            let (a, b) = (self.now.min(now), self.now.max(now));
+            let between = |t: i64| t.saturating_sub(after);
+            if self.freshness.any_between(between(a), between(b)) {
+                self.generation += 1;
+            }
+        }
+        self.now = now;
+    }
+
+    /// The clock's reading at the latest [`Aggregate::tick`] (or at
+    /// creation), in seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// `--stale-after` in seconds; `None` when staleness is off.
+    pub fn stale_after(&self) -> Option<i64> {
+        self.stale_after
+    }
+
+    /// How often [`run`] ticks: 1% of `--stale-after`, between 1 s and 15 s
+    /// (a common scrape interval), so a stale count lags the clock by at
+    /// most that; `None` when staleness is off. A tick costs one range
+    /// lookup per (namespace, source).
+    pub fn tick_interval(&self) -> Option<Duration> {
+        let after = u64::try_from(self.stale_after?).unwrap_or(u64::MAX);
+        Some(Duration::from_secs((after / 100).clamp(1, 15)))
+    }
+
+    /// Visit the report freshness families, sorted by namespace and source:
+    /// per (namespace, source) with reports, how many, how many were stale
+    /// at the latest tick (`None` when staleness is off) and the oldest
+    /// refresh time (`None` when no report has a timestamp). A report counts
+    /// once per source it has results from.
+    pub fn for_each_freshness(&self, mut f: impl FnMut(FreshnessRow<'_>)) {
+        let cutoff = self.stale_after.map(|a| self.now.saturating_sub(a));
+        let mut rows = Vec::new();
+        self.freshness
+            .for_each(cutoff, |s| self.series.resolve(s), |r| rows.push(r));
+        rows.sort_unstable_by(|a, b| (a.namespace, a.source).cmp(&(b.namespace, b.source)));
+        rows.into_iter().for_each(&mut f);
     }
 
     /// Visit every `policyreport_results` series: the values of the labels
@@ -1163,6 +1295,39 @@ fn count_rows<'a>(
     rows.rows
 }
 
+/// Each source a report has results from (the result's `source`, else the
+/// report's, else empty, as in `policyreport_results`), once, with the
+/// newest timestamp among that source's results.
+fn newest_per_source(report: &Report) -> Vec<(&str, Option<i64>)> {
+    let top_source = report.source();
+    // Reports hold one source, rarely a few: a list, searched linearly
+    // until a crafted report makes it long.
+    let mut out: Vec<(&str, Option<i64>)> = Vec::with_capacity(1);
+    let mut index: Map<&str, usize> = Map::default();
+    for r in report.results() {
+        let source = r.source.or(top_source).unwrap_or("");
+        let found = if index.is_empty() {
+            out.iter().position(|(s, _)| *s == source)
+        } else {
+            index.get(source).copied()
+        };
+        match found {
+            Some(i) => out[i].1 = out[i].1.max(r.timestamp),
+            None => {
+                out.push((source, r.timestamp));
+                if out.len() > LINEAR {
+                    if index.is_empty() {
+                        index.extend(out.iter().enumerate().map(|(i, (s, _))| (*s, i)));
+                    } else {
+                        index.insert(source, out.len() - 1);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The metric label for a Namespace label key, as kube-state-metrics names
 /// them: `label_` and the key with every character that a Prometheus label
 /// name cannot hold replaced by `_` (`app.kubernetes.io/team` gives
@@ -1278,8 +1443,10 @@ fn index_long_list(index: &mut HashTable<usize>, len: usize, hash: impl Fn(usize
 /// Consume events until every sender is gone. After each batch of changes,
 /// and at most once per `min_interval` under load (but at once when the
 /// aggregate becomes ready), call `publish` with the state so readers see
-/// it. When idle after relists or deletes, hand freed memory back to the
-/// system (at most once a second, on a task of its own).
+/// it. Every [`Aggregate::tick_interval`], read the clock, so stale counts
+/// follow time without a change of any report. When idle after relists or
+/// deletes, hand freed memory back to the system (at most once a second, on
+/// a task of its own).
 pub async fn run(
     mut aggregate: Aggregate,
     mut events: mpsc::Receiver<SourceEvent>,
@@ -1294,10 +1461,12 @@ pub async fn run(
     let mut published_ready = aggregate.ready();
     let trimmer = Trimmer::spawn(TRIM_EVERY);
     let mut last_publish = tokio::time::Instant::now();
+    let tick_every = aggregate.tick_interval();
+    let mut next_tick = tick_every.map(|every| last_publish + every);
     loop {
-        // Wake for the next publish, if one is pending.
+        // Wake for the next publish, if one is pending, and the next tick.
         let publish_at = (published != aggregate.generation()).then(|| last_publish + min_interval);
-        let event = match publish_at {
+        let event = match publish_at.into_iter().chain(next_tick).min() {
             Some(at) => match tokio::time::timeout_at(at, events.recv()).await {
                 Ok(Some(ev)) => Some(ev),
                 Ok(None) => break,
@@ -1318,6 +1487,12 @@ pub async fn run(
             }
         }
         let now = tokio::time::Instant::now();
+        if let (Some(at), Some(every)) = (next_tick, tick_every)
+            && now >= at
+        {
+            aggregate.tick();
+            next_tick = Some(now + every);
+        }
         // Becoming ready is published at once: /readyz need not wait.
         let became_ready = aggregate.ready() && !published_ready;
         if published != aggregate.generation()

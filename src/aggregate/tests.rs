@@ -854,6 +854,9 @@ const CATEGORIES: [Option<&str>; 3] = [
 ];
 const OUTCOMES: [&str; 5] = ["pass", "fail", "warn", "error", "skip"];
 const KINDS: [&str; 2] = ["Pod", "Deployment"];
+const SOURCES: [&str; 2] = ["kyverno", "trivy"];
+/// Result timestamps: stale, fresh, and exactly at the 3h cutoff (fresh).
+const TIMES: [i64; 3] = [T - 5 * H - 600, T - 600, T - 3 * H];
 
 #[derive(Clone, Debug)]
 struct GenResult {
@@ -861,6 +864,8 @@ struct GenResult {
     category: usize,
     outcome: usize,
     subjects: Vec<usize>,
+    source: Option<usize>,
+    timestamp: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -871,6 +876,15 @@ struct GenReport {
 }
 
 impl GenReport {
+    /// A result's source: its own, else the report's.
+    fn source_of(&self, r: &GenResult) -> &'static str {
+        match (r.source, self.top_source) {
+            (Some(s), _) => SOURCES[s],
+            (None, true) => "kyverno",
+            (None, false) => "",
+        }
+    }
+
     fn json(&self) -> serde_json::Value {
         let mut results: Vec<_> = self
             .results
@@ -879,6 +893,12 @@ impl GenReport {
                 let mut v = json!({"policy": POLICIES[r.policy], "result": OUTCOMES[r.outcome]});
                 if let Some(c) = CATEGORIES[r.category] {
                     v["category"] = json!(c);
+                }
+                if let Some(s) = r.source {
+                    v["source"] = json!(SOURCES[s]);
+                }
+                if let Some(t) = r.timestamp {
+                    v["timestamp"] = json!({"seconds": TIMES[t], "nanos": 0});
                 }
                 if !r.subjects.is_empty() {
                     v["resources"] = r
@@ -931,13 +951,19 @@ fn report_strategy() -> impl Strategy<Value = GenReport> + Clone {
         0..3usize,
         0..5usize,
         prop::collection::vec(0..2usize, 0..3),
+        prop::option::weighted(0.3, 0..2usize),
+        prop::option::weighted(0.7, 0..3usize),
     )
-        .prop_map(|(policy, category, outcome, subjects)| GenResult {
-            policy,
-            category,
-            outcome,
-            subjects,
-        });
+        .prop_map(
+            |(policy, category, outcome, subjects, source, timestamp)| GenResult {
+                policy,
+                category,
+                outcome,
+                subjects,
+                source,
+                timestamp,
+            },
+        );
     (
         prop::collection::vec(result, 0..5),
         prop::bool::weighted(0.1),
@@ -962,29 +988,33 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 type Model = HashMap<(usize, String, String), GenReport>;
 
+/// The valid reports of the model, each with its namespace (empty for the
+/// cluster-scoped kinds).
+fn valid_reports(model: &Model) -> impl Iterator<Item = (&str, &GenReport)> {
+    model
+        .iter()
+        .filter(|(_, report)| !report.invalid)
+        .map(|((origin, ns, _), report)| {
+            let ns = if kind_of(*origin).namespaced() {
+                ns.as_str()
+            } else {
+                ""
+            };
+            (ns, report)
+        })
+}
+
 /// The expected series, computed directly from the final set by the rules.
 fn from_scratch(model: &Model) -> BTreeMap<Vec<String>, u64> {
     let mut out: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    for ((origin, ns, _), report) in model {
-        if report.invalid {
-            continue;
-        }
-        let ns = if kind_of(*origin).namespaced() {
-            ns.as_str()
-        } else {
-            ""
-        };
+    for (ns, report) in valid_reports(model) {
         for r in &report.results {
             let key = vec![
                 ns.to_string(),
                 POLICIES[r.policy].to_string(),
                 CATEGORIES[r.category].unwrap_or("").to_string(),
                 String::new(),
-                if report.top_source {
-                    "kyverno".into()
-                } else {
-                    String::new()
-                },
+                report.source_of(r).to_string(),
                 OUTCOMES[r.outcome].to_string(),
             ];
             *out.entry(key).or_default() += r.subjects.len().max(1) as u64;
@@ -998,15 +1028,7 @@ fn controls_from_scratch(model: &Model) -> ControlSnapshot {
     // (control, namespace, kind, name) -> (pass, bad, skip)
     type Resource = (String, String, String, String);
     let mut tallies: BTreeMap<Resource, (u32, u32, u32)> = BTreeMap::new();
-    for ((origin, ns, _), report) in model {
-        if report.invalid {
-            continue;
-        }
-        let ns = if kind_of(*origin).namespaced() {
-            ns.as_str()
-        } else {
-            ""
-        };
+    for (ns, report) in valid_reports(model) {
         for r in &report.results {
             let (pass, bad, skip) = match OUTCOMES[r.outcome] {
                 "pass" => (1, 0, 0),
@@ -1062,7 +1084,8 @@ proptest! {
     #[test]
     fn incremental_equals_from_scratch(ops in prop::collection::vec(op_strategy(), 1..40)) {
         let origins = origins();
-        let mut agg = new_agg(LabelOptions::default());
+        let clock = Clock::manual(T);
+        let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
         let mut model: Model = HashMap::new();
         let namespaces = ["prod", "dev"];
         let obj = |o: usize, ns: usize, n: usize, r: &GenReport| {
@@ -1113,6 +1136,7 @@ proptest! {
             }
             prop_assert_eq!(agg.results_snapshot(), from_scratch(&model));
             prop_assert_eq!(controls_of(&agg), controls_from_scratch(&model));
+            prop_assert_eq!(freshness_of(&agg), freshness_from_scratch(&model, T));
         }
         let expected = from_scratch(&model);
         prop_assert_eq!(agg.series_count(), expected.len(), "no series leaked");
@@ -1125,6 +1149,10 @@ proptest! {
             fresh.handle(SourceEvent::Apply { origin: origins[*o].clone(), object });
         }
         prop_assert_eq!(fresh.results_snapshot(), expected);
+        // An hour later the fresh ones stale too, without a report changing.
+        clock.set(T + H);
+        agg.tick();
+        prop_assert_eq!(freshness_of(&agg), freshness_from_scratch(&model, T + H));
     }
 }
 
@@ -1322,4 +1350,314 @@ fn policies_sharing_a_label_combine_their_namespace_modes_in_any_order() {
         }
         assert_eq!(namespace_modes(&agg), ["p|dev|mixed"], "order {order:?}");
     }
+}
+
+// ------------------------------------------------------------ report freshness
+
+/// 2024-11-12T09:20:00Z, the "now" of the freshness tests.
+const T: i64 = 1_731_403_200;
+const H: i64 = 3600;
+
+fn fresh_agg(stale_after: Duration, clock: &Clock) -> Aggregate {
+    Aggregate::new(Config {
+        stale_after,
+        clock: clock.clone(),
+        ..Config::default()
+    })
+}
+
+/// (namespace, source, reports, stale, oldest) per row.
+type FreshRow = (String, String, u64, Option<u64>, Option<i64>);
+
+fn freshness_of(agg: &Aggregate) -> Vec<FreshRow> {
+    let mut out = Vec::new();
+    agg.for_each_freshness(|r| {
+        out.push((
+            r.namespace.to_owned(),
+            r.source.to_owned(),
+            r.reports,
+            r.stale,
+            r.oldest,
+        ))
+    });
+    out
+}
+
+fn row(ns: &str, source: &str, reports: u64, stale: Option<u64>, oldest: Option<i64>) -> FreshRow {
+    (ns.into(), source.into(), reports, stale, oldest)
+}
+
+/// A result of `policy` from `source` (none when empty) at `ts` (none when
+/// `None`).
+fn timed(policy: &str, source: &str, ts: Option<i64>) -> serde_json::Value {
+    let mut r = json!({"policy": policy, "result": "pass"});
+    if !source.is_empty() {
+        r["source"] = json!(source);
+    }
+    if let Some(ts) = ts {
+        r["timestamp"] = json!({"seconds": ts, "nanos": 0});
+    }
+    r
+}
+
+fn timed_report(ns: &str, name: &str, results: Vec<serde_json::Value>) -> SourceObject {
+    let kind = if ns.is_empty() {
+        Kind::ClusterPolicyReport
+    } else {
+        Kind::PolicyReport
+    };
+    object(kind, ns, name, json!({ "results": results }))
+}
+
+#[test]
+fn freshness_counts_each_report_once_per_source_with_its_newest_timestamp() {
+    let clock = Clock::manual(T);
+    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
+    let c = Origin::Watch(Kind::ClusterPolicyReport);
+    // Newest of the two: 5h10m old, so stale at the 3h default.
+    apply(
+        &mut agg,
+        &W,
+        timed_report(
+            "shop",
+            "old",
+            vec![
+                timed("a", "kyverno", Some(T - 6 * H)),
+                timed("b", "kyverno", Some(T - 5 * H - 600)),
+            ],
+        ),
+    );
+    apply(
+        &mut agg,
+        &W,
+        timed_report("shop", "new", vec![timed("a", "kyverno", Some(T - 600))]),
+    );
+    // No timestamp: counted, never stale, not the oldest.
+    apply(
+        &mut agg,
+        &W,
+        timed_report("shop", "untimed", vec![timed("a", "kyverno", None)]),
+    );
+    // Two sources: counted under each, with each source's newest time.
+    apply(
+        &mut agg,
+        &W,
+        timed_report(
+            "shop",
+            "mixed",
+            vec![
+                timed("a", "kyverno", Some(T - 4 * H)),
+                timed("t", "trivy", Some(T - H)),
+                timed("t", "trivy", None),
+            ],
+        ),
+    );
+    // The report's own source (openreports), and a result without any.
+    let top = json!({"source": "kubewarden", "results": [timed("k", "", Some(T - 2 * H))]});
+    apply(&mut agg, &W, object(Kind::PolicyReport, "dev", "top", top));
+    apply(
+        &mut agg,
+        &c,
+        timed_report("", "cluster", vec![timed("n", "", Some(T - 2 * H))]),
+    );
+    // A report without results counts nowhere.
+    apply(&mut agg, &W, timed_report("shop", "empty", vec![]));
+    assert_eq!(
+        freshness_of(&agg),
+        vec![
+            row("", "", 1, Some(0), Some(T - 2 * H)),
+            row("dev", "kubewarden", 1, Some(0), Some(T - 2 * H)),
+            row("shop", "kyverno", 4, Some(2), Some(T - 5 * H - 600)),
+            row("shop", "trivy", 1, Some(0), Some(T - H)),
+        ]
+    );
+
+    // A rescan refreshes the old report; deleting one uncounts it.
+    apply(
+        &mut agg,
+        &W,
+        timed_report("shop", "old", vec![timed("a", "kyverno", Some(T - 60))]),
+    );
+    agg.handle(SourceEvent::Delete {
+        origin: W,
+        object: timed_report("shop", "mixed", vec![]),
+    });
+    assert_eq!(
+        freshness_of(&agg),
+        vec![
+            row("", "", 1, Some(0), Some(T - 2 * H)),
+            row("dev", "kubewarden", 1, Some(0), Some(T - 2 * H)),
+            row("shop", "kyverno", 3, Some(0), Some(T - 600)),
+        ]
+    );
+
+    // A relist replaces an origin's reports at once.
+    agg.handle(SourceEvent::ResyncStart { origin: c.clone() });
+    agg.handle(SourceEvent::ResyncApply {
+        origin: c.clone(),
+        object: timed_report("", "cluster", vec![timed("n", "", Some(T - 4 * H))]),
+    });
+    assert_eq!(
+        freshness_of(&agg)[0],
+        row("", "", 1, Some(0), Some(T - 2 * H))
+    );
+    agg.handle(SourceEvent::ResyncEnd { origin: c.clone() });
+    assert_eq!(
+        freshness_of(&agg)[0],
+        row("", "", 1, Some(1), Some(T - 4 * H))
+    );
+    agg.handle(SourceEvent::ResyncStart { origin: c.clone() });
+    agg.handle(SourceEvent::ResyncEnd { origin: c });
+    assert_eq!(freshness_of(&agg)[0].0, "dev", "the emptied entry is gone");
+}
+
+#[test]
+fn stale_counts_follow_the_clock_at_each_tick() {
+    let clock = Clock::manual(T);
+    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
+    for (name, age) in [("a", 2 * H), ("b", 10 * 60), ("c", 5 * 60)] {
+        apply(
+            &mut agg,
+            &W,
+            timed_report("shop", name, vec![timed("p", "kyverno", Some(T - age))]),
+        );
+    }
+    let stale = |agg: &Aggregate| freshness_of(agg)[0].3;
+    assert_eq!(stale(&agg), Some(0));
+
+    // A tick that moves no report across the cutoff changes nothing.
+    clock.set(T + 600);
+    let generation = agg.generation();
+    agg.tick();
+    assert_eq!(agg.generation(), generation);
+    assert_eq!(agg.now(), T + 600);
+    assert_eq!(stale(&agg), Some(0));
+
+    // Exactly 3h old is not older than 3h; one second later it is.
+    clock.set(T + H);
+    agg.tick();
+    assert_eq!(stale(&agg), Some(0));
+    clock.set(T + H + 1);
+    agg.tick();
+    assert_eq!(agg.generation(), generation + 1, "a stale count changed");
+    assert_eq!(stale(&agg), Some(1));
+
+    // The clock read only at ticks: no change without one.
+    clock.set(T + 10 * H);
+    assert_eq!(stale(&agg), Some(1));
+    agg.tick();
+    assert_eq!(stale(&agg), Some(3));
+
+    // A clock set back un-stales them, and that is a change too.
+    let generation = agg.generation();
+    clock.set(T);
+    agg.tick();
+    assert_eq!(agg.generation(), generation + 1);
+    assert_eq!(stale(&agg), Some(0));
+}
+
+#[test]
+fn stale_after_zero_turns_staleness_off() {
+    let clock = Clock::manual(T);
+    let mut agg = fresh_agg(Duration::ZERO, &clock);
+    apply(
+        &mut agg,
+        &W,
+        timed_report("shop", "a", vec![timed("p", "kyverno", Some(T - 10 * H))]),
+    );
+    assert_eq!(agg.stale_after(), None);
+    assert_eq!(agg.tick_interval(), None);
+    let generation = agg.generation();
+    clock.set(T + 100 * H);
+    agg.tick();
+    assert_eq!(agg.generation(), generation);
+    assert_eq!(
+        freshness_of(&agg),
+        vec![row("shop", "kyverno", 1, None, Some(T - 10 * H))]
+    );
+}
+
+#[test]
+fn ticks_are_one_percent_of_stale_after_between_one_and_fifteen_seconds() {
+    let clock = Clock::manual(T);
+    let every = |d: u64| fresh_agg(Duration::from_secs(d), &clock).tick_interval();
+    assert_eq!(every(3 * 3600), Some(Duration::from_secs(15)));
+    assert_eq!(every(600), Some(Duration::from_secs(6)));
+    assert_eq!(every(3), Some(Duration::from_secs(1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_run_loop_publishes_when_time_makes_reports_stale() {
+    let clock = Clock::manual(T);
+    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
+    apply(
+        &mut agg,
+        &W,
+        timed_report(
+            "shop",
+            "a",
+            vec![timed("p", "kyverno", Some(T - 3 * H + 20))],
+        ),
+    );
+    let (tx, rx) = mpsc::channel(1);
+    let (published_tx, mut published) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(agg, rx, Duration::from_millis(25), move |a| {
+        let _ = published_tx.send(freshness_of(a)[0].3);
+    }));
+    assert_eq!(published.recv().await, Some(Some(0)));
+    // No event arrives: the next tick finds the report stale and publishes.
+    clock.set(T + 21);
+    assert_eq!(published.recv().await, Some(Some(1)));
+    drop(tx);
+    let agg = task.await.expect("run");
+    assert_eq!(agg.now(), T + 21);
+}
+
+/// The freshness rows a fresh aggregate computes for `model`, by the rules.
+fn freshness_from_scratch(model: &Model, now: i64) -> Vec<FreshRow> {
+    let mut out: BTreeMap<(String, String), (u64, u64, Option<i64>)> = BTreeMap::new();
+    for (ns, report) in valid_reports(model) {
+        let mut newest: BTreeMap<String, Option<i64>> = BTreeMap::new();
+        for r in &report.results {
+            let n = newest.entry(report.source_of(r).to_owned()).or_default();
+            *n = (*n).max(r.timestamp.map(|t| TIMES[t]));
+        }
+        for (source, newest) in newest {
+            let e = out.entry((ns.to_owned(), source)).or_default();
+            e.0 += 1;
+            if let Some(t) = newest {
+                e.1 += u64::from(t < now - DEFAULT_STALE_AFTER.as_secs() as i64);
+                e.2 = Some(e.2.map_or(t, |o| o.min(t)));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|((ns, source), (n, stale, oldest))| (ns, source, n, Some(stale), oldest))
+        .collect()
+}
+#[test]
+fn a_contribution_stays_56_bytes() {
+    // One per object held: 8 bytes more is 400 KB at 50k reports.
+    assert_eq!(std::mem::size_of::<Contribution>(), 56);
+}
+
+#[test]
+fn a_report_with_many_sources_counts_once_under_each() {
+    let clock = Clock::manual(T);
+    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
+    // 40 sources, past the linear search; each twice, the newer time second.
+    let results: Vec<_> = (0..80)
+        .map(|i| {
+            let age = if i < 40 { 5 * H } else { 60 };
+            timed("p", &format!("s{:02}", i % 40), Some(T - age))
+        })
+        .collect();
+    apply(&mut agg, &W, timed_report("shop", "many", results));
+    let rows = freshness_of(&agg);
+    assert_eq!(rows.len(), 40);
+    assert!(
+        rows.iter()
+            .all(|r| (r.2, r.3, r.4) == (1, Some(0), Some(T - 60))),
+        "{rows:?}"
+    );
 }

@@ -49,6 +49,7 @@ struct Entry {
     source: Option<Span>,
     outcome: Outcome,
     subjects: (u32, u32),
+    timestamp: Option<i64>,
 }
 
 /// A report reduced to what the exporter reads, decoded in one pass.
@@ -98,6 +99,9 @@ pub struct ResultView<'a> {
     pub outcome: Outcome,
     /// The message; empty unless [`super::keep_messages`] is on.
     pub message: &'a str,
+    /// `timestamp.seconds` (whole seconds since the Unix epoch, a float
+    /// rounded down), when it is a number.
+    pub timestamp: Option<i64>,
     report: &'a Report,
     subjects: &'a [SubjectSpans],
 }
@@ -149,6 +153,7 @@ impl Report {
             source: e.source.map(|s| self.str(s)),
             outcome: e.outcome,
             message: self.messages.get(i).map_or("", |s| self.str(*s)),
+            timestamp: e.timestamp,
             report: self,
             subjects: self
                 .subjects
@@ -298,6 +303,7 @@ enum EntryKey {
     Message,
     Scored,
     Properties,
+    Timestamp,
     #[serde(other)]
     Other,
 }
@@ -401,6 +407,97 @@ impl<'de> Visitor<'de> for BoolSeed {
         Ok(Ok(()))
     }
     reject!("a boolean": num str map seq);
+}
+
+/// Visitor methods that take a value of a type the visitor does not read:
+/// the value is consumed and read as absent (`None`).
+macro_rules! absent {
+    ($($m:ident)*) => { $(absent!(@ $m);)* };
+    (@ bool) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    };
+    (@ num) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    };
+    (@ unit) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    };
+    (@ str) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    };
+    (@ map) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    };
+    (@ seq) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+            while s.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    };
+}
+
+/// A result's `timestamp` (`{seconds, nanos}`): its whole seconds, or
+/// `None`. Never a problem: the format leaves it optional, and a report
+/// whose timestamp a tool wrote oddly still counts (it only has no refresh
+/// time). `seconds` is an integer, or a float as some tools print it
+/// (`1.666094801e+09`).
+struct TimestampSeed;
+
+impl<'de> Visitor<'de> for TimestampSeed {
+    type Value = Option<i64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a timestamp")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut seconds = None;
+        while let Some(key) = m.next_key::<Text<'de>>()? {
+            if key.as_str() == "seconds" {
+                seconds = m.next_value_seed(Any(SecondsSeed))?;
+            } else {
+                m.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(seconds)
+    }
+    absent!(bool num unit str seq);
+}
+
+/// `timestamp.seconds`: a number, else `None`.
+struct SecondsSeed;
+
+impl<'de> Visitor<'de> for SecondsSeed {
+    type Value = Option<i64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number of seconds")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // `as` saturates at the ends of the i64 range.
+        Ok(v.is_finite().then(|| v.floor() as i64))
+    }
+    absent!(bool unit str map seq);
 }
 
 /// A map of strings to strings (`properties`), checked, or null.
@@ -560,6 +657,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             source: None,
             outcome: Outcome::Pass,
             subjects: (first_subject, first_subject),
+            timestamp: None,
         };
         let mut message = Span::default();
         let mut bad: Option<Bad> = None;
@@ -620,6 +718,10 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                 ),
                 EntryKey::Message => ("message", m.next_value_seed(Any(Str::check()))?.map(drop)),
                 EntryKey::Scored => ("scored", m.next_value_seed(Any(BoolSeed))?),
+                EntryKey::Timestamp => {
+                    e.timestamp = m.next_value_seed(Any(TimestampSeed))?;
+                    continue;
+                }
                 EntryKey::Properties => ("properties", m.next_value_seed(Any(StrMapSeed))?),
                 EntryKey::Other => {
                     m.next_value::<IgnoredAny>()?;
@@ -999,6 +1101,49 @@ mod tests {
         assert_eq!((e.source, e.subject_count()), (Some("kyverno"), 0));
         // The repeated category is stored once.
         assert_eq!(r.text.matches("C, D").count(), 1);
+    }
+
+    #[test]
+    fn reads_timestamp_seconds_and_never_fails_on_them() {
+        let seconds = |ts: &str| {
+            let r = report(&format!(
+                r#"{{"results":[{{"policy":"p","result":"pass","timestamp":{ts}}}]}}"#
+            ));
+            assert!(r.error().is_none(), "{ts}: {:?}", r.error());
+            r.results().next().and_then(|e| e.timestamp)
+        };
+        assert_eq!(
+            seconds(r#"{"seconds":1731403200,"nanos":5}"#),
+            Some(1_731_403_200)
+        );
+        assert_eq!(
+            seconds(r#"{"nanos":0,"seconds":1.666094801e+09}"#),
+            Some(1_666_094_801)
+        );
+        assert_eq!(seconds(r#"{"seconds":1666094801.5}"#), Some(1_666_094_801));
+        assert_eq!(seconds(r#"{"seconds":-1.5}"#), Some(-2));
+        assert_eq!(
+            seconds(r#"{"seconds":18446744073709551615}"#),
+            Some(i64::MAX)
+        );
+        assert_eq!(seconds(r#"{"seconds":1e300}"#), Some(i64::MAX));
+        for odd in [
+            r#"{"nanos":1}"#,
+            r#"{"seconds":"1731403200"}"#,
+            r#"{"seconds":null}"#,
+            r#"{"seconds":{"a":1}}"#,
+            r#"{"seconds":[1]}"#,
+            r#"{"seconds":true}"#,
+            "null",
+            "1731403200",
+            r#""2024-11-12T09:20:00Z""#,
+            "[1,2]",
+            "false",
+        ] {
+            assert_eq!(seconds(odd), None, "{odd}");
+        }
+        let r = report(r#"{"results":[{"policy":"p","result":"pass"}]}"#);
+        assert_eq!(r.results().next().and_then(|e| e.timestamp), None);
     }
 
     #[test]

@@ -1118,3 +1118,108 @@ pub fn http_get_bytes(
     }
     Ok((status, fields, body))
 }
+
+// ---------------------------------------------------------------------------
+// Report freshness fixtures.
+// ---------------------------------------------------------------------------
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A result of `policy` (`fail` or `pass`) from `source`, at `seconds`
+/// (without a timestamp when `None`).
+pub fn timed_result(policy: &str, outcome: &str, source: &str, seconds: Option<i64>) -> String {
+    let ts = seconds.map_or(String::new(), |s| {
+        format!(r#","timestamp":{{"seconds":{s},"nanos":0}}"#)
+    });
+    format!(
+        r#"{{"policy":"{policy}","rule":"check","result":"{outcome}","source":"{source}","category":"Best Practices"{ts}}}"#
+    )
+}
+
+/// A temporary folder holding the freshness fixture (see
+/// [`write_freshness_reports`]) with timestamps relative to now; its path
+/// and that now.
+pub fn freshness_dir(outcome: &str) -> (tempfile::TempDir, String, i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = unix_now();
+    write_freshness_reports(dir.path(), now, outcome);
+    let path = dir.path().display().to_string();
+    (dir, path, now)
+}
+
+/// Write the freshness fixture into `dir`, with timestamps relative to
+/// `now`: in `shop`, a report refreshed 5h10m ago (its older result 6h
+/// ago), one 10m ago, one without timestamps, and one with results from
+/// `kyverno` (5h10m ago) and `trivy` (10m ago); a cluster-scoped report
+/// 5h10m ago (`seconds` written as a float, as v1beta1 tools do). The 10m
+/// report is YAML.
+pub fn write_freshness_reports(dir: &Path, now: i64, outcome: &str) {
+    let old = now - 5 * 3600 - 600;
+    let new = now - 600;
+    let report = |ns: &str, name: &str, results: &[String]| {
+        format!(
+            r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{{"name":"{name}","namespace":"{ns}"}},
+            "scope":{{"apiVersion":"v1","kind":"Pod","name":"{name}","namespace":"{ns}","uid":"uid-{name}"}},
+            "results":[{}]}}"#,
+            results.join(",")
+        )
+    };
+    let r = |policy, source, ts| timed_result(policy, outcome, source, ts);
+    let files = [
+        (
+            "old.json",
+            report(
+                "shop",
+                "old",
+                &[
+                    r("require-requests-limits", "kyverno", Some(now - 6 * 3600)),
+                    r("disallow-latest-tag", "kyverno", Some(old)),
+                ],
+            ),
+        ),
+        (
+            "untimed.json",
+            report(
+                "shop",
+                "untimed",
+                &[r("require-requests-limits", "kyverno", None)],
+            ),
+        ),
+        (
+            "mixed.json",
+            report(
+                "shop",
+                "mixed",
+                &[
+                    r("require-requests-limits", "kyverno", Some(old)),
+                    r("vulnerabilities", "trivy", Some(new)),
+                ],
+            ),
+        ),
+        (
+            "cluster.json",
+            format!(
+                r#"{{"apiVersion":"wgpolicyk8s.io/v1beta1","kind":"ClusterPolicyReport","metadata":{{"name":"cluster"}},
+                "results":[{{"policy":"require-ns-labels","result":"{outcome}","source":"kyverno","timestamp":{{"seconds":{old}.0,"nanos":0}}}}]}}"#
+            ),
+        ),
+        (
+            "new.yaml",
+            format!(
+                "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata:\n  name: new\n  namespace: shop\n\
+                 scope: {{apiVersion: v1, kind: Pod, name: new, namespace: shop, uid: uid-new}}\n\
+                 results:\n- policy: require-requests-limits\n  rule: check\n  result: {outcome}\n  source: kyverno\n\
+                 \x20 category: Best Practices\n  timestamp:\n    seconds: {new}\n    nanos: 0\n"
+            ),
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write freshness fixture");
+    }
+}

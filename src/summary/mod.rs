@@ -1,12 +1,14 @@
 //! The `summary` command: list everything once, then print the rollout
 //! numbers the guide tracks (per-namespace counts and violation rates, the
 //! pass/fail ratio, control compliance against targets, blocked admissions,
-//! policies by mode, a rollout verdict per policy, and with `--failing` the
-//! work list of failing resources) as a table or JSON, and exit with a
-//! status a CI job can gate on. It replaces the guide's
-//! `kubectl get policyreport -A -o json | jq …` step.
+//! policies by mode, a rollout verdict per policy, report freshness per
+//! source, and with `--failing` the work list of failing resources) as a
+//! table, JSON or Markdown, and exit with a status a CI job can gate on. It
+//! replaces the guide's `kubectl get policyreport -A -o json | jq …` step.
 
-use std::collections::BTreeMap;
+mod markdown;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -117,8 +119,56 @@ pub struct ControlRow {
     pub compliance: Option<f64>,
     /// Target compliance, in percent.
     pub target: f64,
-    /// Whether the target is reached (absent without data).
+    /// Whether the target is reached (absent without data, or when not
+    /// measurable).
     pub met: Option<bool>,
+    /// False when the control has results from a source without a single
+    /// pass result (see [`Summary::no_pass_results`]): its percentage
+    /// would read 0% whatever the resources, so it is left out.
+    pub measurable: bool,
+}
+
+/// A source with fail results and not a single pass result: Kyverno's
+/// `--allowedResults` (1.17+) may leave out `pass`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct NoPassSource {
+    /// The results' source (empty when they name none).
+    pub source: String,
+    /// Its fail results.
+    pub fail: u64,
+}
+
+/// Report freshness: per source, the reports with results from it, how
+/// many are stale, and the oldest refresh.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Freshness {
+    /// `--stale-after` in seconds; absent when staleness is off.
+    pub stale_after_seconds: Option<i64>,
+    /// When staleness was judged, in seconds since the Unix epoch: for the
+    /// ages the text prints. Not in the JSON, so two runs on the same data
+    /// print the same bytes (the timestamps give the ages).
+    #[serde(skip)]
+    pub as_of_timestamp_seconds: i64,
+    /// One row per source, sorted by source.
+    pub sources: Vec<SourceFreshness>,
+}
+
+/// The reports with results from one source, over all namespaces.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SourceFreshness {
+    /// The results' source (empty when they name none).
+    pub source: String,
+    /// Reports with results from it (a report with results from several
+    /// sources counts once for each).
+    pub reports: u64,
+    /// Of those, the ones whose newest result from this source is older
+    /// than `--stale-after`; absent when staleness is off.
+    pub stale: Option<u64>,
+    /// The oldest of their newest result timestamps, RFC 3339; absent when
+    /// none has a timestamp.
+    pub oldest_refresh: Option<String>,
+    /// The same, in seconds since the Unix epoch.
+    pub oldest_refresh_timestamp_seconds: Option<i64>,
 }
 
 /// Blocked admissions of one control.
@@ -252,6 +302,10 @@ impl FilesSeen {
 pub struct Summary {
     /// What was read and what was refused.
     pub input: Input,
+    /// What makes numbers below untrustworthy, one sentence each.
+    pub warnings: Vec<String>,
+    /// Sources with fail results and not a single pass result.
+    pub no_pass_results: Vec<NoPassSource>,
     /// Per-namespace counts.
     pub namespaces: Vec<NamespaceRow>,
     /// Totals.
@@ -264,15 +318,232 @@ pub struct Summary {
     pub policies: BTreeMap<String, Vec<String>>,
     /// A verdict per policy known from policy objects, by policy name.
     pub rollout: Vec<RolloutRow>,
+    /// Report freshness per source.
+    pub freshness: Freshness,
     /// The work list (`--failing`): failing subjects, once per result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing: Option<Vec<FailingEntry>>,
-    /// Whether every evaluated target is met; false when no report was read.
+    /// Whether every evaluated target is met; false when no report was
+    /// read, or a control is not measurable.
     pub targets_met: bool,
 }
 
 fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
+}
+
+/// A column of a text table: its heading, its least width, and whether it
+/// is right-aligned (numbers).
+type Column<'a> = (&'a str, usize, bool);
+
+/// Write a heading line and rows, the columns two spaces apart, each as
+/// wide as its least width, its heading and its widest cell; a left-aligned
+/// last column is not padded. Returns the widths.
+fn text_table<R: AsRef<[String]>>(
+    out: &mut String,
+    columns: &[Column<'_>],
+    rows: &[R],
+) -> Vec<usize> {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (heading, min, _))| {
+            rows.iter()
+                .map(|r| r.as_ref().get(i).map_or(0, |c| c.chars().count()))
+                .chain([heading.chars().count(), *min])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let headings: Vec<String> = columns.iter().map(|c| c.0.to_owned()).collect();
+    for cells in std::iter::once(&headings[..]).chain(rows.iter().map(AsRef::as_ref)) {
+        for (i, ((_, _, right), cell)) in columns.iter().zip(cells).enumerate() {
+            let w = widths[i];
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let _ = match (*right, i + 1 == columns.len()) {
+                (true, _) => write!(out, "{cell:>w$}"),
+                (false, true) => write!(out, "{cell}"),
+                (false, false) => write!(out, "{cell:<w$}"),
+            };
+        }
+        out.push('\n');
+    }
+    widths
+}
+
+/// A percentage as printed, `-` without data.
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}%"))
+}
+
+/// A target's verdict as printed.
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "no data",
+    }
+}
+
+/// What the percentage of a control does not measure.
+const NOT_MEASURABLE: &str = "not measurable";
+
+impl ControlRow {
+    /// The compliance as printed, with the excepted count next to the
+    /// percentage it is left out of (`97.50% — 3 excepted`).
+    fn compliance_text(&self) -> String {
+        let value = if self.measurable {
+            pct(self.compliance)
+        } else {
+            NOT_MEASURABLE.to_owned()
+        };
+        match self.excepted {
+            0 => value,
+            n => format!("{value} — {n} excepted"),
+        }
+    }
+
+    /// The verdict as printed.
+    fn status(&self) -> &'static str {
+        if self.measurable {
+            verdict(self.met)
+        } else {
+            "NOT MEASURABLE"
+        }
+    }
+}
+
+/// A name as printed: `when_empty` stands for an empty one (`(cluster)`
+/// for the namespace of cluster-scoped reports, say).
+fn shown<'a>(name: &'a str, when_empty: &'a str) -> &'a str {
+    if name.is_empty() { when_empty } else { name }
+}
+
+/// A source as printed: `(none)` for results that name none.
+fn source_name(source: &str) -> &str {
+    shown(source, "(none)")
+}
+
+/// A time in seconds since the Unix epoch, RFC 3339.
+fn rfc3339(seconds: i64) -> Option<String> {
+    jiff::Timestamp::from_second(seconds)
+        .ok()
+        .map(|t| t.to_string())
+}
+
+/// An age as printed: its largest unit and the next when not zero
+/// (`5h10m`, `2d`, `45s`).
+fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let parts = [
+        (s / 86_400, "d"),
+        (s / 3_600 % 24, "h"),
+        (s / 60 % 60, "m"),
+        (s % 60, "s"),
+    ];
+    match parts.iter().position(|(n, _)| *n > 0) {
+        None => "0s".to_owned(),
+        Some(i) => parts[i..]
+            .iter()
+            .take(2)
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, unit)| format!("{n}{unit}"))
+            .collect(),
+    }
+}
+
+/// A refresh time as printed: RFC 3339 and its age at `now`.
+fn refreshed(source: &SourceFreshness, now: i64) -> String {
+    match (
+        &source.oldest_refresh,
+        source.oldest_refresh_timestamp_seconds,
+    ) {
+        (Some(text), Some(t)) if t > now => format!("{text} (in the future)"),
+        (Some(text), Some(t)) => format!("{text} ({} ago)", age(now - t)),
+        _ => "-".to_owned(),
+    }
+}
+
+/// Per source, its pass and fail results.
+type PassFail = BTreeMap<String, (u64, u64)>;
+
+/// Per source, its pass and fail results; per control, the sources of its
+/// results (by policy or category, whatever the rule).
+fn sources_of(agg: &Aggregate) -> (PassFail, Vec<BTreeSet<String>>) {
+    let names = agg.labels().names();
+    let at = |label: &str| names.iter().position(|n| *n == label);
+    let mut by_source = PassFail::new();
+    let mut of_control: Vec<BTreeSet<String>> =
+        agg.controls().iter().map(|_| BTreeSet::new()).collect();
+    let (Some(p), Some(c), Some(s), Some(r)) =
+        (at("policy"), at("category"), at("source"), at("result"))
+    else {
+        return (by_source, of_control);
+    };
+    agg.for_each_result(|labels, n| {
+        let counts = by_source.entry(labels[s].to_owned()).or_default();
+        match labels[r] {
+            "pass" => counts.0 += n,
+            "fail" => counts.1 += n,
+            _ => {}
+        }
+        for (control, sources) in agg.controls().iter().zip(of_control.iter_mut()) {
+            if control.covers(labels[p], labels[c]) && !sources.contains(labels[s]) {
+                sources.insert(labels[s].to_owned());
+            }
+        }
+    });
+    (by_source, of_control)
+}
+
+/// Report freshness per source, from the aggregate's freshness index.
+fn freshness(agg: &Aggregate) -> Freshness {
+    let mut per_source: BTreeMap<String, (u64, Option<u64>, Option<i64>)> = BTreeMap::new();
+    agg.for_each_freshness(|r| {
+        let e = per_source
+            .entry(r.source.to_owned())
+            .or_insert((0, Some(0), None));
+        e.0 += r.reports;
+        e.1 = e.1.zip(r.stale).map(|(a, b)| a + b);
+        e.2 = match (e.2, r.oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    });
+    Freshness {
+        stale_after_seconds: agg.stale_after(),
+        as_of_timestamp_seconds: agg.now(),
+        sources: per_source
+            .into_iter()
+            .map(|(source, (reports, stale, oldest))| SourceFreshness {
+                source,
+                reports,
+                stale,
+                oldest_refresh: oldest.and_then(rfc3339),
+                oldest_refresh_timestamp_seconds: oldest,
+            })
+            .collect(),
+    }
+}
+
+/// The warning for a source without pass results, naming the controls it
+/// leaves unmeasurable.
+fn no_pass_warning(s: &NoPassSource, controls: &[&str]) -> String {
+    let mut w = format!(
+        "source {} has {} fail results and not a single pass result. Kyverno 1.17+ writes only \
+         the results its reports controller's --allowedResults lists (default \
+         pass,fail,error,warn,skip); without pass, every compliance percentage reads 0% whatever \
+         the resources.",
+        source_name(&s.source),
+        s.fail
+    );
+    if !controls.is_empty() {
+        let _ = write!(w, " Not measurable: {}.", controls.join(", "));
+    }
+    w.push_str(" Add pass to --allowedResults to measure compliance.");
+    w
 }
 
 impl Summary {
@@ -321,6 +592,12 @@ impl Summary {
             met: violation_rate.map(|r| r < max_violation_rate),
         };
 
+        let (by_source, fed_by) = sources_of(agg);
+        let no_pass_results: Vec<NoPassSource> = by_source
+            .into_iter()
+            .filter(|(_, (pass, fail))| *pass == 0 && *fail > 0)
+            .map(|(source, (_, fail))| NoPassSource { source, fail })
+            .collect();
         let mut per_control: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         agg.for_each_control(|control, _, _, status, n| {
             let e = per_control.entry(control.to_owned()).or_default();
@@ -333,7 +610,9 @@ impl Summary {
         let controls: Vec<ControlRow> = agg
             .controls()
             .iter()
-            .map(|c| {
+            .zip(&fed_by)
+            .map(|(c, sources)| {
+                let measurable = !no_pass_results.iter().any(|s| sources.contains(&s.source));
                 let (compliant, noncompliant, excepted) =
                     per_control.get(&c.name).copied().unwrap_or_default();
                 let target = targets
@@ -341,7 +620,8 @@ impl Summary {
                     .rev()
                     .find(|(n, _)| *n == c.name)
                     .map_or(c.target, |(_, t)| *t);
-                let compliance = percent(compliant, compliant + noncompliant);
+                let compliance =
+                    percent(compliant, compliant + noncompliant).filter(|_| measurable);
                 ControlRow {
                     control: c.name.clone(),
                     compliant,
@@ -350,6 +630,7 @@ impl Summary {
                     compliance,
                     target,
                     met: compliance.map(|p| p >= target),
+                    measurable,
                 }
             })
             .collect();
@@ -396,18 +677,36 @@ impl Summary {
             objects_invalid: problems.len() as u64 - files_refused,
             first_problems: problems.iter().take(FIRST_PROBLEMS).cloned().collect(),
         };
-        // Nothing to judge is a miss, not a pass.
+        // Nothing to judge is a miss, not a pass; so is what cannot be
+        // measured.
         let targets_met = input.reports_read > 0
             && overall.met != Some(false)
-            && controls.iter().all(|c| c.met != Some(false));
+            && controls
+                .iter()
+                .all(|c| c.met != Some(false) && c.measurable);
+        let warnings = no_pass_results
+            .iter()
+            .map(|s| {
+                let unmeasured: Vec<&str> = controls
+                    .iter()
+                    .zip(&fed_by)
+                    .filter(|(_, sources)| sources.contains(&s.source))
+                    .map(|(c, _)| c.control.as_str())
+                    .collect();
+                no_pass_warning(s, &unmeasured)
+            })
+            .collect();
         Ok(Summary {
             input,
+            warnings,
+            no_pass_results,
             namespaces,
             overall,
             controls,
             blocked,
             policies,
             rollout,
+            freshness: freshness(agg),
             failing: None,
             targets_met,
         })
@@ -415,42 +714,32 @@ impl Summary {
 
     /// Render as aligned text tables.
     pub fn table(&self) -> String {
-        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}%"));
-        let verdict = |m: Option<bool>| match m {
-            Some(true) => "met",
-            Some(false) => "MISSED",
-            None => "no data",
-        };
         let mut out = String::new();
-        let w = self
+        for w in &self.warnings {
+            let _ = writeln!(out, "WARNING: {w}\n");
+        }
+        let rows: Vec<Vec<String>> = self
             .namespaces
             .iter()
-            .map(|n| n.namespace.len())
-            .max()
-            .unwrap_or(0)
-            .max(9);
-        let _ = writeln!(
-            out,
-            "{:<w$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}",
-            "NAMESPACE", "PASS", "FAIL", "WARN", "ERROR", "SKIP", "VIOLATION RATE"
-        );
-        for n in &self.namespaces {
-            let name = if n.namespace.is_empty() {
-                "(cluster)"
-            } else {
-                &n.namespace
-            };
-            let _ = writeln!(
-                out,
-                "{name:<w$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}",
-                n.pass,
-                n.fail,
-                n.warn,
-                n.error,
-                n.skip,
-                pct(n.violation_rate)
-            );
-        }
+            .map(|n| {
+                let counts = [n.pass, n.fail, n.warn, n.error, n.skip];
+                std::iter::once(shown(&n.namespace, "(cluster)").to_owned())
+                    .chain(counts.iter().map(u64::to_string))
+                    .chain([pct(n.violation_rate)])
+                    .collect()
+            })
+            .collect();
+        let count = |heading| (heading, 7, true);
+        let columns = [
+            ("NAMESPACE", 9, false),
+            count("PASS"),
+            count("FAIL"),
+            count("WARN"),
+            count("ERROR"),
+            count("SKIP"),
+            ("VIOLATION RATE", 14, true),
+        ];
+        text_table(&mut out, &columns, &rows);
         let o = &self.overall;
         let _ = writeln!(
             out,
@@ -466,51 +755,28 @@ impl Summary {
             o.violation_rate_target,
             verdict(o.met)
         );
-        let cw = self
-            .controls
+        let rows = self.control_rows();
+        out.push('\n');
+        let columns = [
+            ("CONTROL", 12, false),
+            ("COMPLIANT", 9, true),
+            ("NONCOMPLIANT", 12, true),
+            ("COMPLIANCE", 10, true),
+            ("TARGET", 7, true),
+            ("STATUS", 0, false),
+        ];
+        let widths = text_table(&mut out, &columns, &rows);
+        let rows: Vec<Vec<String>> = self
+            .blocked
             .iter()
-            .map(|c| c.control.len())
-            .max()
-            .unwrap_or(0)
-            .max(12);
-        // The excepted count stands next to the percentage it is left out of.
-        let compliance = |c: &ControlRow| match c.excepted {
-            0 => pct(c.compliance),
-            n => format!("{} — {n} excepted", pct(c.compliance)),
-        };
-        let pw = self
-            .controls
-            .iter()
-            .map(|c| compliance(c).chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(10);
-        let _ = writeln!(
-            out,
-            "\n{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>7}  STATUS",
-            "CONTROL", "COMPLIANT", "NONCOMPLIANT", "COMPLIANCE", "TARGET"
-        );
-        for c in &self.controls {
-            let _ = writeln!(
-                out,
-                "{:<cw$}  {:>9}  {:>12}  {:>pw$}  {:>6}%  {}",
-                c.control,
-                c.compliant,
-                c.noncompliant,
-                compliance(c),
-                c.target,
-                verdict(c.met)
-            );
-        }
-        let _ = writeln!(out, "\n{:<cw$}  {:>7}", "BLOCKED BY", "BLOCKED");
-        for b in &self.blocked {
-            let name = if b.control.is_empty() {
-                "(no control)"
-            } else {
-                &b.control
-            };
-            let _ = writeln!(out, "{name:<cw$}  {:>7}", b.blocked);
-        }
+            .map(|b| {
+                let name = shown(&b.control, "(no control)");
+                vec![name.to_owned(), b.blocked.to_string()]
+            })
+            .collect();
+        out.push('\n');
+        let columns = [("BLOCKED BY", widths[0], false), ("BLOCKED", 7, true)];
+        text_table(&mut out, &columns, &rows);
         let _ = writeln!(out, "\nPOLICIES BY MODE");
         for (mode, list) in &self.policies {
             let names = if list.is_empty() {
@@ -521,54 +787,124 @@ impl Summary {
             let _ = writeln!(out, "{mode} ({}): {names}", list.len());
         }
         self.rollout_table(&mut out);
+        self.freshness_table(&mut out);
         if let Some(failing) = &self.failing {
             failing_table(&mut out, failing);
         }
-        let i = &self.input;
-        let _ = writeln!(
-            out,
-            "\nInput: {} files read, {} refused; {} reports read, {} objects invalid",
-            i.files_read, i.files_refused, i.reports_read, i.objects_invalid
-        );
-        let _ = writeln!(
-            out,
-            "Targets: {}",
-            if self.targets_met {
-                "all met"
-            } else if i.reports_read == 0 {
-                "MISSED (no report was read)"
-            } else {
-                "MISSED"
-            }
-        );
+        let _ = writeln!(out, "\n{}", self.input_line());
+        let _ = writeln!(out, "Targets: {}", self.targets_line());
         out
     }
 
-    fn rollout_table(&self, out: &mut String) {
-        let pw = self
-            .rollout
+    /// What was read and refused, in one line.
+    fn input_line(&self) -> String {
+        let i = &self.input;
+        format!(
+            "Input: {} files read, {} refused; {} reports read, {} objects invalid",
+            i.files_read, i.files_refused, i.reports_read, i.objects_invalid
+        )
+    }
+
+    /// The targets' verdict, with why when missed for want of data.
+    fn targets_line(&self) -> String {
+        let unmeasured: Vec<&str> = self
+            .controls
             .iter()
-            .map(|r| r.policy.len())
-            .max()
-            .unwrap_or(0)
-            .max(6);
-        let _ = writeln!(
-            out,
-            "\n{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  VERDICT",
-            "ROLLOUT", "MODE", "FAILING", "AUDIT FAILURES", "BLOCKED"
-        );
-        for r in &self.rollout {
-            let _ = writeln!(
-                out,
-                "{:<pw$}  {:<7}  {:>7}  {:>14}  {:>7}  {}",
-                r.policy,
-                r.mode,
-                r.failing,
-                r.audit_admission_failures,
-                r.blocked_admissions,
-                r.verdict.as_str()
-            );
+            .filter(|c| !c.measurable)
+            .map(|c| c.control.as_str())
+            .collect();
+        if self.targets_met {
+            "all met".to_owned()
+        } else if self.input.reports_read == 0 {
+            "MISSED (no report was read)".to_owned()
+        } else if !unmeasured.is_empty() {
+            format!("MISSED ({NOT_MEASURABLE}: {})", unmeasured.join(", "))
+        } else {
+            "MISSED".to_owned()
         }
+    }
+
+    /// The heading of the freshness table: what stale means here.
+    fn freshness_heading(&self) -> String {
+        match self.freshness.stale_after_seconds {
+            Some(after) => format!("stale: newest result older than {}", age(after)),
+            None => "staleness off (--stale-after 0)".to_owned(),
+        }
+    }
+
+    fn freshness_table(&self, out: &mut String) {
+        let f = &self.freshness;
+        let rows: Vec<Vec<String>> = f
+            .sources
+            .iter()
+            .map(|s| {
+                vec![
+                    source_name(&s.source).to_owned(),
+                    s.reports.to_string(),
+                    s.stale.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                    refreshed(s, f.as_of_timestamp_seconds),
+                ]
+            })
+            .collect();
+        let last = format!("OLDEST REFRESH ({})", self.freshness_heading());
+        let columns = [
+            ("REPORTS BY SOURCE", 17, false),
+            ("REPORTS", 7, true),
+            ("STALE", 7, true),
+            (last.as_str(), 0, false),
+        ];
+        out.push('\n');
+        text_table(out, &columns, &rows);
+    }
+
+    /// Per control, the cells both the text and the Markdown print:
+    /// control, compliant, noncompliant, compliance, target, status.
+    fn control_rows(&self) -> Vec<[String; 6]> {
+        self.controls
+            .iter()
+            .map(|c| {
+                [
+                    c.control.clone(),
+                    c.compliant.to_string(),
+                    c.noncompliant.to_string(),
+                    c.compliance_text(),
+                    format!("{}%", c.target),
+                    c.status().to_owned(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Per policy, the cells both the text and the Markdown print: policy,
+    /// mode, failing, audit failures, blocked, verdict.
+    fn rollout_rows(&self) -> Vec<[String; 6]> {
+        self.rollout
+            .iter()
+            .map(|r| {
+                [
+                    r.policy.clone(),
+                    r.mode.to_owned(),
+                    r.failing.to_string(),
+                    r.audit_admission_failures.to_string(),
+                    r.blocked_admissions.to_string(),
+                    r.verdict.as_str().to_owned(),
+                ]
+            })
+            .collect()
+    }
+
+    fn rollout_table(&self, out: &mut String) {
+        let rows = self.rollout_rows();
+        let columns = [
+            ("ROLLOUT", 6, false),
+            ("MODE", 7, false),
+            ("FAILING", 7, true),
+            ("AUDIT FAILURES", 14, true),
+            ("BLOCKED", 7, true),
+            ("VERDICT", 0, false),
+        ];
+        out.push('\n');
+        text_table(out, &columns, &rows);
     }
 
     /// The exit status: 4 when input was refused (unless `allow_invalid`),
@@ -674,6 +1010,14 @@ pub fn work_list(
         .collect())
 }
 
+/// A work-list entry's subject as printed: `Kind/name`.
+fn subject(e: &FailingEntry) -> String {
+    match (e.kind.as_str(), e.name.as_str()) {
+        ("", "") => "(no subject)".to_owned(),
+        (k, n) => format!("{k}/{n}"),
+    }
+}
+
 /// The work list as a table, grouped by policy, then namespace, with a
 /// count per group.
 fn failing_table(out: &mut String, failing: &[FailingEntry]) {
@@ -691,14 +1035,11 @@ fn failing_table(out: &mut String, failing: &[FailingEntry]) {
         while j < group.len() {
             let ns = &group[j].namespace;
             let in_ns = group[j..].iter().take_while(|e| &e.namespace == ns).count();
-            let name = if ns.is_empty() { "(cluster)" } else { ns };
+            let name = shown(ns, "(cluster)");
             let _ = writeln!(out, "  {name} ({in_ns})");
             for e in &group[j..j + in_ns] {
-                let subject = match (e.kind.as_str(), e.name.as_str()) {
-                    ("", "") => "(no subject)".to_owned(),
-                    (k, n) => format!("{k}/{n}"),
-                };
-                let rule = if e.rule.is_empty() { "-" } else { &e.rule };
+                let subject = subject(e);
+                let rule = shown(&e.rule, "-");
                 let controls = if e.controls.is_empty() {
                     String::new()
                 } else {
@@ -719,13 +1060,15 @@ fn failing_table(out: &mut String, failing: &[FailingEntry]) {
 /// Run `summary`: list everything, print, and return the exit status.
 pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     let (tx, mut rx) = mpsc::channel(app::CHANNEL);
-    if args.failing.failing {
+    // Markdown always shows the first entries of the work list.
+    let work = args.failing.failing || args.output == Output::Markdown;
+    if work {
         // Before any source starts decoding.
         crate::report::keep_messages();
     }
     let mut agg = app::start(&args.source, app::Outputs::default(), false, tx).await?;
     agg.keep_problems();
-    if args.failing.failing {
+    if work {
         agg.keep_failing();
     }
     let mut files = FilesSeen::default();
@@ -763,9 +1106,11 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
         files.observe(&ev);
         agg.handle(ev);
     }
+    // Staleness as of now, not as of the start of a long list.
+    agg.tick();
     let mut summary = Summary::from_aggregate(&agg, &args.targets, args.target_violation_rate)?;
     summary.input.files_read = files.read(agg.problems());
-    if args.failing.failing {
+    if work {
         summary.failing = Some(work_list(&agg, &args.failing)?);
     }
     match args.output {
@@ -774,6 +1119,7 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("cannot encode the summary as JSON: {e}"),
         },
+        Output::Markdown => print!("{}", summary.markdown()),
     }
     let status = summary.exit_status(args.fail_on_targets, args.allow_invalid);
     report_problems(agg.problems(), args.allow_invalid);
