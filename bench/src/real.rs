@@ -221,6 +221,12 @@ impl RealCluster {
 
     /// Creates `objects`, `concurrency` requests at a time.
     pub fn create_all(&self, objects: &[Value], concurrency: usize) -> Result<()> {
+        self.create(objects, concurrency, false)
+    }
+
+    /// Creates `objects`; with `existing_ok`, one that exists already is left
+    /// as it is.
+    fn create(&self, objects: &[Value], concurrency: usize, existing_ok: bool) -> Result<()> {
         let mut jobs = Vec::with_capacity(objects.len());
         for o in objects {
             let api = self.api(o)?;
@@ -230,12 +236,15 @@ impl RealCluster {
         self.rt.block_on(
             futures::stream::iter(jobs)
                 .map(|(api, obj)| async move {
-                    api.create(&PostParams::default(), &obj)
-                        .await
-                        .with_context(|| format!("creating {:?}", obj.metadata.name))
+                    match api.create(&PostParams::default(), &obj).await {
+                        Err(kube::Error::Api(s)) if existing_ok && s.code == 409 => Ok(()),
+                        other => other
+                            .map(drop)
+                            .with_context(|| format!("creating {:?}", obj.metadata.name)),
+                    }
                 })
                 .buffer_unordered(concurrency.max(1))
-                .try_for_each(|_| async { Ok(()) }),
+                .try_for_each(|()| async { Ok(()) }),
         )
     }
 
@@ -253,7 +262,7 @@ impl RealCluster {
             .iter()
             .map(|n| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
             .collect();
-        self.create_all(&namespaces, concurrency)?;
+        self.create(&namespaces, concurrency, true)?;
         let objects: Vec<Value> = objects
             .iter()
             .cloned()

@@ -43,7 +43,11 @@ fn settles(c: &RealCluster, e: &Exporter, what: &str) -> String {
         crosscheck(&snap, &metrics)
     })
     .unwrap_or_else(|err| panic!("{err}\nexporter logs:\n{}", tail(&e.logs(), 30)));
-    eprintln!("{what}: exact within {:.1} s ({})", start.elapsed().as_secs_f64(), report.trim());
+    eprintln!(
+        "{what}: exact within {:.1} s ({})",
+        start.elapsed().as_secs_f64(),
+        report.trim()
+    );
     report
 }
 
@@ -110,7 +114,6 @@ fn whole_second_timestamps(o: &mut Value) {
         }
     }
 }
-
 
 fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})

@@ -37,6 +37,9 @@ func main() {
 	cfg.AdvertisePeerUrls = []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
 	cfg.LogLevel = "warn"
+	// No fsync, as envtest runs etcd: a test cluster's data need not survive a
+	// power cut, and each write skips a disk flush.
+	cfg.UnsafeNoFsync = true
 	// The API server compacts etcd itself (--etcd-compaction-interval); etcd's
 	// own auto-compaction stays off so the tests decide when 410 Gone happens.
 	e, err := embed.StartEtcd(cfg)
