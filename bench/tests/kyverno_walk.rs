@@ -43,9 +43,10 @@ use serde_json::{Value, json};
 const NAMESPACES: [&str; 3] = ["shop", "batch", "payments"];
 /// Where `restrict-image-registries` enforces while it audits elsewhere.
 const OVERRIDE_NS: &str = "payments";
-/// Kyverno's reports controller aggregates admission reports after 10 s and
-/// queues background scans 30 s after a change (fixed in 1.19.1): a change
-/// shows in the reports within about a minute on a loaded machine.
+/// Kyverno's reports controller aggregates admission reports 10 s after they
+/// appear and queues a background scan 30 s after a change (constants in
+/// 1.19.1, no flag sets them): a change shows in the reports within about a
+/// minute on a loaded machine.
 const SETTLE: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_secs(2);
 
@@ -280,6 +281,7 @@ fn audit_pods() -> (Pods, Pods) {
     let refused = vec![
         ("payments", "gateway-1", BAD_REGISTRY),
         ("payments", "gateway-2", BAD_REGISTRY),
+        ("payments", "gateway-3", and(BAD_REGISTRY, PRIVILEGED)),
     ];
     (created, refused)
 }
@@ -327,12 +329,17 @@ impl Truth {
     }
 
     /// An attempt the API server refused: a blocked admission for each
-    /// policy in force that the Pod fails (Kyverno evaluates the ones still
-    /// in Audit only for admitted requests).
+    /// policy in force that the Pod fails. A ClusterPolicy still in Audit is
+    /// evaluated only for admitted requests, so it writes nothing; the
+    /// ValidatingPolicy has a webhook of its own, which evaluates the request
+    /// whatever the other webhooks answer, so in Audit it writes an audit
+    /// failure for a Pod that never existed.
     fn refused(&mut self, ns: &str, c: Class) {
         for p in POLICIES.iter().filter(|p| fails(p, c)) {
             if self.mode_in(p, ns) == "enforce" {
                 *self.blocked.entry((ns.to_owned(), p.name)).or_default() += 1;
+            } else if p.source == "KyvernoValidatingPolicy" {
+                *self.audit.entry((ns.to_owned(), p.name)).or_default() += 1;
             }
         }
     }
@@ -456,6 +463,26 @@ impl Truth {
             }
         }
         out
+    }
+
+    /// The step's figures, for the log.
+    fn describe(&self) -> String {
+        let controls: Vec<String> = CONTROLS
+            .iter()
+            .map(|c| {
+                let (compliant, noncompliant) = self.control_totals(c);
+                format!("{c} {compliant}/{}", compliant + noncompliant)
+            })
+            .collect();
+        format!(
+            "{} Pods, {} results ({} fail), {}; audit failures {}, blocked {}",
+            self.pods.len(),
+            self.count(None, None, true) + self.count(None, None, false),
+            self.count(None, None, true),
+            controls.join(", "),
+            self.audit.values().sum::<u64>(),
+            self.blocked.values().sum::<u64>()
+        )
     }
 
     /// Remembers the policies failing now, for the 7-day panels.
@@ -1151,7 +1178,11 @@ fn settled(
         || prometheus_matches(p, truth, step),
     )
     .map_err(|err| anyhow!("{err:#}\nprometheus log:\n{}", p.logs()))?;
-    eprintln!("{what}: exact after {:.0?}", start.elapsed());
+    eprintln!(
+        "{what}: exact after {:.0?}: {}",
+        start.elapsed(),
+        truth.describe()
+    );
     Ok(s)
 }
 
