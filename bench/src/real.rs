@@ -604,12 +604,8 @@ impl RealCluster {
             .arg(&self.dir)
             .output()
             .context("running scripts/kyverno gc")?;
-        if !out.status.success() {
-            bail!(
-                "scripts/kyverno gc failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(out.status.success(), "scripts/kyverno gc failed: {why}");
         Ok(())
     }
 }
