@@ -448,6 +448,15 @@ pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
     })
 }
 
+/// Every sample of the metric `name`: its labels (by name) and value.
+pub fn samples(text: &str, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+    text.lines()
+        .filter_map(parse_sample)
+        .filter(|(n, _, _)| *n == name)
+        .map(|(_, labels, v)| (labels.into_iter().collect(), v))
+        .collect()
+}
+
 /// Sum of `policyreport_results` samples whose line contains every one of
 /// `needles` (such as `policy="x"`): a fast scan for polling. Only the lines
 /// holding the first needle are looked at, found with a SIMD substring search.

@@ -11,7 +11,10 @@
 //! - [`glue`]: the only place that touches the exporter's library API.
 //! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
 //! - [`real`]: a real etcd and kube-apiserver (`scripts/cluster`), for the
-//!   tests of `tests/real_apiserver.rs`; [`realrow`], the real-server row.
+//!   tests of `tests/real_apiserver.rs`, and with real Kyverno (`--kyverno`)
+//!   for `tests/kyverno_walk.rs`; [`realrow`], the real-server row.
+//! - [`prometheus`]: a real Prometheus that scrapes exporters and evaluates
+//!   the rules of `deploy/`.
 //!
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
@@ -23,6 +26,7 @@ pub mod floor;
 pub mod glue;
 pub mod kubectl;
 pub mod procfs;
+pub mod prometheus;
 pub mod real;
 pub mod realrow;
 pub mod reportgen;

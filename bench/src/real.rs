@@ -593,3 +593,28 @@ pub fn eventually<T>(
         }
     }
 }
+
+impl RealCluster {
+    /// A value of the cluster's `DIR/env` (`API_PORT`, `KYVERNO_VERSION`, …).
+    pub fn env(&self, key: &str) -> Result<String> {
+        let env = std::fs::read_to_string(self.dir.join("env")).context("reading DIR/env")?;
+        env.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no {key} in DIR/env"))
+    }
+
+    /// `scripts/kyverno gc DIR`: deletes the reports whose owner is gone, as
+    /// kube-controller-manager's garbage collector (which this control plane
+    /// does not run) would.
+    pub fn kyverno_gc(&self) -> Result<()> {
+        let out = Command::new(workspace_root().join("scripts/kyverno"))
+            .arg("gc")
+            .arg(&self.dir)
+            .output()
+            .context("running scripts/kyverno gc")?;
+        let why = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(out.status.success(), "scripts/kyverno gc failed: {why}");
+        Ok(())
+    }
+}

@@ -225,8 +225,10 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
 /// Parse a file's bytes, handing each object to `out` as it is decoded.
 /// Both formats stream the entries of a single `List` document as they are
 /// decoded (see [`json::stream`] and [`yaml::stream`]). On an error,
-/// what was handed on is void.
+/// what was handed on is void. Leading `kyverno apply` warning lines are
+/// skipped (see [`after_cli_warnings`]).
 pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
+    let bytes = after_cli_warnings(bytes);
     if json {
         return Ok(json::stream(bytes, out)?);
     }
@@ -234,6 +236,26 @@ pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Resu
         return Err(FileError::TooDeep(MAX_NESTING));
     }
     Ok(yaml::stream(bytes, out)?)
+}
+
+/// How `kyverno apply` starts each warning it prints on stdout.
+const CLI_WARNING: &[u8] = b"Warning: ";
+
+/// `bytes` without the warning lines `kyverno apply --policy-report` prints
+/// on stdout before its report: Kyverno 1.19.1 writes one line
+/// `Warning: <policy file>: kyverno.io/v1 ClusterPolicy is deprecated …` per
+/// ClusterPolicy it loads, in either output format, so the file a shell
+/// redirect makes starts with them and parses as neither YAML (a second
+/// `: ` in a plain scalar) nor JSON. No report, List or Kubernetes object
+/// starts with such a line.
+fn after_cli_warnings(mut bytes: &[u8]) -> &[u8] {
+    while bytes.starts_with(CLI_WARNING) {
+        bytes = match memchr::memchr(b'\n', bytes) {
+            Some(end) => &bytes[end + 1..],
+            None => &[],
+        };
+    }
+    bytes
 }
 
 /// The deepest nesting of `[` and `{` outside quoted strings and comments:
@@ -594,6 +616,40 @@ source: kyverno
         };
         assert_eq!(r.source(), Some("kyverno"));
         assert!(c.bad.is_empty());
+    }
+
+    /// `kyverno apply --policy-report > file` as Kyverno 1.19.1 writes it:
+    /// deprecation warnings on stdout ahead of the report, in both formats.
+    #[test]
+    fn kyverno_cli_warning_lines_before_the_report_are_skipped() {
+        let warning = "Warning: policies.yaml: kyverno.io/v1 ClusterPolicy is deprecated and will be \
+                       removed in a future release; migrate to ValidatingPolicy, see \
+                       https://kyverno.io/docs/guides/migration-to-cel/\n";
+        let yaml = format!(
+            "{warning}{warning}apiVersion: openreports.io/v1alpha1\nkind: ClusterReport\n\
+             metadata:\n  name: merged\nresults:\n- policy: p\n  result: fail\n  \
+             resources:\n  - {{apiVersion: v1, kind: Pod, name: a, namespace: ci}}\nsource: \"\"\n"
+        );
+        let json = format!(
+            "{warning}{{\"kind\":\"ClusterReport\",\"apiVersion\":\"openreports.io/v1alpha1\",\
+             \"metadata\":{{\"name\":\"merged\"}},\"source\":\"\",\"results\":[{{\"policy\":\"p\",\
+             \"result\":\"pass\"}}]}}"
+        );
+        for (bytes, is_json) in [(yaml.as_bytes(), false), (json.as_bytes(), true)] {
+            let c = parse(bytes, is_json).expect("the report after the warnings");
+            let ids: Vec<_> = c.objects.iter().map(|o| (o.kind, o.id())).collect();
+            assert_eq!(ids, vec![(Kind::ClusterReport, ("", "merged"))]);
+        }
+        // Only whole leading lines go: a file of nothing but warnings holds
+        // nothing, and a warning after the report is still an error.
+        assert!(
+            parse(warning.trim_end().as_bytes(), false)
+                .expect("empty")
+                .objects
+                .is_empty()
+        );
+        let late = format!("apiVersion: v1\nkind: List\nitems: []\n{warning}");
+        assert!(parse(late.as_bytes(), false).is_err());
     }
 
     #[test]

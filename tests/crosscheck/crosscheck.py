@@ -265,11 +265,16 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load_documents(path):
-    """All documents of one file, or None when the file does not parse."""
+    """All documents of one file, or None when the file does not parse.
+    Leading lines that start with `Warning: ` are dropped first: `kyverno
+    apply --policy-report` (1.19) prints its deprecation warnings on stdout
+    ahead of the report."""
     try:
         with open(path, "rb") as f:
             data = f.read()
         text = data.decode("utf-8")
+        while text.startswith("Warning: "):
+            text = text.partition("\n")[2]
         if path.endswith(".json"):
             return [json.loads(text)] if text.strip() else []
         return list(yaml.load_all(text, Loader=_Loader))
