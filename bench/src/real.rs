@@ -46,6 +46,12 @@ impl RealCluster {
     /// Runs `scripts/cluster start DIR OPTIONS` in a new temporary folder.
     /// Fails with the install line when Go is missing.
     pub fn start(options: &[&str]) -> Result<RealCluster> {
+        Self::start_with(options, &[])
+    }
+
+    /// [`RealCluster::start`] with environment variables for `scripts/cluster`
+    /// (such as `CLUSTER_COMPACTION_INTERVAL`).
+    pub fn start_with(options: &[&str], env: &[(&str, &str)]) -> Result<RealCluster> {
         let tmp = tempfile::Builder::new()
             .prefix("real-cluster")
             .tempdir()
@@ -55,6 +61,7 @@ impl RealCluster {
             .arg("start")
             .arg(&dir)
             .args(options)
+            .envs(env.iter().copied())
             .output()
             .context("running scripts/cluster start")?;
         if !out.status.success() {
