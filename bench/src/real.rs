@@ -243,11 +243,27 @@ impl RealCluster {
         self.rt.block_on(
             futures::stream::iter(jobs)
                 .map(|(api, obj)| async move {
-                    match api.create(&PostParams::default(), &obj).await {
-                        Err(kube::Error::Api(s)) if existing_ok && s.code == 409 => Ok(()),
-                        other => other
-                            .map(drop)
-                            .with_context(|| format!("creating {:?}", obj.metadata.name)),
+                    // A connection the server closes under load (seen at 50k
+                    // creates) is retried; an answer from the API is not.
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        match api.create(&PostParams::default(), &obj).await {
+                            Err(kube::Error::Api(s)) if existing_ok && s.code == 409 => {
+                                return Ok(());
+                            }
+                            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => {
+                                return Ok(());
+                            }
+                            Err(e) if attempt < 5 && !matches!(e, kube::Error::Api(_)) => {
+                                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                            }
+                            other => {
+                                return other
+                                    .map(drop)
+                                    .with_context(|| format!("creating {:?}", obj.metadata.name));
+                            }
+                        }
                     }
                 })
                 .buffer_unordered(concurrency.max(1))
