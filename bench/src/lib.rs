@@ -2,6 +2,7 @@
 //! tests against a real API server.
 //!
 //! - [`reportgen`]: a deterministic generator of report sets shaped like Kyverno's.
+//! - [`admission`]: a deterministic generator of Kyverno's per-occurrence admission Events.
 //! - [`run`]: the end-to-end benchmark of the real exporter binary against the
 //!   fake API server, with the floor and jq baselines on the same bytes.
 //! - [`soak`]: a long churn of creates, updates and deletes with forced relists.
@@ -16,6 +17,7 @@
 //! `cargo run --release -p policyreport-bench -- run` prints the tables;
 //! `docs/benchmarks.md` explains them.
 
+pub mod admission;
 pub mod cluster;
 pub mod compressed;
 pub mod exporter;
