@@ -1,0 +1,276 @@
+//! Admission Events: what counting needs of each live Event, and nothing
+//! more.
+//!
+//! Kyverno ≥ 1.12 writes one Event per admission, and the API server keeps
+//! each for its `--event-ttl` (1 h by default), so a busy admission path
+//! holds tens of thousands of them. Counting needs, per Event, its uid (to
+//! tell an update from a new Event), the count already added, and the
+//! counter it adds to, interned once for all Events. That is one 40-byte
+//! slot of a hash table: about 54 bytes per live Event with the table's
+//! spare room (`bench/tests/heap.rs`), against 268 bytes when Events were
+//! held as general objects (their namespace and name, a general
+//! contribution, an insertion-ordered map entry).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::{AdmissionKey, Map};
+use crate::source::Origin;
+
+/// An Event's identity: its uid, which the API server assigns and never
+/// reuses. An Event recreated under the same name is another Event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum EventId {
+    /// A uid in the form API servers assign (lowercase UUID text): its 16
+    /// bytes.
+    Uuid([u8; 16]),
+    /// Any other uid, as written.
+    Uid(Box<str>),
+    /// An Event without a uid (hand-written files): `namespace/name`.
+    Name(Box<str>),
+}
+
+impl EventId {
+    /// The identity of the Event with this metadata.
+    pub fn of(meta: &ObjectMeta) -> EventId {
+        match meta.uid.as_deref().filter(|u| !u.is_empty()) {
+            Some(uid) => uuid_bytes(uid).map_or_else(|| EventId::Uid(uid.into()), EventId::Uuid),
+            None => EventId::Name(
+                format!(
+                    "{}/{}",
+                    meta.namespace.as_deref().unwrap_or(""),
+                    meta.name.as_deref().unwrap_or("")
+                )
+                .into(),
+            ),
+        }
+    }
+}
+
+/// The 16 bytes of a lowercase UUID text (`8-4-4-4-12` hex digits), or
+/// `None` for anything else, so that two different texts never map to the
+/// same bytes.
+fn uuid_bytes(uid: &str) -> Option<[u8; 16]> {
+    let text = uid.as_bytes();
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&i| text[i] != b'-') {
+        return None;
+    }
+    let mut digits = text.iter().filter(|&&c| c != b'-').map(|&c| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    });
+    let mut out = [0u8; 16];
+    for byte in &mut out {
+        *byte = (digits.next()?? << 4) | digits.next()??;
+    }
+    Some(out)
+}
+
+/// What one live Event has added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Counted {
+    /// Before activation, the Event's count; after, the highest count
+    /// added. Carried through updates that are invalid or not admissions,
+    /// so a flapping Event is never counted twice.
+    pub counted: u64,
+    /// Its counter in [`Admissions`], or [`Counted::NO_COUNTER`].
+    pub counter: u32,
+    /// It could not be decoded (it is logged once, not at each update).
+    pub invalid: bool,
+}
+
+impl Counted {
+    /// Not an admission counted here (another kind of Event, or out of
+    /// scope).
+    pub const NO_COUNTER: u32 = u32::MAX;
+
+    /// An Event that adds to no counter.
+    pub const NOTHING: Counted = Counted {
+        counted: 0,
+        counter: Self::NO_COUNTER,
+        invalid: false,
+    };
+
+    /// An Event that could not be decoded.
+    pub const INVALID: Counted = Counted {
+        invalid: true,
+        ..Self::NOTHING
+    };
+
+    /// Make this (new) state of an Event visible, given its previous one:
+    /// counters only grow, so only an increase over what was added is
+    /// added, and the highest count added is remembered.
+    fn activate(&mut self, old: Option<Counted>, admissions: &mut Admissions) {
+        let seen = old.map_or(0, |o| o.counted);
+        if self.counter != Self::NO_COUNTER && self.counted > seen {
+            admissions.add(self.counter, self.counted - seen);
+        } else {
+            self.counted = seen;
+        }
+    }
+}
+
+/// The admission counters. A counter keeps its id for good: counters never
+/// go down, so they are never removed.
+#[derive(Debug, Default)]
+pub(super) struct Admissions {
+    ids: Map<AdmissionKey, u32>,
+    counters: Vec<(AdmissionKey, u64)>,
+}
+
+impl Admissions {
+    /// The id of a counter, created at 0 when new.
+    pub fn id(&mut self, key: AdmissionKey) -> u32 {
+        let next = self.counters.len() as u32;
+        *self.ids.entry(key).or_insert_with(|| {
+            self.counters.push((key, 0));
+            next
+        })
+    }
+
+    fn add(&mut self, id: u32, n: u64) {
+        self.counters[id as usize].1 += n;
+    }
+
+    /// Every counter above 0 (an id taken by an Event that was never
+    /// activated, say replaced within a relist, has counted nothing).
+    pub fn iter(&self) -> impl Iterator<Item = (&AdmissionKey, u64)> {
+        self.counters
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k, *n))
+    }
+}
+
+type Table = Map<EventId, Counted>;
+
+/// The live Events of each origin, and those of each relist in progress.
+#[derive(Debug, Default)]
+pub(super) struct EventTables {
+    live: Map<Origin, Table>,
+    pending: Map<Origin, Table>,
+}
+
+impl EventTables {
+    /// Whether the live Event `id` of `origin` could not be decoded.
+    pub fn is_invalid(&self, origin: &Origin, id: &EventId) -> bool {
+        self.live
+            .get(origin)
+            .and_then(|t| t.get(id))
+            .is_some_and(|c| c.invalid)
+    }
+
+    /// An Event was created or updated. Returns whether it is new.
+    pub fn apply(
+        &mut self,
+        origin: Origin,
+        id: EventId,
+        mut new: Counted,
+        admissions: &mut Admissions,
+    ) -> bool {
+        let table = self.live.entry(origin).or_default();
+        let old = table.get(&id).copied();
+        new.activate(old, admissions);
+        table.insert(id, new);
+        old.is_none()
+    }
+
+    /// An Event was deleted. Returns whether it was held. What it added
+    /// stays added.
+    pub fn delete(&mut self, origin: &Origin, id: &EventId) -> bool {
+        let Some(table) = self.live.get_mut(origin) else {
+            return false;
+        };
+        let removed = table.remove(id).is_some();
+        if table.is_empty() {
+            self.live.remove(origin);
+        }
+        removed
+    }
+
+    /// A relist of `origin` begins; an unfinished one is abandoned.
+    pub fn resync_start(&mut self, origin: &Origin) {
+        self.pending.remove(origin);
+    }
+
+    /// An Event of the relist in progress; a later copy replaces an earlier
+    /// one.
+    pub fn resync_apply(&mut self, origin: Origin, id: EventId, new: Counted) {
+        self.pending.entry(origin).or_default().insert(id, new);
+    }
+
+    /// The relist is complete: its Events replace the origin's. Returns
+    /// how many Events are new and how many are gone.
+    pub fn resync_end(&mut self, origin: &Origin, admissions: &mut Admissions) -> (u64, u64) {
+        let mut fresh = self.pending.remove(origin).unwrap_or_default();
+        let mut old = self.live.remove(origin).unwrap_or_default();
+        let mut added = 0;
+        for (id, new) in fresh.iter_mut() {
+            let prev = old.remove(id);
+            added += u64::from(prev.is_none());
+            new.activate(prev, admissions);
+        }
+        let gone = old.len() as u64;
+        if !fresh.is_empty() {
+            self.live.insert(origin.clone(), fresh);
+        }
+        (added, gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(ns: &str, name: &str, uid: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            uid: uid.map(str::to_owned),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn uuids_are_kept_as_their_bytes_and_anything_else_as_text() {
+        let id = EventId::of(&meta(
+            "default",
+            "p.1",
+            Some("0123abcd-4567-89ef-0011-223344556677"),
+        ));
+        assert_eq!(
+            id,
+            EventId::Uuid([
+                0x01, 0x23, 0xab, 0xcd, 0x45, 0x67, 0x89, 0xef, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
+                0x66, 0x77
+            ])
+        );
+        // Uppercase, a misplaced dash, a non-hex digit: kept as written,
+        // so two different uids never share an identity.
+        for uid in [
+            "0123ABCD-4567-89ef-0011-223344556677",
+            "0123abcd4-567-89ef-0011-223344556677",
+            "0123abcg-4567-89ef-0011-223344556677",
+            "u1",
+        ] {
+            assert_eq!(
+                EventId::of(&meta("default", "p.1", Some(uid))),
+                EventId::Uid(uid.into())
+            );
+        }
+        assert_eq!(
+            EventId::of(&meta("default", "p.1", None)),
+            EventId::Name("default/p.1".into())
+        );
+        assert_eq!(
+            EventId::of(&meta("default", "p.1", Some(""))),
+            EventId::Name("default/p.1".into())
+        );
+    }
+
+    #[test]
+    fn a_slot_is_40_bytes() {
+        assert_eq!(size_of::<EventId>() + size_of::<Counted>(), 40);
+        assert_eq!(size_of::<(EventId, Counted)>(), 40);
+    }
+}
