@@ -10,6 +10,7 @@
 //! - [`kubectl`]: objects written as `kubectl get -o json` and `-o yaml` print them.
 //! - [`compressed`]: gzip-compressed scrapes against plain ones.
 //! - [`glue`]: the only place that touches the exporter's library API.
+//! - [`memory`]: steady RSS per report and per live admission Event, for sizing.
 //! - [`unpaged`]: the unpaged sync, replay and relist row (reports-server mode).
 //! - [`real`]: a real etcd and kube-apiserver (`scripts/cluster`), for the
 //!   tests of `tests/real_apiserver.rs`; [`realrow`], the real-server row.
@@ -24,6 +25,7 @@ pub mod exporter;
 pub mod floor;
 pub mod glue;
 pub mod kubectl;
+pub mod memory;
 pub mod procfs;
 pub mod real;
 pub mod realrow;

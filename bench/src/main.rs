@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policyreport_bench::cluster::Cluster;
 use policyreport_bench::exporter::{Build, exporter_binary};
+use policyreport_bench::memory::{self, MemoryOptions};
 use policyreport_bench::real::RealCluster;
 use policyreport_bench::realrow::{self, RealOptions};
 use policyreport_bench::reportgen::{self, DEFAULT_POLICIES, Spec};
@@ -147,6 +148,16 @@ struct RunArgs {
     /// Run the soak instead of the sizes.
     #[arg(long)]
     soak: bool,
+    /// Run only the memory rows instead of the sizes: steady RSS per report
+    /// and per live admission Event, and the peak through a forced relist.
+    #[arg(long, conflicts_with = "soak")]
+    memory: bool,
+    /// Memory rows: report counts.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [50_000usize, 200_000])]
+    memory_reports: Vec<usize>,
+    /// Memory rows: live per-occurrence admission Event counts.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [50_000usize, 200_000])]
+    memory_events: Vec<usize>,
     /// Soak: events to write.
     #[arg(long, default_value_t = 1_000_000)]
     soak_events: u64,
@@ -259,6 +270,14 @@ fn generate(args: GenArgs) -> Result<()> {
     Ok(())
 }
 
+fn join(numbers: &[usize]) -> String {
+    numbers
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn run(args: RunArgs) -> Result<()> {
     let exporter = match args.exporter {
         Some(p) => p,
@@ -289,6 +308,20 @@ fn run(args: RunArgs) -> Result<()> {
         let r = soak::run_soak(&opts)?;
         emit(&r.table());
         emit(&format!("soak: {}", if r.pass() { "PASS" } else { "FAIL" }));
+    } else if args.memory {
+        let opts = MemoryOptions {
+            reports: args.memory_reports,
+            events: args.memory_events,
+            settle: Duration::from_secs_f64(args.settle_secs),
+            ..MemoryOptions::new(exporter.clone(), args.seed)
+        };
+        emit(&run::header(&Options::new(exporter)));
+        emit(&format!(
+            "command: run --memory --memory-reports {} --memory-events {}\n",
+            join(&opts.reports),
+            join(&opts.events)
+        ));
+        emit(&memory::run(&opts)?.table());
     } else {
         let mut opts = Options::new(exporter);
         opts.sizes = args.sizes;
