@@ -13,6 +13,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::uid::uuid_bytes;
 use super::{AdmissionKey, Map};
 use crate::source::Origin;
 
@@ -44,26 +45,6 @@ impl EventId {
             ),
         }
     }
-}
-
-/// The 16 bytes of a lowercase UUID text (`8-4-4-4-12` hex digits), or
-/// `None` for anything else, so that two different texts never map to the
-/// same bytes.
-fn uuid_bytes(uid: &str) -> Option<[u8; 16]> {
-    let text = uid.as_bytes();
-    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&i| text[i] != b'-') {
-        return None;
-    }
-    let mut digits = text.iter().filter(|&&c| c != b'-').map(|&c| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    });
-    let mut out = [0u8; 16];
-    for byte in &mut out {
-        *byte = (digits.next()?? << 4) | digits.next()??;
-    }
-    Some(out)
 }
 
 /// What one live Event has added.
