@@ -158,6 +158,11 @@ struct RunArgs {
     /// Memory rows: live per-occurrence admission Event counts.
     #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [50_000usize, 200_000])]
     memory_events: Vec<usize>,
+    /// Memory rows: one with the reports of this many Pods (and their
+    /// controllers) and this many live admission Events together, as
+    /// PODS:EVENTS ("none" skips it).
+    #[arg(long, default_value = "150000:50000")]
+    memory_cluster: String,
     /// Soak: events to write.
     #[arg(long, default_value_t = 1_000_000)]
     soak_events: u64,
@@ -309,17 +314,28 @@ fn run(args: RunArgs) -> Result<()> {
         emit(&r.table());
         emit(&format!("soak: {}", if r.pass() { "PASS" } else { "FAIL" }));
     } else if args.memory {
+        let cluster = match args.memory_cluster.as_str() {
+            "none" => None,
+            pe => {
+                let parsed = pe
+                    .split_once(':')
+                    .and_then(|(p, e)| Some((p.parse().ok()?, e.parse().ok()?)));
+                Some(parsed.context("--memory-cluster: PODS:EVENTS, or none")?)
+            }
+        };
         let opts = MemoryOptions {
             reports: args.memory_reports,
             events: args.memory_events,
+            cluster,
             settle: Duration::from_secs_f64(args.settle_secs),
             ..MemoryOptions::new(exporter.clone(), args.seed)
         };
         emit(&run::header(&Options::new(exporter)));
         emit(&format!(
-            "command: run --memory --memory-reports {} --memory-events {}\n",
+            "command: run --memory --memory-reports {} --memory-events {} --memory-cluster {}\n",
             join(&opts.reports),
-            join(&opts.events)
+            join(&opts.events),
+            args.memory_cluster
         ));
         emit(&memory::run(&opts)?.table());
     } else {

@@ -44,6 +44,9 @@ pub struct MemoryOptions {
     pub reports: Vec<usize>,
     /// Live admission Event counts, one row each.
     pub events: Vec<usize>,
+    /// (Pods, live admission Events): one row with the reports of that many
+    /// Pods and their controllers, and the Events, together.
+    pub cluster: Option<(usize, usize)>,
     /// Generator seed.
     pub seed: u64,
     /// Wait after /readyz, and after the relist, before reading the RSS.
@@ -53,12 +56,14 @@ pub struct MemoryOptions {
 }
 
 impl MemoryOptions {
-    /// Rows at 50k and 200k reports and at 50k and 200k Events.
+    /// Rows at 50k and 200k reports, at 50k and 200k Events, and 150k Pods
+    /// (Kubernetes' documented limit) with 50k Events.
     pub fn new(exporter: PathBuf, seed: u64) -> Self {
         Self {
             exporter,
             reports: vec![50_000, 200_000],
             events: vec![50_000, 200_000],
+            cluster: Some((150_000, 50_000)),
             seed,
             settle: Duration::from_secs(3),
             timeout: Duration::from_secs(900),
@@ -66,30 +71,29 @@ impl MemoryOptions {
     }
 }
 
-/// What a row holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Load {
-    /// Nothing: the baseline.
-    Empty,
+/// What a row's cluster holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Load {
     /// Generated reports.
-    Reports {
-        /// Reports.
-        reports: usize,
-        /// Results in them.
-        results: u64,
-        /// Namespaces.
-        namespaces: usize,
-    },
+    pub reports: usize,
+    /// Their Pods.
+    pub pods: usize,
+    /// Their results.
+    pub results: u64,
+    /// Their namespaces.
+    pub namespaces: usize,
     /// Live per-occurrence admission Events.
-    Events(usize),
+    pub events: usize,
 }
 
 impl Load {
+    /// The objects a per-object figure divides by: the reports, or else the
+    /// Events.
     fn objects(&self) -> usize {
-        match self {
-            Load::Empty => 0,
-            Load::Reports { reports, .. } => *reports,
-            Load::Events(n) => *n,
+        if self.reports > 0 {
+            self.reports
+        } else {
+            self.events
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct Row {
     pub load: Load,
     /// Start → /readyz.
     pub sync_wall: Duration,
+    /// The exporter's CPU until /readyz.
+    pub sync_cpu: Duration,
     /// VmRSS after /readyz and settling.
     pub steady_rss: u64,
     /// VmHWM at /readyz.
@@ -135,14 +141,20 @@ impl Row {
             / self.load.objects().max(1) as f64
     }
 
-    /// Whether the row meets its target (`None`: no target at this size).
+    /// Whether the row meets its target (`None`: no target for this load).
     pub fn pass(&self, baseline: &Row) -> Option<bool> {
         let each = self.bytes_each(baseline);
         match self.load {
-            Load::Reports { reports, .. } if reports == targets::REPORTS_AT => {
-                Some(each <= targets::REPORT_BYTES && self.exact)
-            }
-            Load::Events(_) => Some(each <= targets::EVENT_BYTES && self.exact),
+            Load {
+                reports: targets::REPORTS_AT,
+                events: 0,
+                ..
+            } => Some(each <= targets::REPORT_BYTES && self.exact),
+            Load {
+                reports: 0,
+                events: 1..,
+                ..
+            } => Some(each <= targets::EVENT_BYTES && self.exact),
             _ => None,
         }
     }
@@ -152,54 +164,72 @@ fn events_def() -> ResourceDef {
     ResourceDef::new("", "v1", "Event", "events", true)
 }
 
+/// A check of what the exporter shows.
+type Check = Box<dyn Fn(&str) -> bool>;
+
 /// Runs the baseline and every row.
 pub fn run(opts: &MemoryOptions) -> Result<MemoryResult> {
-    let baseline = measure(opts, Load::Empty, |_| Ok(()), |_| true)?;
+    let baseline = measure(opts, true, |_| {
+        Ok((Load::default(), Box::new(|_: &str| true)))
+    })?;
     eprintln!("[memory] baseline: {baseline:?}");
-    let mut rows = Vec::new();
+    let mut loads: Vec<(Spec, usize)> = Vec::new();
     for &n in &opts.reports {
-        let set = reportgen::generate(&Spec::with_reports(n, opts.seed));
-        let load = Load::Reports {
-            reports: n,
-            results: set.total_results(),
-            namespaces: set.spec.namespaces + 1,
-        };
-        let expected = set.expected();
-        let row = measure(
-            opts,
-            load,
-            |cluster| {
-                cluster.load(&set.reports);
-                Ok(())
-            },
-            |text| parse_results(text) == expected,
-        )?;
-        eprintln!("[memory] {row:?}");
-        rows.push(row);
+        loads.push((Spec::with_reports(n, opts.seed), 0));
     }
     for &n in &opts.events {
-        let spec = EventSpec::new(n, opts.seed);
-        let row = measure(
-            opts,
-            Load::Events(n),
-            |cluster| {
-                let def = events_def();
-                let mut batch = Vec::with_capacity(1024);
-                for event in admission::events(&spec) {
-                    batch.push(event);
-                    if batch.len() == batch.capacity() {
-                        cluster.server.apply_all(&def, std::mem::take(&mut batch));
-                    }
-                }
-                cluster.server.apply_all(&def, batch);
-                Ok(())
-            },
-            |text| admissions(text) == n as f64,
-        )?;
+        loads.push((Spec::with_reports(0, opts.seed), n));
+    }
+    if let Some((pods, events)) = opts.cluster {
+        let mut spec = Spec::with_reports(0, opts.seed);
+        spec.pods = Some(pods);
+        spec.namespaces = (pods / 150).clamp(4, 400);
+        loads.push((spec, events));
+    }
+    let mut rows = Vec::new();
+    for (spec, events) in loads {
+        let row = measure(opts, events > 0, |cluster| {
+            fill(cluster, &spec, events, opts.seed)
+        })?;
         eprintln!("[memory] {row:?}");
         rows.push(row);
     }
     Ok(MemoryResult { baseline, rows })
+}
+
+/// Loads the reports of `spec` (none when it asks for none) and `events`
+/// admission Events into the cluster; returns what they are and how to
+/// check the exporter's counts of them. The generated objects are dropped
+/// once loaded: the server keeps their bytes.
+fn fill(cluster: &Cluster, spec: &Spec, events: usize, seed: u64) -> Result<(Load, Check)> {
+    let mut load = Load {
+        events,
+        ..Load::default()
+    };
+    let mut expected = reportgen::Counts::new();
+    if spec.reports > 0 || spec.pods.is_some() {
+        let set = reportgen::generate(spec);
+        load.reports = set.reports.len();
+        load.pods = set.reports.iter().filter(|r| r.subject == "Pod").count();
+        load.results = set.total_results();
+        load.namespaces = set.spec.namespaces + 1;
+        expected = set.expected();
+        cluster.load(&set.reports);
+    }
+    if events > 0 {
+        let def = events_def();
+        let mut batch = Vec::with_capacity(1024);
+        for event in admission::events(&EventSpec::new(events, seed)) {
+            batch.push(event);
+            if batch.len() == batch.capacity() {
+                cluster.server.apply_all(&def, std::mem::take(&mut batch));
+            }
+        }
+        cluster.server.apply_all(&def, batch);
+    }
+    let check =
+        move |text: &str| parse_results(text) == expected && admissions(text) == events as f64;
+    Ok((load, Box::new(check)))
 }
 
 /// Blocked and audit admissions counted, over every series.
@@ -242,18 +272,19 @@ fn resources(events: bool) -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// Starts the exporter on a cluster serving the report kinds (and Events
+/// with `with_events`), filled by `fill`, and measures it through its sync
+/// and a forced relist.
 fn measure(
     opts: &MemoryOptions,
-    load: Load,
-    fill: impl FnOnce(&Cluster) -> Result<()>,
-    exact: impl Fn(&str) -> bool,
+    with_events: bool,
+    fill: impl FnOnce(&Cluster) -> Result<(Load, Check)>,
 ) -> Result<Row> {
-    let with_events = !matches!(load, Load::Reports { .. });
     let cluster = Cluster::start(100_000)?;
     if with_events {
         cluster.server.serve(events_def());
     }
-    fill(&cluster)?;
+    let (load, exact) = fill(&cluster)?;
     let exporter = Exporter::spawn(
         &opts.exporter,
         &[],
@@ -264,6 +295,7 @@ fn measure(
     )?;
     let pid = exporter.pid;
     let sync_wall = exporter.wait_ready(opts.timeout, Duration::from_millis(5))?;
+    let sync_cpu = procfs::cpu_time(pid).unwrap_or_default();
     let sync_peak_rss = procfs::hwm(pid).unwrap_or_default();
     let mut ok = exact(&exporter.metrics()?);
     std::thread::sleep(opts.settle);
@@ -309,6 +341,7 @@ fn measure(
     let row = Row {
         load,
         sync_wall,
+        sync_cpu,
         steady_rss,
         sync_peak_rss,
         relist_peak_rss: procfs::hwm(pid).unwrap_or_default(),
@@ -319,51 +352,97 @@ fn measure(
     Ok(row)
 }
 
+/// Bytes per object above the baseline: (steady, peak through a relist).
+type PerObject = (f64, f64);
+
 impl MemoryResult {
+    /// Per report and per Event, from the largest row of each alone: what
+    /// the sizing in docs/operations.md adds up.
+    pub fn model(&self) -> (Option<PerObject>, Option<PerObject>) {
+        let b = &self.baseline;
+        let largest = |reports: bool| {
+            self.rows
+                .iter()
+                .filter(|r| (r.load.reports > 0) == reports && (r.load.events > 0) != reports)
+                .max_by_key(|r| r.load.objects())
+                .map(|r| (r.bytes_each(b), r.peak_bytes_each(b)))
+        };
+        (largest(true), largest(false))
+    }
+
     /// The table (Markdown).
     pub fn table(&self) -> String {
         use targets::*;
         let b = &self.baseline;
+        let (per_report, per_event) = self.model();
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "### Memory per report and per live admission Event (steady RSS above an empty cluster's)\n"
+            "### Memory per report and per live admission Event (RSS above an empty cluster's)\n"
         );
         let _ = writeln!(
             t,
-            "| load | ready after | steady RSS | peak RSS (sync / through a relist) | RSS after the relist | bytes each, steady | bytes each, peak | target | verdict |\n|---|---|---|---|---|---|---|---|---|"
+            "| load | ready after (CPU) | steady RSS | peak RSS (sync / through a relist) | RSS after the relist | bytes each, steady | bytes each, peak | target | verdict |\n|---|---|---|---|---|---|---|---|---|"
         );
         let _ = writeln!(
             t,
-            "| empty cluster (baseline) | {:.2} s | {:.1} MiB | {:.1} / {:.1} MiB | {:.1} MiB | | | | |",
+            "| empty cluster (baseline) | {:.2} s ({:.2} s) | {:.1} MiB | {:.1} / {:.1} MiB | {:.1} MiB | | | | |",
             b.sync_wall.as_secs_f64(),
+            b.sync_cpu.as_secs_f64(),
             mib(b.steady_rss),
             mib(b.sync_peak_rss),
             mib(b.relist_peak_rss),
             mib(b.after_relist_rss)
         );
         for r in &self.rows {
-            let (what, target) = match &r.load {
-                Load::Empty => ("empty".to_owned(), String::new()),
-                Load::Reports {
-                    reports,
-                    results,
-                    namespaces,
-                } => (
-                    format!(
-                        "{} reports ({} results, {namespaces} namespaces)",
-                        thousands(*reports as u64),
-                        thousands(*results)
-                    ),
+            let l = &r.load;
+            let mut what = Vec::new();
+            if l.reports > 0 {
+                what.push(format!(
+                    "{} reports ({} Pods, {} results, {} namespaces)",
+                    thousands(l.reports as u64),
+                    thousands(l.pods as u64),
+                    thousands(l.results),
+                    l.namespaces
+                ));
+            }
+            if l.events > 0 {
+                what.push(format!(
+                    "{} live admission Events",
+                    thousands(l.events as u64)
+                ));
+            }
+            let (each, target) = match (l.reports, l.events) {
+                (_, 0) => (
+                    format!("{:.0} | {:.0}", r.bytes_each(b), r.peak_bytes_each(b)),
                     format!(
                         "≤ {REPORT_BYTES} per report at {}",
                         thousands(REPORTS_AT as u64)
                     ),
                 ),
-                Load::Events(n) => (
-                    format!("{} live admission Events", thousands(*n as u64)),
+                (0, _) => (
+                    format!("{:.0} | {:.0}", r.bytes_each(b), r.peak_bytes_each(b)),
                     format!("≤ {EVENT_BYTES} per Event"),
                 ),
+                // Both: what the per-object figures predict.
+                (reports, events) => match (per_report, per_event) {
+                    (Some(pr), Some(pe)) => {
+                        let predict = |(report, event): (f64, f64)| {
+                            mib((b.steady_rss as f64
+                                + reports as f64 * report
+                                + events as f64 * event) as u64)
+                        };
+                        (
+                            format!(
+                                "predicted {:.1} MiB | predicted {:.1} MiB",
+                                predict((pr.0, pe.0)),
+                                predict((pr.1, pe.1))
+                            ),
+                            String::new(),
+                        )
+                    }
+                    _ => (" | ".to_owned(), String::new()),
+                },
             };
             let verdict = match r.pass(b) {
                 Some(true) => "PASS",
@@ -373,14 +452,14 @@ impl MemoryResult {
             };
             let _ = writeln!(
                 t,
-                "| {what} | {:.2} s | {:.1} MiB | {:.1} / {:.1} MiB | {:.1} MiB | {:.0} | {:.0} | {target} | {verdict} |",
+                "| {} | {:.2} s ({:.2} s) | {:.1} MiB | {:.1} / {:.1} MiB | {:.1} MiB | {each} | {target} | {verdict} |",
+                what.join(" + "),
                 r.sync_wall.as_secs_f64(),
+                r.sync_cpu.as_secs_f64(),
                 mib(r.steady_rss),
                 mib(r.sync_peak_rss),
                 mib(r.relist_peak_rss),
                 mib(r.after_relist_rss),
-                r.bytes_each(b),
-                r.peak_bytes_each(b),
             );
         }
         let exact = self.rows.iter().all(|r| r.exact);

@@ -110,12 +110,14 @@ fn memory_rows_at_tiny_scale() {
     let opts = MemoryOptions {
         reports: vec![20],
         events: vec![30],
+        cluster: Some((15, 10)),
         settle: Duration::from_millis(200),
         timeout: Duration::from_secs(60),
         ..MemoryOptions::new(bin, 1)
     };
     let r = memory::run(&opts).expect("memory rows");
-    assert_eq!(r.rows.len(), 2);
+    assert_eq!(r.rows.len(), 3);
+    assert_eq!((r.rows[2].load.pods, r.rows[2].load.events), (15, 10));
     assert!(
         r.rows.iter().all(|row| row.exact),
         "counts exact after the sync and the forced relist: {r:?}"
@@ -127,6 +129,11 @@ fn memory_rows_at_tiny_scale() {
     let table = r.table();
     assert!(table.contains("| empty cluster (baseline) |"), "{table}");
     assert!(table.contains("| 30 live admission Events |"), "{table}");
+    assert!(
+        table.contains(" Pods, ") && table.contains(" + 10 live admission Events |"),
+        "{table}"
+    );
+    assert!(table.contains("| predicted "), "{table}");
     // 30 Events are too few to measure: only the 200k row's verdict matters,
     // but every Event row has one.
     let events_row = table
