@@ -27,8 +27,11 @@ use crate::run::thousands;
 /// Targets, for sizing: what counting needs of an Event is its uid and the
 /// last count; a report's contribution is series ids and counts.
 pub mod targets {
-    /// Steady RSS per live admission Event.
+    /// Steady RSS per live admission Event, at [`EVENTS_AT`] Events.
     pub const EVENT_BYTES: f64 = 128.0;
+    /// The Event count the Event target is defined at (below it, the fixed
+    /// cost of watching Events weighs on each).
+    pub const EVENTS_AT: usize = 200_000;
     /// Steady RSS per report, at [`REPORTS_AT`] reports.
     pub const REPORT_BYTES: f64 = 512.0;
     /// The report count the report target is defined at.
@@ -152,7 +155,7 @@ impl Row {
             } => Some(each <= targets::REPORT_BYTES && self.exact),
             Load {
                 reports: 0,
-                events: 1..,
+                events: targets::EVENTS_AT,
                 ..
             } => Some(each <= targets::EVENT_BYTES && self.exact),
             _ => None,
@@ -361,13 +364,41 @@ impl MemoryResult {
     pub fn model(&self) -> (Option<PerObject>, Option<PerObject>) {
         let b = &self.baseline;
         let largest = |reports: bool| {
-            self.rows
-                .iter()
-                .filter(|r| (r.load.reports > 0) == reports && (r.load.events > 0) != reports)
-                .max_by_key(|r| r.load.objects())
+            self.alone(reports)
+                .last()
                 .map(|r| (r.bytes_each(b), r.peak_bytes_each(b)))
         };
         (largest(true), largest(false))
+    }
+
+    /// The rows of reports alone (or of Events alone), smallest first.
+    fn alone(&self, reports: bool) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| (r.load.reports > 0) == reports && (r.load.events > 0) != reports)
+            .collect();
+        rows.sort_by_key(|r| r.load.objects());
+        rows
+    }
+
+    /// Bytes per object between the two largest rows of reports alone (or
+    /// of Events alone): (steady, peak), without the fixed cost that the
+    /// per-object figures of small rows carry.
+    pub fn marginal(&self, reports: bool) -> Option<PerObject> {
+        let [.., small, large] = self.alone(reports)[..] else {
+            return None;
+        };
+        let n = large
+            .load
+            .objects()
+            .checked_sub(small.load.objects())?
+            .max(1) as f64;
+        let per = |a: u64, b: u64| (b as f64 - a as f64) / n;
+        Some((
+            per(small.steady_rss, large.steady_rss),
+            per(small.relist_peak_rss, large.relist_peak_rss),
+        ))
     }
 
     /// The table (Markdown).
@@ -422,7 +453,10 @@ impl MemoryResult {
                 ),
                 (0, _) => (
                     format!("{:.0} | {:.0}", r.bytes_each(b), r.peak_bytes_each(b)),
-                    format!("≤ {EVENT_BYTES} per Event"),
+                    format!(
+                        "≤ {EVENT_BYTES} per Event at {}",
+                        thousands(EVENTS_AT as u64)
+                    ),
                 ),
                 // Both: what the per-object figures predict.
                 (reports, events) => match (per_report, per_event) {
@@ -461,6 +495,14 @@ impl MemoryResult {
                 mib(r.relist_peak_rss),
                 mib(r.after_relist_rss),
             );
+        }
+        for (what, reports) in [("report", true), ("Event", false)] {
+            if let Some((steady, peak)) = self.marginal(reports) {
+                let _ = writeln!(
+                    t,
+                    "\nbetween the two largest rows of {what}s alone, each more {what} costs {steady:.0} bytes steady, {peak:.0} at the peak"
+                );
+            }
         }
         let exact = self.rows.iter().all(|r| r.exact);
         let _ = writeln!(
