@@ -10,7 +10,7 @@ runs it on both, with the values it rendered them with.
 - ServiceMonitor and PrometheusRule validate against the small schemas below,
   which cover the fields used here. The PrometheusRule's spec must equal
   rules/policyreport.rules.yaml, and promtool must accept it.
-- The ClusterRole grants get/list/watch on exactly the resources the exporter
+- The ClusterRole grants list/watch on exactly the resources the exporter
   reads.
 - The Deployment meets Kyverno's Pod Security Standards policies (baseline and
   restricted, as in its pod-security policies) and require-requests-limits.

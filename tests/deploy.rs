@@ -90,29 +90,10 @@ fn rendered_args(extra: &[&str]) -> Vec<String> {
     .expect("args: a list of strings")
 }
 
-/// The args parsed as the exporter parses its command line. `--stale-after`
-/// is left out while the exporter does not know it: the chart renders it only
-/// when `staleAfter` is set, for exporters that have it.
+/// The args parsed as the exporter parses its command line.
 fn parse(args: &[String]) -> Cli {
-    let argv = |args: &[String]| {
-        std::iter::once("policyreport-exporter".to_owned())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-    };
-    match Cli::try_parse_from(argv(args)) {
-        Err(e)
-            if e.kind() == clap::error::ErrorKind::UnknownArgument
-                && e.to_string().contains("--stale-after") =>
-        {
-            let i = args
-                .iter()
-                .position(|a| a == "--stale-after")
-                .expect("--stale-after");
-            let without: Vec<String> = [&args[..i], &args[i + 2..]].concat();
-            Cli::try_parse_from(argv(&without)).expect("the exporter accepts the chart's args")
-        }
-        parsed => parsed.expect("the exporter accepts the chart's args"),
-    }
+    let argv = std::iter::once("policyreport-exporter".to_owned()).chain(args.iter().cloned());
+    Cli::try_parse_from(argv).expect("the exporter accepts the chart's args")
 }
 
 #[test]
@@ -171,6 +152,7 @@ fn the_chart_renders_flags_the_exporter_accepts() {
     );
     assert_eq!(serve.compat, Some(Compat::PolicyReporter));
     assert_eq!(serve.source.relist_interval, Duration::from_secs(120));
+    assert_eq!(serve.source.stale_after, Duration::from_secs(6 * 3600));
     assert_eq!(serve.extra_labels, [ExtraLabel::Rule, ExtraLabel::Kind]);
     assert_eq!(serve.source.page_size, 200);
 
