@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Check the rendered deploy/ manifests (a YAML stream on stdin, from
-`kubectl kustomize deploy/`). scripts/check-deploy.sh runs it.
+"""Check rendered manifests (a YAML stream on stdin): deploy/ as
+`kubectl kustomize deploy/` renders it, or, with --helm, the chart
+charts/policyreport-exporter as `helm template` renders it. scripts/check-deploy.sh
+runs it on both, with the values it rendered them with.
 
 - Every built-in object validates against the Kubernetes OpenAPI schemas, offline
   and strict (no unknown fields), with kubernetes-validate for several
@@ -8,7 +10,7 @@
 - ServiceMonitor and PrometheusRule validate against the small schemas below,
   which cover the fields used here. The PrometheusRule's spec must equal
   rules/policyreport.rules.yaml, and promtool must accept it.
-- The ClusterRole grants get/list/watch on exactly the resources the exporter
+- The ClusterRole grants list/watch on exactly the resources the exporter
   reads.
 - The Deployment meets Kyverno's Pod Security Standards policies (baseline and
   restricted, as in its pod-security policies) and require-requests-limits.
@@ -18,8 +20,13 @@
 - With `--networkpolicy` (deploy/ plus the component
   deploy/components/networkpolicy): the NetworkPolicy selects the exporter's
   pods and admits only the Prometheus namespace, only to the metrics port.
+- With `--same-as FILE` (a render of deploy/): the Deployment, ServiceAccount,
+  ClusterRole, ClusterRoleBinding and PrometheusRule equal FILE's, but for the
+  labels Helm adds to every object (HELM_LABELS).
 """
 
+import argparse
+import difflib
 import json
 import os
 import subprocess
@@ -32,22 +39,85 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 NS = "policyreport-exporter"
 IMAGE = "ghcr.io/policyreport-exporter/policyreport-exporter:0.1.0"
+ARGS = ["serve", "--log-format", "json"]
 K8S_VERSIONS = ["1.27.0", "1.30.0", "1.33.0"]
+DASHBOARDS = ["overview", "rollout", "namespace", "exporter-health"]
+# Labels Helm's chart adds to every object (and the instance to its selectors),
+# which deploy/ does not have.
+HELM_LABELS = {"app.kubernetes.io/instance", "app.kubernetes.io/managed-by", "helm.sh/chart"}
+# What --same-as compares: the exporter, its RBAC and its rules.
+SAME_KINDS = ("Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "PrometheusRule")
 
-EXPECTED_OBJECTS = {
-    ("Namespace", NS),
-    ("ServiceAccount", NS),
-    ("ClusterRole", NS),
-    ("ClusterRoleBinding", NS),
-    ("Deployment", NS),
-    ("Service", NS),
-    ("ServiceMonitor", NS),
-    ("PrometheusRule", NS),
-    ("ConfigMap", "policyreport-dashboard-overview"),
-    ("ConfigMap", "policyreport-dashboard-rollout"),
-    ("ConfigMap", "policyreport-dashboard-namespace"),
-    ("ConfigMap", "policyreport-dashboard-exporter-health"),
-}
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--networkpolicy", action="store_true", help="expect the NetworkPolicy")
+    p.add_argument("--helm", action="store_true", help="rendered by the chart: no Namespace; dashboards named NAME-dashboard-*")
+    p.add_argument("--only-exporter", action="store_true", help="no ServiceMonitor, PrometheusRule or dashboards")
+    p.add_argument("--name", default=NS, help="the name of the exporter's objects")
+    p.add_argument("--namespace", default=NS)
+    p.add_argument("--service-account", help="default: --name")
+    p.add_argument("--dashboards-namespace", help="default: --namespace")
+    p.add_argument("--image", default=IMAGE)
+    p.add_argument("--args", type=json.loads, default=ARGS, help="the container's args, as JSON")
+    p.add_argument("--service-port", type=int, default=8080)
+    p.add_argument("--prometheus-namespace", default="monitoring")
+    p.add_argument("--same-as", type=Path, help="a render of deploy/ whose exporter, RBAC and rules must be the same")
+    a = p.parse_args()
+    a.service_account = a.service_account or a.name
+    a.dashboards_namespace = a.dashboards_namespace or a.namespace
+    return a
+
+
+def expected_objects(a):
+    out = {(kind, a.name) for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service")}
+    out = {(k, a.service_account if k == "ServiceAccount" else n) for k, n in out}
+    if not a.helm:
+        out.add(("Namespace", a.namespace))
+    if not a.only_exporter:
+        out |= {("ServiceMonitor", a.name), ("PrometheusRule", a.name)}
+        prefix = f"{a.name}-dashboard-" if a.helm else "policyreport-dashboard-"
+        out |= {("ConfigMap", prefix + d) for d in DASHBOARDS}
+    if a.networkpolicy:
+        out.add(("NetworkPolicy", a.name))
+    return out
+
+
+def without_helm_labels(obj):
+    """The object without the labels Helm adds, wherever labels or selectors are."""
+    if isinstance(obj, dict):
+        return {
+            k: {lk: lv for lk, lv in without_helm_labels(v).items() if lk not in HELM_LABELS}
+            if k in ("labels", "matchLabels") and isinstance(v, dict)
+            else without_helm_labels(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [without_helm_labels(v) for v in obj]
+    return obj
+
+
+def compare_with(docs, path):
+    """The exporter, its RBAC and its rules equal those of another render."""
+    theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d}
+    compared = 0
+    for d in docs:
+        if d["kind"] not in SAME_KINDS:
+            continue
+        other = theirs.get((d["kind"], d["metadata"]["name"]))
+        if other is None:
+            fail(f"{d['kind']} {d['metadata']['name']}: not in {path}")
+            continue
+        mine, other = without_helm_labels(d), without_helm_labels(other)
+        if mine != other:
+            diff = difflib.unified_diff(
+                yaml.safe_dump(other).splitlines(), yaml.safe_dump(mine).splitlines(), str(path), "this", lineterm="", n=1
+            )
+            fail(f"{d['kind']} {d['metadata']['name']} differs:\n" + "\n".join(list(diff)[:40]))
+        compared += 1
+    if compared != len(SAME_KINDS):
+        fail(f"compared {compared} objects with {path}, expected {len(SAME_KINDS)} ({', '.join(SAME_KINDS)})")
+    return compared
 
 EXPECTED_RBAC = {
     ("wgpolicyk8s.io", "policyreports"),
@@ -261,8 +331,8 @@ def main():
         print(f"missing Python package: {e.name} (pip install kubernetes-validate)", file=sys.stderr)
         return 3
 
-    with_netpol = "--networkpolicy" in sys.argv[1:]
-    expected = EXPECTED_OBJECTS | ({("NetworkPolicy", NS)} if with_netpol else set())
+    a = parse_args()
+    expected = expected_objects(a)
     docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
     found = {(d["kind"], d["metadata"]["name"]) for d in docs}
     if found != expected:
@@ -271,8 +341,9 @@ def main():
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
         m = d["metadata"]
-        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding") and m.get("namespace") != NS:
-            fail(f"{d['kind']} {m['name']}: namespace {m.get('namespace')!r}, expected {NS}")
+        ns = a.dashboards_namespace if d["kind"] == "ConfigMap" else a.namespace
+        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding") and m.get("namespace") != ns:
+            fail(f"{d['kind']} {m['name']}: namespace {m.get('namespace')!r}, expected {ns}")
 
     # Schemas.
     validated = 0
@@ -318,21 +389,23 @@ def main():
         if any(r in ("*", "secrets") or g == "*" for g, r in granted):
             fail("ClusterRole: no wildcards and no Secrets")
     for b in by_kind.get("ClusterRoleBinding", []):
-        if b["roleRef"]["name"] != NS or b["subjects"] != [{"kind": "ServiceAccount", "name": NS, "namespace": NS}]:
+        if b["roleRef"]["name"] != a.name or b["subjects"] != [
+            {"kind": "ServiceAccount", "name": a.service_account, "namespace": a.namespace}
+        ]:
             fail(f"ClusterRoleBinding binds {b['roleRef']} to {b['subjects']}")
 
     # The Deployment.
     for dep in by_kind.get("Deployment", []):
         pod = dep["spec"]["template"]
         spec = pod["spec"]
-        if spec.get("serviceAccountName") != NS:
+        if spec.get("serviceAccountName") != a.service_account:
             fail("Deployment: serviceAccountName")
         if dep["spec"]["selector"]["matchLabels"].items() - pod["metadata"]["labels"].items():
             fail("Deployment: the selector does not match the pod labels")
         (c,) = spec["containers"]
-        if c["image"] != IMAGE:
+        if c["image"] != a.image:
             fail(f"Deployment: image {c['image']}")
-        if c.get("args") != ["serve", "--log-format", "json"]:
+        if c.get("args") != a.args:
             fail(f"Deployment: args {c.get('args')}")
         if c.get("ports") != [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]:
             fail(f"Deployment: ports {c.get('ports')}")
@@ -347,7 +420,7 @@ def main():
 
     for svc in by_kind.get("Service", []):
         ports = svc["spec"]["ports"]
-        if [(p["name"], p["port"]) for p in ports] != [("http", 8080)]:
+        if [(p["name"], p["port"], p.get("targetPort")) for p in ports] != [("http", a.service_port, "http")]:
             fail(f"Service: ports {ports}")
         dep_labels = by_kind["Deployment"][0]["spec"]["template"]["metadata"]["labels"]
         if svc["spec"]["selector"].items() - dep_labels.items():
@@ -359,6 +432,12 @@ def main():
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") != "http" or ep.get("honorLabels") is not True:
                 fail(f"ServiceMonitor: endpoint {ep} (port http, honorLabels true)")
+        # The rules and dashboards expect job="policyreport-exporter": the
+        # Service's name, or the value of the Service label named by jobLabel.
+        job_label = sm["spec"].get("jobLabel")
+        job = svc_labels.get(job_label) if job_label else by_kind["Service"][0]["metadata"]["name"]
+        if job != NS:
+            fail(f"ServiceMonitor: the scrape job would be {job!r}, the rules expect {NS}")
 
     # The NetworkPolicy: the exporter's pods, ingress only, from the Prometheus
     # namespace only, to the metrics port only.
@@ -380,8 +459,9 @@ def main():
         }
         for rule in rules:
             peers = rule.get("from", [])
-            if peers != [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]:
-                fail(f"NetworkPolicy: from {peers}: only the Prometheus namespace (monitoring) may be admitted")
+            want = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": a.prometheus_namespace}}}]
+            if peers != want:
+                fail(f"NetworkPolicy: from {peers}: only the Prometheus namespace ({a.prometheus_namespace}) may be admitted")
             ports = [(p.get("port"), p.get("protocol", "TCP")) for p in rule.get("ports", [])]
             if not ports or any(p not in metrics for p in ports):
                 fail(f"NetworkPolicy: ports {rule.get('ports')} must be the metrics port only ({container_ports})")
@@ -415,19 +495,27 @@ def main():
         size = len(json.dumps(cm))
         if size > 262144:
             fail(f"ConfigMap {cm['metadata']['name']}: {size} bytes, over kubectl apply's annotation limit")
-    if shipped != files:
+    if shipped != ({} if a.only_exporter else files):
         fail(f"dashboard ConfigMaps carry {sorted(shipped)}, dashboards/ has {sorted(files)} (or the contents differ)")
-    for p in (ROOT / "deploy").rglob("*"):
-        if p.is_file() and p.suffix in (".json", ".yaml", ".yml") and '"schemaVersion"' in p.read_text(encoding="utf-8"):
+    # Links (the chart's files/ links to dashboards/ and rules/) are not copies.
+    own = [Path(d, f) for top in ("deploy", "charts") for d, _, fs in os.walk(ROOT / top) for f in fs]
+    for p in own:
+        if not p.is_symlink() and p.suffix in (".json", ".yaml", ".yml") and '"schemaVersion"' in p.read_text(encoding="utf-8"):
             fail(f"{p.relative_to(ROOT)}: a copied dashboard; generate it from dashboards/ instead")
+
+    same = compare_with(docs, a.same_as) if a.same_as else 0
 
     if errors:
         for e in errors:
             print(f"FAIL: {e}", file=sys.stderr)
         return 1
+    what = "chart" if a.helm else "deploy"
     print(
-        f"deploy{' + components/networkpolicy' if with_netpol else ''}: {len(docs)} objects OK ({validated} schema validations, Kubernetes {', '.join(K8S_VERSIONS)}; "
-        f"RBAC, Pod Security restricted, requests/limits, PrometheusRule, {len(files)} dashboards)"
+        f"{what}{' + networkpolicy' if a.networkpolicy else ''}{' (exporter only)' if a.only_exporter else ''}: "
+        f"{len(docs)} objects OK ({validated} schema validations, Kubernetes {', '.join(K8S_VERSIONS)}; "
+        f"RBAC, Pod Security restricted, requests/limits"
+        f"{'' if a.only_exporter else f', PrometheusRule, {len(shipped)} dashboards'}"
+        f"{f'; {same} objects the same as {a.same_as.name}' if same else ''})"
     )
     return 0
 

@@ -50,3 +50,44 @@ pub fn parse_report(json: &[u8]) -> serde_json::Result<Report> {
 pub fn results_count(report: &Report) -> usize {
     report.results().len()
 }
+
+/// An Event's JSON as the Kubernetes source hands it to the aggregator.
+pub fn event_object(json: &[u8]) -> serde_json::Result<SourceObject> {
+    Ok(SourceObject::object(
+        Kind::Event,
+        serde_json::from_slice(json)?,
+    ))
+}
+
+/// Feeds an initial list to the aggregate, as a watch's first list does:
+/// its objects replace the (empty) state of their kind when it ends.
+pub fn initial_list(aggregate: &mut Aggregate, objects: impl IntoIterator<Item = SourceObject>) {
+    let mut origins = Vec::new();
+    for object in objects {
+        let origin = Origin::Watch(object.kind);
+        if !origins.contains(&origin) {
+            aggregate.handle(SourceEvent::ResyncStart {
+                origin: origin.clone(),
+            });
+            origins.push(origin.clone());
+        }
+        aggregate.handle(SourceEvent::ResyncApply { origin, object });
+    }
+    for origin in origins {
+        aggregate.handle(SourceEvent::ResyncEnd { origin });
+    }
+}
+
+/// The admissions counted: (blocked, let through by Audit).
+pub fn admissions(aggregate: &Aggregate) -> (u64, u64) {
+    let mut blocked = 0;
+    let mut audit = 0;
+    aggregate.for_each_blocked(|_, _, _, _, _, n| blocked += n);
+    aggregate.for_each_audit_failure(|_, _, _, _, _, n| audit += n);
+    (blocked, audit)
+}
+
+/// The number of `policyreport_results` series.
+pub fn series(aggregate: &Aggregate) -> usize {
+    aggregate.series_count()
+}

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policyreport_bench::cluster::Cluster;
 use policyreport_bench::exporter::{Build, exporter_binary};
+use policyreport_bench::memory::{self, MemoryOptions};
 use policyreport_bench::real::RealCluster;
 use policyreport_bench::realrow::{self, RealOptions};
 use policyreport_bench::reportgen::{self, DEFAULT_POLICIES, Spec};
@@ -147,6 +148,21 @@ struct RunArgs {
     /// Run the soak instead of the sizes.
     #[arg(long)]
     soak: bool,
+    /// Run only the memory rows instead of the sizes: steady RSS per report
+    /// and per live admission Event, and the peak through a forced relist.
+    #[arg(long, conflicts_with = "soak")]
+    memory: bool,
+    /// Memory rows: report counts.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [50_000usize, 200_000])]
+    memory_reports: Vec<usize>,
+    /// Memory rows: live per-occurrence admission Event counts.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [50_000usize, 200_000])]
+    memory_events: Vec<usize>,
+    /// Memory rows: one with the reports of this many Pods (and their
+    /// controllers) and this many live admission Events together, as
+    /// PODS:EVENTS ("none" skips it).
+    #[arg(long, default_value = "150000:50000")]
+    memory_cluster: String,
     /// Soak: events to write.
     #[arg(long, default_value_t = 1_000_000)]
     soak_events: u64,
@@ -259,6 +275,14 @@ fn generate(args: GenArgs) -> Result<()> {
     Ok(())
 }
 
+fn join(numbers: &[usize]) -> String {
+    numbers
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn run(args: RunArgs) -> Result<()> {
     let exporter = match args.exporter {
         Some(p) => p,
@@ -289,6 +313,31 @@ fn run(args: RunArgs) -> Result<()> {
         let r = soak::run_soak(&opts)?;
         emit(&r.table());
         emit(&format!("soak: {}", if r.pass() { "PASS" } else { "FAIL" }));
+    } else if args.memory {
+        let cluster = match args.memory_cluster.as_str() {
+            "none" => None,
+            pe => {
+                let parsed = pe
+                    .split_once(':')
+                    .and_then(|(p, e)| Some((p.parse().ok()?, e.parse().ok()?)));
+                Some(parsed.context("--memory-cluster: PODS:EVENTS, or none")?)
+            }
+        };
+        let opts = MemoryOptions {
+            reports: args.memory_reports,
+            events: args.memory_events,
+            cluster,
+            settle: Duration::from_secs_f64(args.settle_secs),
+            ..MemoryOptions::new(exporter.clone(), args.seed)
+        };
+        emit(&run::header(&Options::new(exporter)));
+        emit(&format!(
+            "command: run --memory --memory-reports {} --memory-events {} --memory-cluster {}\n",
+            join(&opts.reports),
+            join(&opts.events),
+            args.memory_cluster
+        ));
+        emit(&memory::run(&opts)?.table());
     } else {
         let mut opts = Options::new(exporter);
         opts.sizes = args.sizes;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use policyreport_bench::exporter::{Build, exporter_binary};
+use policyreport_bench::memory::{self, MemoryOptions};
 use policyreport_bench::run::{self, Options};
 use policyreport_bench::soak::{SoakOptions, run_soak};
 
@@ -100,5 +101,50 @@ fn soak_at_tiny_scale() {
         r.exact && r.objects_exact,
         "final counts equal a from-scratch count of the server's objects: {}",
         r.diff
+    );
+}
+
+#[test]
+fn memory_rows_at_tiny_scale() {
+    let bin = exporter_binary(Build::Reuse).expect("the exporter binary");
+    let opts = MemoryOptions {
+        reports: vec![20],
+        events: vec![30],
+        cluster: Some((15, 10)),
+        settle: Duration::from_millis(200),
+        timeout: Duration::from_secs(60),
+        ..MemoryOptions::new(bin, 1)
+    };
+    let r = memory::run(&opts).expect("memory rows");
+    assert_eq!(r.rows.len(), 3);
+    assert_eq!((r.rows[2].load.pods, r.rows[2].load.events), (15, 10));
+    assert!(
+        r.rows.iter().all(|row| row.exact),
+        "counts exact after the sync and the forced relist: {r:?}"
+    );
+    assert!(r.baseline.steady_rss > 0 && r.baseline.relist_peak_rss >= r.baseline.steady_rss);
+    for row in &r.rows {
+        assert!(row.relist_peak_rss >= row.sync_peak_rss, "{row:?}");
+    }
+    let table = r.table();
+    assert!(table.contains("| empty cluster (baseline) |"), "{table}");
+    assert!(table.contains("| 30 live admission Events |"), "{table}");
+    assert!(
+        table.contains(" Pods, ") && table.contains(" + 10 live admission Events |"),
+        "{table}"
+    );
+    assert!(table.contains("| predicted "), "{table}");
+    // The targets are defined at 200k: smaller rows carry no verdict.
+    let events_row = table
+        .lines()
+        .find(|l| l.starts_with("| 30 live admission Events"))
+        .unwrap_or("");
+    assert!(
+        events_row.ends_with("| ≤ 128 per Event at 200,000 |  |"),
+        "{events_row}"
+    );
+    assert!(
+        table.contains("counts exact after each sync and relist: yes"),
+        "{table}"
     );
 }

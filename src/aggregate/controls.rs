@@ -16,6 +16,7 @@ use string_interner::DefaultSymbol as Sym;
 
 use super::Map;
 use super::series::{SeriesTable, same};
+use super::uid::{Key, KeyRef};
 use crate::controls::Controls;
 use crate::report::{Outcome, Report, SubjectView};
 
@@ -50,7 +51,8 @@ impl ControlStatus {
 #[derive(Debug)]
 pub(super) struct ControlDelta {
     pub control: u16,
-    resource: Box<str>,
+    /// The resource: its uid, else `kind/namespace/name`.
+    resource: Key,
     namespace: Sym,
     kind: Sym,
     pass: u32,
@@ -85,7 +87,7 @@ impl Tally {
 /// The state of one control.
 #[derive(Debug, Default)]
 pub(super) struct ControlState {
-    resources: Map<Box<str>, Tally>,
+    resources: Map<Key, Tally>,
     counts: Map<(Sym, Sym, ControlStatus), u64>,
 }
 
@@ -233,7 +235,7 @@ pub(super) fn deltas(
     let mut acc: Vec<ControlDelta> = Vec::new();
     let mut index: HashTable<usize> = HashTable::new();
     let hasher = RandomState::default();
-    let hash = |control: u16, resource: &str| hasher.hash_one((control, resource));
+    let hash = |control: u16, resource: KeyRef<'_>| hasher.hash_one((control, resource));
     let mut key = String::new();
     let scope = report.scope();
     for r in report.results() {
@@ -262,18 +264,19 @@ pub(super) fn deltas(
                 } else {
                     key.push_str(s.uid);
                 }
-                let same = |d: &ControlDelta| d.control == i && *d.resource == *key;
+                let resource = KeyRef::of(&key);
+                let same = |d: &ControlDelta| d.control == i && d.resource.as_ref() == resource;
                 let found = if index.is_empty() {
                     acc.iter().position(same)
                 } else {
-                    index.find(hash(i, &key), |&n| same(&acc[n])).copied()
+                    index.find(hash(i, resource), |&n| same(&acc[n])).copied()
                 };
                 let d = match found {
                     Some(at) => &mut acc[at],
                     None => {
                         acc.push(ControlDelta {
                             control: i,
-                            resource: key.as_str().into(),
+                            resource: resource.to_key(),
                             namespace: strings.intern(ns),
                             kind: strings.intern(s.kind),
                             pass: 0,
@@ -281,7 +284,7 @@ pub(super) fn deltas(
                             skip: 0,
                         });
                         super::index_long_list(&mut index, acc.len(), |n| {
-                            hash(acc[n].control, &acc[n].resource)
+                            hash(acc[n].control, acc[n].resource.as_ref())
                         });
                         let last = acc.len() - 1;
                         &mut acc[last]

@@ -1,0 +1,240 @@
+//! Admission Events: what counting needs of each live Event, and nothing
+//! more.
+//!
+//! Kyverno ≥ 1.12 writes one Event per admission, and the API server keeps
+//! each for its `--event-ttl` (1 h by default), so a busy admission path
+//! holds tens of thousands of them. Counting needs, per Event, its uid (to
+//! tell an update from a new Event), the count already added, and the
+//! counter it adds to, interned once for all Events. That is one 40-byte
+//! slot of a hash table: about 54 bytes per live Event with the table's
+//! spare room (`bench/tests/heap.rs`), against 268 bytes when Events were
+//! held as general objects (their namespace and name, a general
+//! contribution, an insertion-ordered map entry).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::uid::uuid_bytes;
+use super::{AdmissionKey, Map};
+use crate::source::Origin;
+
+/// An Event's identity: its uid, which the API server assigns and never
+/// reuses. An Event recreated under the same name is another Event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum EventId {
+    /// A uid in the form API servers assign (lowercase UUID text): its 16
+    /// bytes.
+    Uuid([u8; 16]),
+    /// Any other uid, as written.
+    Uid(Box<str>),
+    /// An Event without a uid (hand-written files): `namespace/name`.
+    Name(Box<str>),
+}
+
+impl EventId {
+    /// The identity of the Event with this metadata.
+    pub fn of(meta: &ObjectMeta) -> EventId {
+        match meta.uid.as_deref().filter(|u| !u.is_empty()) {
+            Some(uid) => uuid_bytes(uid).map_or_else(|| EventId::Uid(uid.into()), EventId::Uuid),
+            None => EventId::Name(
+                format!(
+                    "{}/{}",
+                    meta.namespace.as_deref().unwrap_or(""),
+                    meta.name.as_deref().unwrap_or("")
+                )
+                .into(),
+            ),
+        }
+    }
+}
+
+/// What one live Event has added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Counted {
+    /// Before activation, the Event's count; after, the highest count
+    /// added. Carried through updates that are invalid or not admissions,
+    /// so a flapping Event is never counted twice.
+    pub counted: u64,
+    /// Its counter in [`Admissions`], or [`Counted::NO_COUNTER`].
+    pub counter: u32,
+    /// It could not be decoded (it is logged once, not at each update).
+    pub invalid: bool,
+}
+
+impl Counted {
+    /// Not an admission counted here (another kind of Event, or out of
+    /// scope).
+    pub const NO_COUNTER: u32 = u32::MAX;
+
+    /// An Event that adds to no counter.
+    pub const NOTHING: Counted = Counted {
+        counted: 0,
+        counter: Self::NO_COUNTER,
+        invalid: false,
+    };
+
+    /// An Event that could not be decoded.
+    pub const INVALID: Counted = Counted {
+        invalid: true,
+        ..Self::NOTHING
+    };
+
+    /// Make this (new) state of an Event visible, given its previous one:
+    /// counters only grow, so only an increase over what was added is
+    /// added, and the highest count added is remembered.
+    fn activate(&mut self, old: Option<Counted>, admissions: &mut Admissions) {
+        let seen = old.map_or(0, |o| o.counted);
+        if self.counter != Self::NO_COUNTER && self.counted > seen {
+            admissions.add(self.counter, self.counted - seen);
+        } else {
+            self.counted = seen;
+        }
+    }
+}
+
+/// The admission counters. A counter keeps its id for good: counters never
+/// go down, so they are never removed.
+#[derive(Debug, Default)]
+pub(super) struct Admissions {
+    ids: Map<AdmissionKey, u32>,
+    counters: Vec<(AdmissionKey, u64)>,
+}
+
+impl Admissions {
+    /// The id of a counter, created at 0 when new.
+    pub fn id(&mut self, key: AdmissionKey) -> u32 {
+        let next = self.counters.len() as u32;
+        *self.ids.entry(key).or_insert_with(|| {
+            self.counters.push((key, 0));
+            next
+        })
+    }
+
+    fn add(&mut self, id: u32, n: u64) {
+        self.counters[id as usize].1 += n;
+    }
+
+    /// Every counter above 0 (an id taken by an Event that was never
+    /// activated, say replaced within a relist, has counted nothing).
+    pub fn iter(&self) -> impl Iterator<Item = (&AdmissionKey, u64)> {
+        self.counters
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k, *n))
+    }
+}
+
+type Table = Map<EventId, Counted>;
+
+/// The live Events of each origin, and those of each relist in progress.
+#[derive(Debug, Default)]
+pub(super) struct EventTables {
+    live: Map<Origin, Table>,
+    pending: Map<Origin, Table>,
+}
+
+impl EventTables {
+    /// Whether the live Event `id` of `origin` could not be decoded.
+    pub fn is_invalid(&self, origin: &Origin, id: &EventId) -> bool {
+        self.live
+            .get(origin)
+            .and_then(|t| t.get(id))
+            .is_some_and(|c| c.invalid)
+    }
+
+    /// An Event was created or updated. Returns whether it is new.
+    pub fn apply(
+        &mut self,
+        origin: Origin,
+        id: EventId,
+        mut new: Counted,
+        admissions: &mut Admissions,
+    ) -> bool {
+        let table = self.live.entry(origin).or_default();
+        let old = table.get(&id).copied();
+        new.activate(old, admissions);
+        table.insert(id, new);
+        old.is_none()
+    }
+
+    /// An Event was deleted. Returns whether it was held. What it added
+    /// stays added.
+    pub fn delete(&mut self, origin: &Origin, id: &EventId) -> bool {
+        let Some(table) = self.live.get_mut(origin) else {
+            return false;
+        };
+        let removed = table.remove(id).is_some();
+        if table.is_empty() {
+            self.live.remove(origin);
+        }
+        removed
+    }
+
+    /// A relist of `origin` begins; an unfinished one is abandoned.
+    pub fn resync_start(&mut self, origin: &Origin) {
+        self.pending.remove(origin);
+    }
+
+    /// An Event of the relist in progress; a later copy replaces an earlier
+    /// one.
+    pub fn resync_apply(&mut self, origin: Origin, id: EventId, new: Counted) {
+        self.pending.entry(origin).or_default().insert(id, new);
+    }
+
+    /// The relist is complete: its Events replace the origin's. Returns
+    /// how many Events are new and how many are gone.
+    pub fn resync_end(&mut self, origin: &Origin, admissions: &mut Admissions) -> (u64, u64) {
+        let mut fresh = self.pending.remove(origin).unwrap_or_default();
+        let mut old = self.live.remove(origin).unwrap_or_default();
+        let mut added = 0;
+        for (id, new) in fresh.iter_mut() {
+            let prev = old.remove(id);
+            added += u64::from(prev.is_none());
+            new.activate(prev, admissions);
+        }
+        let gone = old.len() as u64;
+        if !fresh.is_empty() {
+            self.live.insert(origin.clone(), fresh);
+        }
+        (added, gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(ns: &str, name: &str, uid: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            uid: uid.map(str::to_owned),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn an_event_is_its_uid_else_its_namespace_and_name() {
+        let uuid = "0123abcd-4567-89ef-0011-223344556677";
+        assert_eq!(
+            EventId::of(&meta("default", "p.1", Some(uuid))),
+            EventId::Uuid(uuid_bytes(uuid).expect("a UUID"))
+        );
+        // Not a lowercase UUID (uid.rs tests which texts are): as written.
+        assert_eq!(
+            EventId::of(&meta("default", "p.1", Some("u1"))),
+            EventId::Uid("u1".into())
+        );
+        for uid in [None, Some("")] {
+            assert_eq!(
+                EventId::of(&meta("default", "p.1", uid)),
+                EventId::Name("default/p.1".into())
+            );
+        }
+    }
+
+    #[test]
+    fn a_slot_is_40_bytes() {
+        assert_eq!(size_of::<EventId>() + size_of::<Counted>(), 40);
+        assert_eq!(size_of::<(EventId, Counted)>(), 40);
+    }
+}
