@@ -226,7 +226,7 @@ const REFUSED_FIXTURES: [(&str, &str); 3] = [
     // `count` written as a string: the file-mode decoder's lenient case.
     (
         "Event default/restrict-image-registries.187b1e7a9b0c1d2e",
-        "expected numeric",
+        "Event.count of type int32",
     ),
     // `Block` is not an action the CRD admits (Kyverno's enum is Audit/Enforce).
     (
