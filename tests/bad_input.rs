@@ -975,7 +975,7 @@ fn a_report_below_max_file_size_fits_the_deployments_memory_limit() {
     let peak = mib(e.status_kib("VmHWM"));
     assert!(
         peak < 256.0,
-        "peak RSS {peak:.0} MiB for a {} MB file; it must stay under 256 MiB, well within deploy/'s 384Mi limit",
+        "peak RSS {peak:.0} MiB for a {} MB file; it must stay under 256 MiB, well within deploy/'s 512Mi limit",
         text.len() / 1_000_000
     );
 }
