@@ -165,8 +165,8 @@ struct Matched {
 impl Matcher {
     /// Distinct rules remembered at most; beyond, the memory starts over
     /// (policies renamed again and again must not grow it forever). The
-    /// memo bought item 4 of docs/benchmarks.md, "What changed in this
-    /// session" (session 2); the bound is a memory guard, not tuned.
+    /// memo's gain is in docs/benchmarks.md (the per-rule control memo); the
+    /// bound is a memory guard, not tuned.
     const CAPACITY: usize = 16_384;
 
     /// Indices of the controls matching a result of this policy, category

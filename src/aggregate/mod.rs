@@ -1406,8 +1406,7 @@ fn policy_reporter_rows<'a>(
 
 /// Free memory is handed back to the system at most this often, and this
 /// long after it was freed. It bought the steady RSS at 50k reports
-/// (58.9 → 53.7 MiB): docs/benchmarks.md, "What changed in this session",
-/// item 8 (session 2).
+/// (58.9 → 53.7 MiB, docs/benchmarks.md).
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Apply an event; a completed relist or a delete has freed memory.
@@ -1422,9 +1421,8 @@ fn handle(aggregate: &mut Aggregate, trimmer: &Trimmer, event: SourceEvent) {
 }
 
 /// Entries a list is searched linearly before [`index_long_list`] indexes it.
-/// Part of item 4 of docs/benchmarks.md, "What changed in this session"
-/// (session 2): reports with few resources keep no index; the value was not
-/// tuned separately.
+/// Reports with few resources keep no index (docs/benchmarks.md); the value
+/// was not tuned separately.
 const LINEAR: usize = 16;
 
 /// Keep `index` over a list of `len` entries, which just grew by one: empty
@@ -1456,7 +1454,7 @@ pub async fn run(
     mut publish: impl FnMut(&Aggregate),
 ) -> Aggregate {
     // Events handled before the publish check: bounds how long a flood of
-    // events can delay a publish. Not measured separately (session 2).
+    // events can delay a publish. Not measured separately.
     const BATCH: usize = 4096;
     publish(&aggregate);
     let mut published = aggregate.generation();
