@@ -79,7 +79,7 @@ const TRIM_THRESHOLD: i32 = 32 << 20;
 /// heap pages, faulted in and zeroed by the kernel. On 20k reports in 20
 /// JSON files the thresholds above cut page faults by 30% and system time
 /// by about 0.1 s (a third), for a higher peak RSS (docs/benchmarks.md,
-/// session 3, "Files mode CPU").
+/// "Files mode CPU").
 pub fn tune() {
     crate::sys::malloc_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD);
 }

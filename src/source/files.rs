@@ -65,7 +65,7 @@ pub enum FileError {
 
 /// Objects of one file a parse worker hands on before it waits for the
 /// scan to take them: the bound on decoded reports held per file being
-/// parsed, so a large file is streamed rather than held (issue 14; see
+/// parsed, so a large file is streamed rather than held (see
 /// docs/benchmarks.md, "One large file"). Large enough that files of 1,000
 /// reports (the benchmark's) are parsed ahead whole, as before streaming.
 const AHEAD: usize = 1024;
