@@ -4,7 +4,7 @@
 //!
 //! Kyverno writes, per failing or erroring rule of an admission request, a
 //! `Warning` Event with reason `PolicyViolation` about the policy (one of
-//! [`POLICY_KINDS`]), whose message reads
+//! a policy kind: [`Kind::is_policy`]), whose message reads
 //! `<Kind> <namespace>/<name>: [<rule>] <fail|error>[ (blocked)]; <message>`
 //! (`<Kind> <name>: …` for cluster-scoped resources; since 1.16 the
 //! `[<rule>] ` part is left out when the rule has no name). The rules:
@@ -19,27 +19,13 @@
 
 use serde::Deserialize;
 
-use crate::report::{DecodeError, Text};
+use crate::decode::{DecodeError, Text};
+use crate::kind::Kind;
 
 /// The reporting component of Kyverno's admission controller.
 pub const ADMISSION_COMPONENT: &str = "kyverno-admission";
 /// The `action` of a blocked admission.
 pub const BLOCKED_ACTION: &str = "Resource Blocked";
-
-/// The kinds of policy an admission Event can be about, with their API
-/// group, and whether the policy is namespaced.
-pub const POLICY_KINDS: [(&str, &str, bool); 6] = [
-    ("ClusterPolicy", "kyverno.io", false),
-    ("Policy", "kyverno.io", true),
-    ("ValidatingPolicy", "policies.kyverno.io", false),
-    ("NamespacedValidatingPolicy", "policies.kyverno.io", true),
-    ("ImageValidatingPolicy", "policies.kyverno.io", false),
-    (
-        "NamespacedImageValidatingPolicy",
-        "policies.kyverno.io",
-        true,
-    ),
-];
 
 /// An admission result named by an Event.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,10 +133,10 @@ pub fn decode(raw: &str, event_namespace: &str) -> Result<Option<Admission>, Dec
         return Ok(None);
     };
     let about_kind = text(&about.kind);
-    let Some(&(_, group, namespaced)) = POLICY_KINDS.iter().find(|(k, _, _)| *k == about_kind)
-    else {
+    let Some(policy_kind) = Kind::policy_named(about_kind) else {
         return Ok(None);
     };
+    let (group, namespaced) = (policy_kind.group(), policy_kind.namespaced());
     // A `Policy` of another API group is not Kyverno's.
     let api_version = text(&about.api_version);
     if !api_version.is_empty() && api_version.split_once('/').map(|(g, _)| g) != Some(group) {

@@ -34,6 +34,93 @@ pub enum Kind {
     NamespacedImageValidatingPolicy,
 }
 
+/// What the exporter reads a kind for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A report: its results are counted per policy and namespace.
+    Report,
+    /// Kyverno's admission Events (blocked, or let through by Audit).
+    Admission,
+    /// Namespace labels, for the `namespaceSelector` of policy overrides.
+    NamespaceLabels,
+    /// A `kyverno.io` policy: its mode comes from `validationFailureAction`.
+    Policy,
+    /// A `policies.kyverno.io` (CEL) policy: its mode comes from
+    /// `validationActions`, and discovery takes the version the API server
+    /// prefers, since Kyverno keeps promoting these kinds.
+    CelPolicy,
+}
+
+/// One kind: its API coordinates and how it is read.
+#[derive(Debug)]
+pub struct Row {
+    /// The `kind` field.
+    pub kind: &'static str,
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// The API versions read, in the order discovery tries them: it picks
+    /// the first one the cluster serves, so `wgpolicyk8s.io/v1beta1` reports
+    /// are read only where `v1alpha2` is not served for that kind. Files may
+    /// use any of them. For [`Role::CelPolicy`] this only bounds what files
+    /// may hold: discovery takes the version the API server prefers.
+    pub versions: &'static [&'static str],
+    /// The plural resource name used in URLs.
+    pub plural: &'static str,
+    /// `plural.group` (or `plural` for core), the `resource` label value.
+    pub resource: &'static str,
+    /// Whether objects of this kind live in a namespace.
+    pub namespaced: bool,
+    /// What the exporter reads it for.
+    pub role: Role,
+    /// Whether lists and watches ask for metadata only
+    /// (`PartialObjectMetadata`): the kind's metadata is all that is read.
+    pub metadata_only: bool,
+    /// The field selector of lists and watches, filtering on the server.
+    pub field_selector: Option<&'static str>,
+}
+
+const REPORT_VERSIONS: &[&str] = &["v1alpha2", "v1beta1"];
+const CEL_VERSIONS: &[&str] = &["v1", "v1beta1", "v1alpha1"];
+
+const fn row(
+    kind: &'static str,
+    group: &'static str,
+    versions: &'static [&'static str],
+    plural: &'static str,
+    resource: &'static str,
+    namespaced: bool,
+    role: Role,
+) -> Row {
+    Row {
+        kind,
+        group,
+        versions,
+        plural,
+        resource,
+        namespaced,
+        role,
+        metadata_only: false,
+        field_selector: None,
+    }
+}
+
+/// One row per [`Kind`], in the order of its variants.
+#[rustfmt::skip]
+const ROWS: [Row; 12] = [
+    row("PolicyReport", "wgpolicyk8s.io", REPORT_VERSIONS, "policyreports", "policyreports.wgpolicyk8s.io", true, Role::Report),
+    row("ClusterPolicyReport", "wgpolicyk8s.io", REPORT_VERSIONS, "clusterpolicyreports", "clusterpolicyreports.wgpolicyk8s.io", false, Role::Report),
+    row("Report", "openreports.io", &["v1alpha1"], "reports", "reports.openreports.io", true, Role::Report),
+    row("ClusterReport", "openreports.io", &["v1alpha1"], "clusterreports", "clusterreports.openreports.io", false, Role::Report),
+    Row { field_selector: Some("reason=PolicyViolation"), ..row("Event", "", &["v1"], "events", "events", true, Role::Admission) },
+    Row { metadata_only: true, ..row("Namespace", "", &["v1"], "namespaces", "namespaces", false, Role::NamespaceLabels) },
+    row("ClusterPolicy", "kyverno.io", &["v1"], "clusterpolicies", "clusterpolicies.kyverno.io", false, Role::Policy),
+    row("Policy", "kyverno.io", &["v1"], "policies", "policies.kyverno.io", true, Role::Policy),
+    row("ValidatingPolicy", "policies.kyverno.io", CEL_VERSIONS, "validatingpolicies", "validatingpolicies.policies.kyverno.io", false, Role::CelPolicy),
+    row("NamespacedValidatingPolicy", "policies.kyverno.io", CEL_VERSIONS, "namespacedvalidatingpolicies", "namespacedvalidatingpolicies.policies.kyverno.io", true, Role::CelPolicy),
+    row("ImageValidatingPolicy", "policies.kyverno.io", CEL_VERSIONS, "imagevalidatingpolicies", "imagevalidatingpolicies.policies.kyverno.io", false, Role::CelPolicy),
+    row("NamespacedImageValidatingPolicy", "policies.kyverno.io", CEL_VERSIONS, "namespacedimagevalidatingpolicies", "namespacedimagevalidatingpolicies.policies.kyverno.io", true, Role::CelPolicy),
+];
+
 impl Kind {
     /// Every kind, in a fixed order.
     pub const ALL: [Kind; 12] = [
@@ -51,150 +138,54 @@ impl Kind {
         Kind::NamespacedImageValidatingPolicy,
     ];
 
-    /// The report kinds.
-    pub const REPORTS: [Kind; 4] = [
-        Kind::PolicyReport,
-        Kind::ClusterPolicyReport,
-        Kind::Report,
-        Kind::ClusterReport,
-    ];
-
-    /// The policy kinds.
-    pub const POLICIES: [Kind; 6] = [
-        Kind::ClusterPolicy,
-        Kind::Policy,
-        Kind::ValidatingPolicy,
-        Kind::NamespacedValidatingPolicy,
-        Kind::ImageValidatingPolicy,
-        Kind::NamespacedImageValidatingPolicy,
-    ];
-
-    /// The `policies.kyverno.io` (CEL) policy kinds, whose mode comes from
-    /// `validationActions`.
-    pub const CEL_POLICIES: [Kind; 4] = [
-        Kind::ValidatingPolicy,
-        Kind::NamespacedValidatingPolicy,
-        Kind::ImageValidatingPolicy,
-        Kind::NamespacedImageValidatingPolicy,
-    ];
+    /// This kind's row of the table.
+    pub fn row(self) -> &'static Row {
+        &ROWS[self as usize]
+    }
 
     /// API group ("" for core).
     pub fn group(self) -> &'static str {
-        match self {
-            Self::PolicyReport | Self::ClusterPolicyReport => "wgpolicyk8s.io",
-            Self::Report | Self::ClusterReport => "openreports.io",
-            Self::Event | Self::Namespace => "",
-            Self::ClusterPolicy | Self::Policy => "kyverno.io",
-            Self::ValidatingPolicy
-            | Self::NamespacedValidatingPolicy
-            | Self::ImageValidatingPolicy
-            | Self::NamespacedImageValidatingPolicy => "policies.kyverno.io",
-        }
+        self.row().group
     }
 
-    /// The API versions read, in the order discovery tries them: it picks
-    /// the first one the cluster serves, so `wgpolicyk8s.io/v1beta1` reports
-    /// are read only where `v1alpha2` is not served for that kind. Files may
-    /// use any of them. For the CEL policy kinds this list only bounds what
-    /// files may hold: discovery takes the version the API server prefers
-    /// (see [`Kind::follows_preferred_version`]).
+    /// See [`Row::versions`].
     pub fn versions(self) -> &'static [&'static str] {
-        match self {
-            Self::PolicyReport | Self::ClusterPolicyReport => &["v1alpha2", "v1beta1"],
-            Self::Report | Self::ClusterReport => &["v1alpha1"],
-            Self::Event | Self::Namespace => &["v1"],
-            Self::ClusterPolicy | Self::Policy => &["v1"],
-            Self::ValidatingPolicy
-            | Self::NamespacedValidatingPolicy
-            | Self::ImageValidatingPolicy
-            | Self::NamespacedImageValidatingPolicy => &["v1", "v1beta1", "v1alpha1"],
-        }
-    }
-
-    /// Whether discovery takes whatever version the API server prefers for
-    /// this kind (the CEL policy kinds, which Kyverno keeps promoting)
-    /// rather than the first of [`Kind::versions`] it serves.
-    pub fn follows_preferred_version(self) -> bool {
-        Self::CEL_POLICIES.contains(&self)
+        self.row().versions
     }
 
     /// The `kind` field.
     pub fn kind(self) -> &'static str {
-        match self {
-            Self::PolicyReport => "PolicyReport",
-            Self::ClusterPolicyReport => "ClusterPolicyReport",
-            Self::Report => "Report",
-            Self::ClusterReport => "ClusterReport",
-            Self::Event => "Event",
-            Self::Namespace => "Namespace",
-            Self::ClusterPolicy => "ClusterPolicy",
-            Self::Policy => "Policy",
-            Self::ValidatingPolicy => "ValidatingPolicy",
-            Self::NamespacedValidatingPolicy => "NamespacedValidatingPolicy",
-            Self::ImageValidatingPolicy => "ImageValidatingPolicy",
-            Self::NamespacedImageValidatingPolicy => "NamespacedImageValidatingPolicy",
-        }
+        self.row().kind
     }
 
     /// The plural resource name used in URLs.
     pub fn plural(self) -> &'static str {
-        match self {
-            Self::PolicyReport => "policyreports",
-            Self::ClusterPolicyReport => "clusterpolicyreports",
-            Self::Report => "reports",
-            Self::ClusterReport => "clusterreports",
-            Self::Event => "events",
-            Self::Namespace => "namespaces",
-            Self::ClusterPolicy => "clusterpolicies",
-            Self::Policy => "policies",
-            Self::ValidatingPolicy => "validatingpolicies",
-            Self::NamespacedValidatingPolicy => "namespacedvalidatingpolicies",
-            Self::ImageValidatingPolicy => "imagevalidatingpolicies",
-            Self::NamespacedImageValidatingPolicy => "namespacedimagevalidatingpolicies",
-        }
+        self.row().plural
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        matches!(
-            self,
-            Self::PolicyReport
-                | Self::Report
-                | Self::Event
-                | Self::Policy
-                | Self::NamespacedValidatingPolicy
-                | Self::NamespacedImageValidatingPolicy
-        )
+        self.row().namespaced
     }
 
-    /// Whether this is a policy kind.
-    pub fn is_policy(self) -> bool {
-        Self::POLICIES.contains(&self)
+    /// What the exporter reads this kind for.
+    pub fn role(self) -> Role {
+        self.row().role
     }
 
     /// Whether this is a report kind.
     pub fn is_report(self) -> bool {
-        Self::REPORTS.contains(&self)
+        self.role() == Role::Report
+    }
+
+    /// Whether this is a policy kind, CEL or not.
+    pub fn is_policy(self) -> bool {
+        matches!(self.role(), Role::Policy | Role::CelPolicy)
     }
 
     /// `plural.group` (or `plural` for core), the `resource` label value.
     pub fn resource(self) -> &'static str {
-        match self {
-            Self::PolicyReport => "policyreports.wgpolicyk8s.io",
-            Self::ClusterPolicyReport => "clusterpolicyreports.wgpolicyk8s.io",
-            Self::Report => "reports.openreports.io",
-            Self::ClusterReport => "clusterreports.openreports.io",
-            Self::Event => "events",
-            Self::Namespace => "namespaces",
-            Self::ClusterPolicy => "clusterpolicies.kyverno.io",
-            Self::Policy => "policies.kyverno.io",
-            Self::ValidatingPolicy => "validatingpolicies.policies.kyverno.io",
-            Self::NamespacedValidatingPolicy => "namespacedvalidatingpolicies.policies.kyverno.io",
-            Self::ImageValidatingPolicy => "imagevalidatingpolicies.policies.kyverno.io",
-            Self::NamespacedImageValidatingPolicy => {
-                "namespacedimagevalidatingpolicies.policies.kyverno.io"
-            }
-        }
+        self.row().resource
     }
 
     /// The kind for an `apiVersion` and `kind` pair, if the exporter reads it.
@@ -207,6 +198,13 @@ impl Kind {
         Self::ALL
             .into_iter()
             .find(|k| k.kind() == kind && k.group() == group && k.versions().contains(&version))
+    }
+
+    /// The policy kind named `kind`, whatever its version.
+    pub fn policy_named(kind: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.is_policy() && k.kind() == kind)
     }
 
     /// The kube-rs description of this resource at an API version.
@@ -235,6 +233,25 @@ impl fmt::Display for Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_follow_the_variants() {
+        for k in Kind::ALL {
+            assert_eq!(k.kind(), format!("{k:?}"));
+            let resource = if k.group().is_empty() {
+                k.plural().to_owned()
+            } else {
+                format!("{}.{}", k.plural(), k.group())
+            };
+            assert_eq!(k.resource(), resource);
+            let lower = k.kind().to_lowercase();
+            let plural = match lower.strip_suffix('y') {
+                Some(stem) => format!("{stem}ies"),
+                None => format!("{lower}s"),
+            };
+            assert_eq!(k.plural(), plural);
+        }
+    }
 
     #[test]
     fn types_round_trip() {

@@ -17,8 +17,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::kind::Kind;
-use crate::report::DecodeError;
+use crate::decode::DecodeError;
+use crate::kind::{Kind, Role};
 
 /// A policy's resolved enforcement mode.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -387,7 +387,7 @@ pub fn decode(kind: Kind, raw: &str) -> Result<Policy, DecodeError> {
         None => name,
     };
     let spec = p.spec.unwrap_or_default();
-    let (mode, rules, background) = if Kind::CEL_POLICIES.contains(&kind) {
+    let (mode, rules, background) = if kind.role() == Role::CelPolicy {
         let actions = spec.validation_actions.unwrap_or_default();
         let mode = if actions.iter().any(|a| a.eq_ignore_ascii_case("deny")) {
             Mode::Enforce
@@ -605,7 +605,10 @@ mod tests {
             Mode::Audit
         );
         assert_eq!(mode(Kind::ValidatingPolicy, r#"{}"#), Mode::Audit);
-        for kind in Kind::CEL_POLICIES {
+        for kind in Kind::ALL
+            .into_iter()
+            .filter(|k| k.role() == Role::CelPolicy)
+        {
             assert_eq!(
                 mode(kind, r#"{"validationActions":["Audit","Deny"]}"#),
                 Mode::Enforce

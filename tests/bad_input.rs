@@ -36,7 +36,7 @@ impl Good {
         let mut rng = Rng::new(seed);
         let mut objects = Vec::new();
         for i in 0..reports {
-            let kind = *rng.pick(&Kind::REPORTS);
+            let kind = *rng.pick(&common::report_kinds());
             let ns = *rng.pick(&common::GEN_NAMESPACES);
             let r = common::gen_report(&mut rng, kind, ns, &format!("good-{i}"), 0.0);
             objects.push((kind, r));
@@ -341,7 +341,7 @@ fn small_files(test: &str, files: usize) {
         if i < 50 {
             std::fs::create_dir(&sub).expect("mkdir");
         }
-        let kind = *rng.pick(&Kind::REPORTS);
+        let kind = *rng.pick(&common::report_kinds());
         let ns = *rng.pick(&common::GEN_NAMESPACES);
         let r = common::gen_report(&mut rng, kind, ns, &format!("r{i}"), 0.0);
         let (name, text) = if i % 2 == 0 {

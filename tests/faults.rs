@@ -435,13 +435,13 @@ fn a_hanging_response_times_out_and_is_retried() {
 fn reports_deleted_while_the_watch_was_down_disappear() {
     let (c, mut w, e) = running(404, &Kind::ALL, &[]);
     let count = |c: &FakeCluster| -> usize {
-        Kind::REPORTS
-            .iter()
-            .map(|k| c.server.objects(&FakeCluster::def(*k)).len())
+        common::report_kinds()
+            .into_iter()
+            .map(|k| c.server.objects(&FakeCluster::def(k)).len())
             .sum()
     };
     let delete_some = |c: &FakeCluster, n: usize| {
-        for kind in Kind::REPORTS {
+        for kind in common::report_kinds() {
             let objects = c.server.objects(&FakeCluster::def(kind));
             for o in objects.iter().take(n) {
                 let name = o["metadata"]["name"].as_str().expect("name");

@@ -23,8 +23,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::list::{ListError, Shape};
-use super::{Origin, RelistReason, SourceEvent, SourceObject};
-use crate::kind::Kind;
+use super::{Closed, Origin, RelistReason, SourceEvent, SourceObject};
+use crate::kind::{Kind, Role};
 use crate::object::RawObject;
 use crate::report::Report;
 
@@ -120,7 +120,7 @@ pub async fn discover(client: &Client, kinds: &[Kind]) -> Result<Vec<(Kind, Stri
             };
             // The CEL policy kinds: the version the API server prefers
             // (its versions come preferred first), whatever it is called.
-            let version = if kind.follows_preferred_version() {
+            let version = if kind.role() == Role::CelPolicy {
                 g.versions().find(|v| serves(v)).map(str::to_owned)
             } else {
                 kind.versions()
@@ -248,7 +248,8 @@ async fn reconcile(
 /// after a 410, after a failed list, and every `relist_interval`) arrives as
 /// `ResyncStart`, `ResyncApply`… and `ResyncEnd`, replacing the kind's
 /// objects atomically; the first completed list also reports the kind as
-/// synced. Events are filtered on the server to reason `PolicyViolation`.
+/// synced. Lists and watches carry the row's field selector (Events: reason
+/// `PolicyViolation`) and ask for metadata only where the row says so.
 pub async fn watch(
     client: Client,
     kind: Kind,
@@ -264,12 +265,11 @@ pub async fn watch(
         relist_interval: options.relist_interval,
         quiet_recovery: options.quiet_recovery,
     };
-    if kind == Kind::Event {
-        requests.list = requests.list.fields("reason=PolicyViolation");
-        requests.watch = requests.watch.fields("reason=PolicyViolation");
+    if let Some(fields) = kind.row().field_selector {
+        requests.list = requests.list.fields(fields);
+        requests.watch = requests.watch.fields(fields);
     }
-    if kind == Kind::Namespace {
-        // Only their labels are read: their metadata is all that is asked for.
+    if kind.row().metadata_only {
         requests.shape = Shape::Metadata;
     }
     if kind.is_report() {
@@ -396,9 +396,6 @@ async fn forward<K>(
         }
     }
 }
-
-/// The receiver of a watch's events went away.
-struct Closed;
 
 /// The watch half of [`forward`], with its failure log and backoff.
 struct Watcher<'a, K: Clone> {

@@ -680,6 +680,14 @@ pub fn gen_event(ns: &str, name: &str, policy: &str, pod: &str, count: u64) -> s
     })
 }
 
+/// The report kinds, in [`Kind::ALL`]'s order.
+///
+/// [`Kind::ALL`]: policyreport_exporter::kind::Kind::ALL
+pub fn report_kinds() -> Vec<policyreport_exporter::kind::Kind> {
+    use policyreport_exporter::kind::Kind;
+    Kind::ALL.into_iter().filter(|k| k.is_report()).collect()
+}
+
 /// A random Kyverno policy of a policy kind (`name` is one of the
 /// [`GEN_POLICIES`] names, so reports and Events refer to it), or, for
 /// `Namespace`, the namespace `ns` with random labels.
@@ -689,7 +697,7 @@ pub fn gen_policy(
     ns: &str,
     name: &str,
 ) -> serde_json::Value {
-    use policyreport_exporter::kind::Kind;
+    use policyreport_exporter::kind::{Kind, Role};
     if kind == Kind::Namespace {
         return serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace",
@@ -711,7 +719,7 @@ pub fn gen_policy(
     if kind.namespaced() {
         metadata["namespace"] = ns.into();
     }
-    let spec = if Kind::CEL_POLICIES.contains(&kind) {
+    let spec = if kind.role() == Role::CelPolicy {
         serde_json::json!({
             "validationActions": [rng.pick(&["Deny", "Audit", "Warn"])],
             "evaluation": {"background": {"enabled": rng.chance(0.5)}},
