@@ -12,7 +12,7 @@ use crate::aggregate::{self, Aggregate, Config, LabelOptions};
 use crate::cli::{Compat, ExtraLabel, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
-use crate::scope::{NamespaceScope, ScopeError};
+use crate::namespace_filter::{NamespaceFilter, NamespaceFilterError};
 use crate::server;
 use crate::source::SourceEvent;
 use crate::source::files::{self, FilesSource};
@@ -48,7 +48,7 @@ pub enum AppError {
     Controls(#[from] ControlsError),
     /// A namespace pattern is not a glob.
     #[error(transparent)]
-    Scope(#[from] ScopeError),
+    NamespaceFilter(#[from] NamespaceFilterError),
 }
 
 /// The label options selected by `--extra-labels`.
@@ -104,8 +104,9 @@ pub async fn start(
     let controls = load_controls(source.controls.as_deref())?;
     let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
     info!(controls = ?names, "compliance controls");
-    let scope = NamespaceScope::new(&source.namespace_include, &source.namespace_exclude)?;
-    if !scope.is_everything() {
+    let namespace_filter =
+        NamespaceFilter::new(&source.namespace_include, &source.namespace_exclude)?;
+    if !namespace_filter.is_everything() {
         info!(
             include = ?source.namespace_include,
             exclude = ?source.namespace_exclude,
@@ -116,7 +117,7 @@ pub async fn start(
         labels,
         controls,
         policy_reporter: outputs.policy_reporter,
-        scope,
+        namespace_filter,
         namespace_labels: outputs.namespace_labels,
         stale_after: source.stale_after,
         clock: aggregate::Clock::system(),

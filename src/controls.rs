@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use serde::Deserialize;
 
 /// The built-in controls, in the `--controls` file format.
@@ -239,19 +239,10 @@ impl Controls {
 }
 
 fn globs(control: &str, patterns: &[String]) -> Result<GlobSet, ControlsError> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = Glob::new(p).map_err(|e| ControlsError::Glob {
-            control: control.into(),
-            glob: p.clone(),
-            reason: e.to_string(),
-        })?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| ControlsError::Glob {
+    crate::glob::set(patterns).map_err(|e| ControlsError::Glob {
         control: control.into(),
-        glob: patterns.join(","),
-        reason: e.to_string(),
+        glob: e.pattern,
+        reason: e.source.to_string(),
     })
 }
 

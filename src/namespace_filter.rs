@@ -2,12 +2,12 @@
 //! namespaces count. The aggregator asks it before it counts anything that
 //! belongs to a namespace.
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 /// A pattern that is not a valid glob.
 #[derive(Debug, thiserror::Error)]
 #[error("namespace pattern {pattern:?}: {source}")]
-pub struct ScopeError {
+pub struct NamespaceFilterError {
     /// The pattern as given.
     pub pattern: String,
     /// Why it is not a glob.
@@ -19,32 +19,26 @@ pub struct ScopeError {
 /// always counted unless an exclude pattern is the empty string: `*`
 /// excludes every namespace but not cluster-scoped results.
 #[derive(Clone, Debug, Default)]
-pub struct NamespaceScope {
+pub struct NamespaceFilter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
     exclude_cluster: bool,
 }
 
-impl NamespaceScope {
+impl NamespaceFilter {
     /// The scope of these glob patterns (`*`, `?`, `[a-z]`, `{a,b}`).
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, ScopeError> {
-        let set = |patterns: &[String]| -> Result<Option<GlobSet>, ScopeError> {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, NamespaceFilterError> {
+        let set = |patterns: &[String]| -> Result<Option<GlobSet>, NamespaceFilterError> {
             let patterns: Vec<&String> = patterns.iter().filter(|p| !p.is_empty()).collect();
             if patterns.is_empty() {
                 return Ok(None);
             }
-            let mut b = GlobSetBuilder::new();
-            for p in patterns {
-                let glob = Glob::new(p).map_err(|source| ScopeError {
-                    pattern: p.clone(),
-                    source,
-                })?;
-                b.add(glob);
-            }
-            b.build().map(Some).map_err(|source| ScopeError {
-                pattern: String::new(),
-                source,
-            })
+            crate::glob::set(&patterns)
+                .map(Some)
+                .map_err(|e| NamespaceFilterError {
+                    pattern: e.pattern,
+                    source: e.source,
+                })
         };
         Ok(Self {
             include: set(include)?,
@@ -72,9 +66,9 @@ impl NamespaceScope {
 mod tests {
     use super::*;
 
-    fn scope(include: &[&str], exclude: &[&str]) -> NamespaceScope {
+    fn scope(include: &[&str], exclude: &[&str]) -> NamespaceFilter {
         let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        NamespaceScope::new(&own(include), &own(exclude)).expect("valid patterns")
+        NamespaceFilter::new(&own(include), &own(exclude)).expect("valid patterns")
     }
 
     #[test]
@@ -107,7 +101,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_globs() {
-        let err = NamespaceScope::new(&["team-[".into()], &[]).expect_err("bad glob");
+        let err = NamespaceFilter::new(&["team-[".into()], &[]).expect_err("bad glob");
         assert!(err.to_string().contains("team-["), "{err}");
     }
 }

@@ -38,12 +38,13 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::controls::Controls;
+use crate::decode::DecodeError;
 use crate::kind::Kind;
 use crate::memory::Trimmer;
 use crate::namespace::{self, NamespaceInfo};
+use crate::namespace_filter::NamespaceFilter;
 use crate::policy::{self, Labels, Mode, Policy, PolicyInfo, Routing};
-use crate::report::{DecodeError, Report};
-use crate::scope::NamespaceScope;
+use crate::report::Report;
 use crate::source::{Body, Origin, RelistReason, SourceEvent, SourceObject};
 use crate::{event, report::Outcome};
 use controls::{ControlDelta, ControlState, Matcher};
@@ -234,7 +235,7 @@ pub struct Config {
     /// (`--compat policy-reporter`).
     pub policy_reporter: bool,
     /// Which namespaces count (`--namespace-include`, `--namespace-exclude`).
-    pub scope: NamespaceScope,
+    pub namespace_filter: NamespaceFilter,
     /// Namespace label keys served in `policyreport_namespace_info`
     /// (`--namespace-labels`); none serves no such family.
     pub namespace_labels: Vec<String>,
@@ -251,7 +252,7 @@ impl Default for Config {
             labels: LabelOptions::default(),
             controls: Arc::default(),
             policy_reporter: false,
-            scope: NamespaceScope::default(),
+            namespace_filter: NamespaceFilter::default(),
             namespace_labels: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
             clock: Clock::system(),
@@ -264,7 +265,7 @@ impl Default for Config {
 pub struct Aggregate {
     labels: LabelOptions,
     controls: Arc<Controls>,
-    scope: NamespaceScope,
+    namespace_filter: NamespaceFilter,
     /// `--namespace-labels`: (label key, metric label name).
     namespace_labels: Vec<(String, String)>,
     series: SeriesTable,
@@ -345,7 +346,7 @@ impl Aggregate {
                 .map(|_| ControlState::default())
                 .collect(),
             controls: config.controls,
-            scope: config.scope,
+            namespace_filter: config.namespace_filter,
             namespace_labels: namespace_label_names(&config.namespace_labels),
             matcher: Matcher::default(),
             series: SeriesTable::default(),
@@ -561,8 +562,8 @@ impl Aggregate {
         // `prepare_event`). What is out of scope contributes nothing
         // and is not held. Cluster-scoped policies belong to no namespace.
         let in_scope = match object.kind {
-            Kind::Namespace => self.scope.admits(name),
-            k if k.is_report() || k.namespaced() => self.scope.admits(namespace),
+            Kind::Namespace => self.namespace_filter.admits(name),
+            k if k.is_report() || k.namespaced() => self.namespace_filter.admits(namespace),
             _ => true,
         };
         if !in_scope {
@@ -612,7 +613,7 @@ impl Aggregate {
             }),
         };
         let counted = match decoded {
-            Ok(Some(b)) if self.scope.admits(&b.namespace) => {
+            Ok(Some(b)) if self.namespace_filter.admits(&b.namespace) => {
                 let key = AdmissionKey {
                     namespace: self.series.intern(&b.namespace),
                     policy: self.series.intern(&b.policy),
@@ -1036,6 +1037,7 @@ impl Aggregate {
     }
 
     /// All `policyreport_results` series as owned label values, sorted.
+    #[cfg(test)]
     pub fn results_snapshot(&self) -> BTreeMap<Vec<String>, u64> {
         let mut out = BTreeMap::new();
         self.for_each_result(|labels, n| {
@@ -1190,7 +1192,7 @@ impl Aggregate {
             for ns in namespaces {
                 // Namespaces with results are in scope already; those an
                 // override names may not be.
-                if !self.scope.admits(ns) {
+                if !self.namespace_filter.admits(ns) {
                     continue;
                 }
                 let mode = policy::combine(copies.iter().map(|r| r.mode_in(ns, labels)));

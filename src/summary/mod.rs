@@ -980,17 +980,12 @@ pub fn work_list(
         if list.is_empty() {
             return Ok(None);
         }
-        let mut set = globset::GlobSetBuilder::new();
-        for g in list {
-            set.add(globset::Glob::new(g).map_err(|e| SummaryError::Glob {
-                glob: g.clone(),
-                reason: e.kind().to_string(),
-            })?);
-        }
-        set.build().map(Some).map_err(|e| SummaryError::Glob {
-            glob: list.join(","),
-            reason: e.kind().to_string(),
-        })
+        crate::glob::set(list)
+            .map(Some)
+            .map_err(|e| SummaryError::Glob {
+                glob: e.pattern,
+                reason: e.source.kind().to_string(),
+            })
     };
     let (policies, namespaces) = (globs(&filter.policies)?, globs(&filter.namespaces)?);
     let selected = |e: &FailingEntry| {
