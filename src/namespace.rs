@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::decode::DecodeError;
 use crate::policy::Labels;
-use crate::report::DecodeError;
 
 /// A Namespace's name and labels.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,16 +1,14 @@
-//! The report format: the verdicts, the strings shared with the Event
-//! decoder, and ([`decode`]) the one-pass decoder that reduces a report to
-//! the [`Report`] the aggregator reads.
+//! The report format: the verdicts, a result's subject, and ([`decode`]) the
+//! one-pass decoder that reduces a report to the [`Report`] the aggregator
+//! reads.
 
 mod decode;
 
-use std::borrow::Cow;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 
+use crate::decode::{AnyStr, DecodeError, Text};
 pub use decode::{Document, DocumentSeed, ItemSink, Report, ResultView, SubjectView};
 
 /// Whether the decoder keeps result messages: off for `serve`, which never
@@ -65,59 +63,6 @@ impl Outcome {
     }
 }
 
-/// A string that borrows from the input when it has no escapes.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Text<'a>(pub Cow<'a, str>);
-
-impl<'a> Text<'a> {
-    /// The string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// Checks that a value is a string without keeping it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct AnyStr;
-
-impl<'de> Deserialize<'de> for AnyStr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = AnyStr;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<AnyStr, E> {
-                Ok(AnyStr)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// A reference to a Kubernetes object: a result's subject or a report's scope.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -137,14 +82,4 @@ pub struct Subject<'a> {
     /// `apiVersion`, checked for type only.
     #[serde(default, rename = "apiVersion")]
     api_version: Option<AnyStr>,
-}
-
-/// Why a report could not be decoded.
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{field}: {reason}")]
-pub struct DecodeError {
-    /// Which part of the report, such as `results[3].result`.
-    pub field: String,
-    /// The decoder's explanation.
-    pub reason: String,
 }

@@ -15,6 +15,10 @@ use crate::kind::Kind;
 use crate::object::RawObject;
 use crate::report::Report;
 
+/// The aggregator, the receiver of a source's events, has gone away: the
+/// source stops.
+struct Closed;
+
 /// Where an object came from. A resync replaces everything of one origin.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {

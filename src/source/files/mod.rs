@@ -23,7 +23,7 @@ use notify::RecursiveMode;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Origin, SourceEvent, SourceObject};
+use super::{Closed, Origin, SourceEvent, SourceObject};
 use crate::aggregate::FILE_RESOURCE;
 use crate::kind::Kind;
 
@@ -565,9 +565,6 @@ impl FilesSource {
         self.tx.blocking_send(event).map_err(|_| Closed)
     }
 }
-
-/// The aggregator has stopped.
-struct Closed;
 
 fn has_report_extension(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
