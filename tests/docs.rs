@@ -269,7 +269,7 @@ fn documented_flags(doc: &str) -> Result<BTreeMap<String, DocFlag>, String> {
         }
         let name = cells[1]
             .trim_start_matches("`--")
-            .split(|c: char| c == ' ' || c == '`')
+            .split([' ', '`'])
             .next()
             .unwrap_or("")
             .to_owned();
