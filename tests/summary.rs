@@ -244,7 +244,7 @@ fn custom_controls_replace_the_defaults() {
     );
 }
 
-// ---- failing closed (issue 14) --------------------------------------------
+// ---- failing closed ------------------------------------------------------
 
 /// A per-resource PolicyReport about one pod, as YAML.
 fn pod_report(ns: &str, pod: &str, results: &str) -> String {
@@ -450,7 +450,7 @@ fn json_input_counts_reads_and_refusals() {
     assert_eq!(s["targets_met"], json!(true), "the one report read passes");
 }
 
-// ---- the work list, the verdicts, exceptions (issue 11) --------------------
+// ---- the work list, the verdicts, exceptions ------------------------------
 
 fn worklist_dir() -> String {
     repo().join("tests/worklist").display().to_string()

@@ -511,7 +511,7 @@ pub type SeriesLabels = [String; 6];
 pub type Counts = BTreeMap<SeriesLabels, u64>;
 
 /// A from-scratch count of `policyreport_results` over report objects,
-/// following the README's counting rules: a result counts once per listed
+/// following docs/metrics.md's counting rules: a result counts once per listed
 /// subject, or once when it lists none; the namespace is the report's ("" for
 /// cluster-scoped kinds); `source` falls back to the report's top-level
 /// `source`. Written independently of the exporter's code.

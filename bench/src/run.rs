@@ -1029,7 +1029,7 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Targets of issue 5 (defined for 50k reports on a 2-core machine).
+/// The benchmark's targets (defined for 50k reports on a 2-core machine).
 pub mod targets {
     /// Exporter sync CPU ≤ this × floor.
     pub const CPU_VS_FLOOR: f64 = 1.5;
@@ -1045,7 +1045,7 @@ pub mod targets {
     pub const UPDATES_PER_SEC: f64 = 20_000.0;
     /// Update → visible p99 in ms.
     pub const VISIBLE_P99_MS: f64 = 100.0;
-    /// Files mode (issue 12), `kubectl get -o json` files: exporter CPU ≤
+    /// Files mode, `kubectl get -o json` files: exporter CPU ≤
     /// this × the floor's CPU on the same bytes.
     pub const FILES_JSON_CPU_VS_FLOOR: f64 = 1.5;
     /// Files mode, JSON: exporter wall time ≤ this × the floor's.
@@ -1053,7 +1053,7 @@ pub mod targets {
     /// Files mode, `kubectl get -o yaml` files: exporter CPU ≤ this × its
     /// CPU on the same reports as JSON.
     pub const FILES_YAML_CPU_VS_JSON: f64 = 3.0;
-    /// Reading one large List file (issue 14; JSON, and YAML alike): peak
+    /// Reading one large List file (JSON, and YAML alike): peak
     /// RSS ≤ the file's size plus this.
     pub const LARGE_FILE_RSS_OVER_SIZE_MIB: f64 = 100.0;
 }

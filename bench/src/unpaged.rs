@@ -1,4 +1,4 @@
-//! The reports-server row (issue 15): the real exporter against the fake API
+//! The reports-server row: the real exporter against the fake API
 //! server with both report kinds in reports-server mode (no paging, list
 //! resourceVersion "1", every watch replays every report as ADDED). It
 //! measures the peak RSS and CPU of the unpaged initial sync, the CPU of a
