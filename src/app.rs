@@ -21,7 +21,7 @@ use crate::source::kube::{self as kube_source, KubeSourceError};
 /// Capacity of the source → aggregator channel; a full channel makes
 /// sources wait, so memory stays bounded when input outruns the aggregator.
 /// A memory bound, not a speed-up: the value was never tuned or measured
-/// against others (docs/benchmarks.md, "Other changes").
+/// against others (docs/benchmarks.md, "Tuning constants").
 pub const CHANNEL: usize = 1024;
 /// Under load, snapshots are re-rendered at most this often.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(25);

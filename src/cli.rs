@@ -88,8 +88,8 @@ pub struct SourceArgs {
     #[arg(long, default_value_t = 500, env = "POLICYREPORT_EXPORTER_PAGE_SIZE")]
     pub page_size: u32,
     /// YAML file of compliance controls, replacing the built-in ones
-    /// (resource-limits, approved-registries, secure-context). See the
-    /// README for the format.
+    /// (resource-limits, approved-registries, secure-context). See
+    /// docs/metrics.md, "Controls", for the format.
     #[arg(long, value_name = "FILE", env = "POLICYREPORT_EXPORTER_CONTROLS")]
     pub controls: Option<PathBuf>,
     /// A request to the API server that receives nothing for this many

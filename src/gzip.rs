@@ -18,7 +18,7 @@ use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// The compression level: the fastest. It makes the benchmark's 50k-report
-/// rendering 16 times smaller (1.59 MB to 99 KB) in about 8 ms, once per
+/// rendering 16 times smaller (1,612 KiB to 101 KiB) in 3.2 ms, once per
 /// rendering (docs/benchmarks.md, "Compressed scrapes"). Higher levels were
 /// not measured.
 const LEVEL: Compression = Compression::fast();
