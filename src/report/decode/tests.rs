@@ -1,3 +1,5 @@
+use serde::Deserialize;
+
 use super::*;
 
 fn report(json: &str) -> Report {
