@@ -6,7 +6,7 @@
 //! repeats periodically, so a kind installed later (openreports, say) is
 //! picked up, and one removed has its objects dropped.
 //!
-//! This module holds discovery and the watchers' lifecycle; [`list_watch`]
+//! This module holds discovery and the watchers' lifecycle; `list_watch`
 //! holds the loop of one kind.
 
 use std::collections::HashMap;

@@ -103,7 +103,6 @@ async fn forward<K>(
         backoff: DefaultBackoff::default(),
     };
     let resource = kind.resource();
-    let origin = Origin::Watch(kind);
     let mut synced = false;
     let mut reason = None;
     loop {
@@ -121,43 +120,14 @@ async fn forward<K>(
                 return;
             }
         }
-        let start = SourceEvent::ResyncStart {
-            origin: origin.clone(),
-        };
-        if watch.send(start).await.is_err() {
-            return;
-        }
-        let list_origin = origin.clone();
-        let wrap_item = |o: K| SourceEvent::ResyncApply {
-            origin: list_origin.clone(),
-            object: wrap(kind, o),
-        };
-        let url = api.resource_url();
-        let listed = list::list(&client, url, requests.shape, &requests.list, &tx, wrap_item).await;
-        let version = match listed {
-            Ok(version) => version,
-            Err(ListError::Closed) => return,
-            Err(err) => {
-                if watch.failed(&err).await.is_err() {
-                    return;
-                }
-                reason = Some(if err.is_expired() {
-                    RelistReason::Expired
-                } else {
-                    RelistReason::Error
-                });
-                let delay = watch.next_delay();
-                tokio::time::sleep(delay).await;
+        let version = match watch.list().await {
+            Ok(Ok(version)) => version,
+            Ok(Err(why)) => {
+                reason = Some(why);
                 continue;
             }
+            Err(_closed) => return,
         };
-        watch.backoff.reset();
-        let end = SourceEvent::ResyncEnd {
-            origin: origin.clone(),
-        };
-        if watch.send(end).await.is_err() || watch.progressed().await.is_err() {
-            return;
-        }
         if !synced {
             synced = true;
             info!(resource, "initial list complete");
@@ -222,6 +192,53 @@ where
         self.backoff.next().unwrap_or(Duration::from_secs(30))
     }
 
+    /// List the kind, streamed as `ResyncStart`, `ResyncApply`… and
+    /// `ResyncEnd`: the resourceVersion to watch from, or, when the list
+    /// failed, why to list again (once the backoff has passed).
+    async fn list(&mut self) -> Result<Result<String, RelistReason>, Closed> {
+        let (kind, wrap) = (self.kind, self.wrap);
+        let origin = Origin::Watch(kind);
+        let start = SourceEvent::ResyncStart {
+            origin: origin.clone(),
+        };
+        self.send(start).await?;
+        let list_origin = origin.clone();
+        let wrap_item = |o: K| SourceEvent::ResyncApply {
+            origin: list_origin.clone(),
+            object: wrap(kind, o),
+        };
+        let requests = self.requests;
+        let listed = list::list(
+            self.client,
+            self.url,
+            requests.shape,
+            &requests.list,
+            self.tx,
+            wrap_item,
+        )
+        .await;
+        let version = match listed {
+            Ok(version) => version,
+            Err(ListError::Closed) => return Err(Closed),
+            Err(err) => {
+                self.failed(&err).await?;
+                let reason = if err.is_expired() {
+                    RelistReason::Expired
+                } else {
+                    RelistReason::Error
+                };
+                let delay = self.next_delay();
+                tokio::time::sleep(delay).await;
+                return Ok(Err(reason));
+            }
+        };
+        self.backoff.reset();
+        let end = SourceEvent::ResyncEnd { origin };
+        self.send(end).await?;
+        self.progressed().await?;
+        Ok(Ok(version))
+    }
+
     /// Open a watch from `version`, in the kind's [`Shape`].
     async fn open(
         &self,
@@ -245,7 +262,6 @@ where
         let due = sleep_until(due);
         let mut due = std::pin::pin!(due);
         let resource = self.kind.resource();
-        let origin = Origin::Watch(self.kind);
         loop {
             let opened = tokio::select! {
                 () = &mut due => return Ok(RelistReason::Interval),
@@ -277,51 +293,70 @@ where
                     }
                     item = stream.next() => item,
                 };
-                let event = match item {
-                    // The watch ended (its timeout, or the server closed it):
-                    // resume from the last resourceVersion seen.
-                    None => break,
-                    Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
-                        remember(&mut version, o.meta().resource_version.as_deref());
-                        SourceEvent::Apply {
-                            origin: origin.clone(),
-                            object: (self.wrap)(self.kind, o),
-                        }
-                    }
-                    Some(Ok(WatchEvent::Deleted(o))) => {
-                        remember(&mut version, o.meta().resource_version.as_deref());
-                        SourceEvent::Delete {
-                            origin: origin.clone(),
-                            object: (self.wrap)(self.kind, o),
-                        }
-                    }
-                    Some(Ok(WatchEvent::Bookmark(b))) => {
-                        remember(&mut version, Some(&b.metadata.resource_version));
-                        continue;
-                    }
-                    Some(Ok(WatchEvent::Error(status))) if status.code == 410 => {
-                        info!(resource, error = %status.message, "watch expired (410 Gone); listing again");
-                        return Ok(RelistReason::Expired);
-                    }
-                    Some(Ok(WatchEvent::Error(status))) => {
-                        self.failed(&kube::Error::Api(status)).await?;
-                        if self.pause(&mut due).await? {
-                            return Ok(RelistReason::Interval);
-                        }
-                        break;
-                    }
-                    Some(Err(err)) => {
-                        self.failed(&err).await?;
-                        if self.pause(&mut due).await? {
-                            return Ok(RelistReason::Interval);
-                        }
-                        continue;
-                    }
-                };
-                self.send(event).await?;
-                self.progressed().await?;
+                match self.on_item(item, &mut version, &mut due).await? {
+                    Flow::Next => {}
+                    Flow::Reopen => break,
+                    Flow::Relist(why) => return Ok(why),
+                }
             }
         }
+    }
+
+    /// Handle one item of a watch stream (`None`: the stream ended): forward
+    /// it, remember its resourceVersion, or log a failure and wait out the
+    /// backoff.
+    async fn on_item(
+        &mut self,
+        item: Option<kube::Result<WatchEvent<K>>>,
+        version: &mut String,
+        due: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Flow, Closed> {
+        let resource = self.kind.resource();
+        let origin = Origin::Watch(self.kind);
+        let event = match item {
+            // The watch ended (its timeout, or the server closed it):
+            // resume from the last resourceVersion seen.
+            None => return Ok(Flow::Reopen),
+            Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
+                remember(version, o.meta().resource_version.as_deref());
+                SourceEvent::Apply {
+                    origin: origin.clone(),
+                    object: (self.wrap)(self.kind, o),
+                }
+            }
+            Some(Ok(WatchEvent::Deleted(o))) => {
+                remember(version, o.meta().resource_version.as_deref());
+                SourceEvent::Delete {
+                    origin: origin.clone(),
+                    object: (self.wrap)(self.kind, o),
+                }
+            }
+            Some(Ok(WatchEvent::Bookmark(b))) => {
+                remember(version, Some(&b.metadata.resource_version));
+                return Ok(Flow::Next);
+            }
+            Some(Ok(WatchEvent::Error(status))) if status.code == 410 => {
+                info!(resource, error = %status.message, "watch expired (410 Gone); listing again");
+                return Ok(Flow::Relist(RelistReason::Expired));
+            }
+            Some(Ok(WatchEvent::Error(status))) => {
+                self.failed(&kube::Error::Api(status)).await?;
+                if self.pause(due).await? {
+                    return Ok(Flow::Relist(RelistReason::Interval));
+                }
+                return Ok(Flow::Reopen);
+            }
+            Some(Err(err)) => {
+                self.failed(&err).await?;
+                if self.pause(due).await? {
+                    return Ok(Flow::Relist(RelistReason::Interval));
+                }
+                return Ok(Flow::Next);
+            }
+        };
+        self.send(event).await?;
+        self.progressed().await?;
+        Ok(Flow::Next)
     }
 
     /// Wait out the backoff after a failure; true if a relist fell due.
@@ -335,6 +370,16 @@ where
             () = tokio::time::sleep(delay) => false,
         })
     }
+}
+
+/// What the watch loop does after an item of its stream.
+enum Flow {
+    /// Take the next item.
+    Next,
+    /// Open a new watch from the last resourceVersion seen.
+    Reopen,
+    /// Stop watching: a relist is due, for this reason.
+    Relist(RelistReason),
 }
 
 /// Keep a newer resourceVersion to resume a watch from.
