@@ -420,6 +420,21 @@ impl FilesSource {
     /// Compare the files on disk with what was sent; send what changed.
     /// Returns the number of files found.
     fn scan(&mut self) -> usize {
+        let seen = self.walk();
+        self.forget_gone(&seen);
+        let count = seen.len();
+        let mut changed: Vec<(PathBuf, Fingerprint)> = seen
+            .into_iter()
+            .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
+            .collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        self.send_changed(&changed);
+        count
+    }
+
+    /// The report files under the roots (any file named explicitly), with
+    /// their fingerprints; what cannot be read is reported once.
+    fn walk(&mut self) -> HashMap<PathBuf, Fingerprint> {
         let mut seen: HashMap<PathBuf, Fingerprint> = HashMap::new();
         let roots = std::mem::take(&mut self.roots);
         for root in &roots {
@@ -455,6 +470,12 @@ impl FilesSource {
             }
         }
         self.roots = roots;
+        seen
+    }
+
+    /// Drop the files sent before and no longer found: each one's relist
+    /// ends empty.
+    fn forget_gone(&mut self, seen: &HashMap<PathBuf, Fingerprint>) {
         let gone: Vec<PathBuf> = self
             .known
             .keys()
@@ -471,17 +492,15 @@ impl FilesSource {
                 });
             }
         }
-        let count = seen.len();
-        let mut changed: Vec<(PathBuf, Fingerprint)> = seen
-            .into_iter()
-            .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
-            .collect();
-        changed.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// Send the changed files, sorted by path.
+    fn send_changed(&mut self, changed: &[(PathBuf, Fingerprint)]) {
         // Files are parsed in parallel and sent in path order, each as a
         // relist of its origin streamed as it is decoded.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut current: Option<Origin> = None;
-        read_in_order(&changed, workers, self.max_file_size, |i, step| {
+        read_in_order(changed, workers, self.max_file_size, |i, step| {
             let (path, fingerprint) = &changed[i];
             let origin = match &current {
                 Some(origin) => origin.clone(),
@@ -521,7 +540,6 @@ impl FilesSource {
             };
             sent.is_ok()
         });
-        count
     }
 
     /// End the relist of a file. A file that could not be read is reported,
