@@ -142,32 +142,14 @@ pub fn decode(raw: &str, event_namespace: &str) -> Result<Option<Admission>, Dec
     if !api_version.is_empty() && api_version.split_once('/').map(|(g, _)| g) != Some(group) {
         return Ok(None);
     }
-    let component = [
-        &event.reporting_component,
-        &event.reporting_controller,
-        &event.source.as_ref().and_then(|s| s.component.clone()),
-    ]
-    .into_iter()
-    .map(text)
-    .find(|c| !c.is_empty())
-    .map(str::to_owned);
+    let component = reporter(&event);
     if component
         .as_deref()
         .is_some_and(|c| c != ADMISSION_COMPONENT)
     {
         return Ok(None);
     }
-    let field = if event.message.is_none() && event.note.is_some() {
-        "note"
-    } else {
-        "message"
-    };
-    let message = text(
-        event
-            .message
-            .as_ref()
-            .map_or(&event.note, |_| &event.message),
-    );
+    let (field, message) = message(&event);
     let Some(parsed) = parse_message(message) else {
         if component.is_none() {
             // Of unknown origin: not necessarily Kyverno's admission.
@@ -186,11 +168,64 @@ pub fn decode(raw: &str, event_namespace: &str) -> Result<Option<Admission>, Dec
         // Unblocked, of unknown origin: may be the background scan.
         return Ok(None);
     }
+    let policy = policy_name(about, namespaced, event_namespace)?;
+    let (kind, namespace) = match &event.related {
+        Some(r) if !text(&r.kind).is_empty() => (text(&r.kind), text(&r.namespace)),
+        _ => (parsed.kind, parsed.namespace),
+    };
+    let count = count(&event);
+    Ok(Some(Admission {
+        policy,
+        rule: parsed.rule.to_owned(),
+        kind: kind.to_owned(),
+        namespace: namespace.to_owned(),
+        blocked,
+        count,
+    }))
+}
+
+/// The component that reported the Event, by whichever field names it.
+fn reporter(event: &EventIn<'_>) -> Option<String> {
+    [
+        &event.reporting_component,
+        &event.reporting_controller,
+        &event.source.as_ref().and_then(|s| s.component.clone()),
+    ]
+    .into_iter()
+    .map(text)
+    .find(|c| !c.is_empty())
+    .map(str::to_owned)
+}
+
+/// The Event's message and the name of its field (`note` in
+/// `events.k8s.io/v1`).
+fn message<'e>(event: &'e EventIn<'_>) -> (&'static str, &'e str) {
+    let field = if event.message.is_none() && event.note.is_some() {
+        "note"
+    } else {
+        "message"
+    };
+    let message = text(
+        event
+            .message
+            .as_ref()
+            .map_or(&event.note, |_| &event.message),
+    );
+    (field, message)
+}
+
+/// The policy the Event is about: `namespace/name` for a namespaced kind
+/// (in the Event's namespace when the reference names none), else `name`.
+fn policy_name(
+    about: &ObjectRef<'_>,
+    namespaced: bool,
+    event_namespace: &str,
+) -> Result<String, DecodeError> {
     let name = text(&about.name);
     if name.is_empty() {
         return Err(invalid("involvedObject.name", "missing"));
     }
-    let policy = if namespaced {
+    Ok(if namespaced {
         let ns = Some(text(&about.namespace))
             .filter(|ns| !ns.is_empty())
             .unwrap_or(event_namespace);
@@ -200,25 +235,18 @@ pub fn decode(raw: &str, event_namespace: &str) -> Result<Option<Admission>, Dec
         format!("{ns}/{name}")
     } else {
         name.to_owned()
-    };
-    let (kind, namespace) = match &event.related {
-        Some(r) if !text(&r.kind).is_empty() => (text(&r.kind), text(&r.namespace)),
-        _ => (parsed.kind, parsed.namespace),
-    };
+    })
+}
+
+/// How many times the Event happened: the first positive of its series
+/// count, `count` and `deprecatedCount`, else once.
+fn count(event: &EventIn<'_>) -> u64 {
     let positive = |n: Option<i64>| n.filter(|n| *n > 0);
-    let count = positive(event.series.and_then(|s| s.count))
+    positive(event.series.as_ref().and_then(|s| s.count))
         .or(positive(event.count))
         .or(positive(event.deprecated_count))
         .unwrap_or(1)
-        .unsigned_abs();
-    Ok(Some(Admission {
-        policy,
-        rule: parsed.rule.to_owned(),
-        kind: kind.to_owned(),
-        namespace: namespace.to_owned(),
-        blocked,
-        count,
-    }))
+        .unsigned_abs()
 }
 
 /// The rule status an admission message reports.

@@ -159,29 +159,7 @@ impl Splitter {
         let mut i = 0;
         while i < chunk.len() {
             if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                    i += 1;
-                    continue;
-                }
-                let Some(off) = memchr::memchr2(b'"', b'\\', &chunk[i..]) else {
-                    if self.reading_key {
-                        self.key.extend_from_slice(&chunk[i..]);
-                    }
-                    i = chunk.len();
-                    continue;
-                };
-                if self.reading_key {
-                    self.key.extend_from_slice(&chunk[i..i + off]);
-                }
-                i += off;
-                if chunk[i] == b'\\' {
-                    self.escaped = true;
-                } else {
-                    self.in_string = false;
-                    self.reading_key = false;
-                }
-                i += 1;
+                i = self.string_bytes(chunk, i);
                 continue;
             }
             let b = chunk[i];
@@ -226,32 +204,7 @@ impl Splitter {
                     }
                     self.depth += 1;
                 }
-                b'}' | b']' => {
-                    self.depth = self
-                        .depth
-                        .checked_sub(1)
-                        .ok_or(ListError::Malformed("unbalanced brackets"))?;
-                    if let Some((target, at)) = self.capturing
-                        && self.depth == at
-                    {
-                        self.capturing = None;
-                        let piece = if self.buf.is_empty() {
-                            &chunk[start..=i]
-                        } else {
-                            self.buf.extend_from_slice(&chunk[start..=i]);
-                            &self.buf[..]
-                        };
-                        match target {
-                            Target::Item => items.push(serde_json::from_slice(piece)?),
-                            Target::Metadata => self.meta = serde_json::from_slice(piece)?,
-                        }
-                        self.buf.clear();
-                    }
-                    if self.depth == 1 {
-                        self.in_items = false;
-                    }
-                    self.done = self.depth == 0;
-                }
+                b'}' | b']' => self.close(chunk, start, i, items)?,
                 b':' if self.depth == 1 => self.value_next = true,
                 // A scalar value of the list object (a number, null, …).
                 _ if self.depth == 1 => self.value_next = false,
@@ -262,6 +215,71 @@ impl Splitter {
         if self.capturing.is_some() {
             self.buf.extend_from_slice(&chunk[start..]);
         }
+        Ok(())
+    }
+
+    /// Scan inside a string from `i`, up to its closing quote or the end of
+    /// the chunk, keeping a key of the list object. Returns where to go on.
+    #[inline]
+    fn string_bytes(&mut self, chunk: &[u8], mut i: usize) -> usize {
+        if self.escaped {
+            self.escaped = false;
+            return i + 1;
+        }
+        let Some(off) = memchr::memchr2(b'"', b'\\', &chunk[i..]) else {
+            if self.reading_key {
+                self.key.extend_from_slice(&chunk[i..]);
+            }
+            return chunk.len();
+        };
+        if self.reading_key {
+            self.key.extend_from_slice(&chunk[i..i + off]);
+        }
+        i += off;
+        if chunk[i] == b'\\' {
+            self.escaped = true;
+        } else {
+            self.in_string = false;
+            self.reading_key = false;
+        }
+        i + 1
+    }
+
+    /// A closing bracket at `i`: the end of a captured value (decoded into
+    /// `items` or the metadata; its bytes in this chunk begin at `start`),
+    /// of `items`, or of the list object.
+    #[inline]
+    fn close<K: DeserializeOwned>(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        i: usize,
+        items: &mut Vec<K>,
+    ) -> Result<(), ListError> {
+        self.depth = self
+            .depth
+            .checked_sub(1)
+            .ok_or(ListError::Malformed("unbalanced brackets"))?;
+        if let Some((target, at)) = self.capturing
+            && self.depth == at
+        {
+            self.capturing = None;
+            let piece = if self.buf.is_empty() {
+                &chunk[start..=i]
+            } else {
+                self.buf.extend_from_slice(&chunk[start..=i]);
+                &self.buf[..]
+            };
+            match target {
+                Target::Item => items.push(serde_json::from_slice(piece)?),
+                Target::Metadata => self.meta = serde_json::from_slice(piece)?,
+            }
+            self.buf.clear();
+        }
+        if self.depth == 1 {
+            self.in_items = false;
+        }
+        self.done = self.depth == 0;
         Ok(())
     }
 

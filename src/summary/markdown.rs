@@ -6,7 +6,10 @@
 
 use std::fmt::Write;
 
-use super::{Summary, pct, refreshed, shown, source_name, subject, verdict};
+use super::Summary;
+use super::table::{pct, refreshed, shown, source_name, verdict};
+use super::worklist::subject;
+use crate::aggregate::FailingEntry;
 
 /// Work-list entries shown; the rest are counted. A CI page is read, not
 /// searched: `--failing` in a terminal lists them all.
@@ -65,11 +68,28 @@ impl Summary {
             let _ = writeln!(out, "> **Warning:** {}\n", cell(w));
         }
 
+        self.targets_section(&mut out);
+        self.rollout_section(&mut out);
+        if let Some(failing) = &self.failing {
+            work_list_section(&mut out, failing);
+        }
+        self.freshness_section(&mut out);
+        let _ = writeln!(
+            out,
+            "\n{}  \n**Targets: {}**",
+            self.input_line(),
+            self.targets_line()
+        );
+        out
+    }
+
+    /// The violation rate and each control against its target.
+    fn targets_section(&self, out: &mut String) {
         out.push_str("### Targets\n\n");
-        header(&mut out, &["Target", ">Value", ">Goal", "Status"]);
+        header(out, &["Target", ">Value", ">Goal", "Status"]);
         let o = &self.overall;
         row(
-            &mut out,
+            out,
             &[
                 "Violation rate".into(),
                 pct(o.violation_rate),
@@ -79,18 +99,18 @@ impl Summary {
         );
         for [control, _, _, compliance, target, status] in self.control_rows() {
             let name = format!("Control {}", cell(&control));
-            row(
-                &mut out,
-                &[name, cell(&compliance), target, marked(&status)],
-            );
+            row(out, &[name, cell(&compliance), target, marked(&status)]);
         }
+    }
 
+    /// A verdict per policy known from policy objects.
+    fn rollout_section(&self, out: &mut String) {
         out.push_str("\n### Rollout verdicts\n\n");
         if self.rollout.is_empty() {
             out.push_str("No policy objects were read.\n");
         } else {
             header(
-                &mut out,
+                out,
                 &[
                     "Policy",
                     "Mode",
@@ -103,63 +123,24 @@ impl Summary {
             for [policy, mode, failing, audit, blocked, verdict] in self.rollout_rows() {
                 let verdict = format!("**{verdict}**");
                 row(
-                    &mut out,
+                    out,
                     &[cell(&policy), mode, failing, audit, blocked, verdict],
                 );
             }
         }
+    }
 
-        if let Some(failing) = &self.failing {
-            let _ = writeln!(out, "\n### Work list ({} entries)\n", failing.len());
-            if failing.is_empty() {
-                out.push_str("No failing results.\n");
-            } else {
-                header(
-                    &mut out,
-                    &[
-                        "Policy",
-                        "Namespace",
-                        "Resource",
-                        "Rule",
-                        "Result",
-                        "Message",
-                    ],
-                );
-                for e in failing.iter().take(MARKDOWN_ENTRIES) {
-                    row(
-                        &mut out,
-                        &[
-                            cell(&e.policy),
-                            cell(shown(&e.namespace, "(cluster)")),
-                            cell(&subject(e)),
-                            cell(shown(&e.rule, "-")),
-                            e.result.to_owned(),
-                            cell(&e.message),
-                        ],
-                    );
-                }
-                let rest = failing.len().saturating_sub(MARKDOWN_ENTRIES);
-                if rest > 0 {
-                    let _ = writeln!(
-                        out,
-                        "\n… and {rest} more: `policyreport-exporter summary --failing` lists them all."
-                    );
-                }
-            }
-        }
-
+    /// Report freshness per source.
+    fn freshness_section(&self, out: &mut String) {
         let mut heading = self.freshness_heading();
         if let Some(first) = heading.get_mut(..1) {
             first.make_ascii_uppercase();
         }
         let _ = writeln!(out, "\n### Reports by source\n\n{heading}.\n");
-        header(
-            &mut out,
-            &["Source", ">Reports", ">Stale", "Oldest refresh"],
-        );
+        header(out, &["Source", ">Reports", ">Stale", "Oldest refresh"]);
         for s in &self.freshness.sources {
             row(
-                &mut out,
+                out,
                 &[
                     cell(source_name(&s.source)),
                     s.reports.to_string(),
@@ -168,14 +149,47 @@ impl Summary {
                 ],
             );
         }
+    }
+}
 
-        let _ = writeln!(
+/// The first [`MARKDOWN_ENTRIES`] entries of the work list, and a count of
+/// the rest.
+fn work_list_section(out: &mut String, failing: &[FailingEntry]) {
+    let _ = writeln!(out, "\n### Work list ({} entries)\n", failing.len());
+    if failing.is_empty() {
+        out.push_str("No failing results.\n");
+    } else {
+        header(
             out,
-            "\n{}  \n**Targets: {}**",
-            self.input_line(),
-            self.targets_line()
+            &[
+                "Policy",
+                "Namespace",
+                "Resource",
+                "Rule",
+                "Result",
+                "Message",
+            ],
         );
-        out
+        for e in failing.iter().take(MARKDOWN_ENTRIES) {
+            row(
+                out,
+                &[
+                    cell(&e.policy),
+                    cell(shown(&e.namespace, "(cluster)")),
+                    cell(&subject(e)),
+                    cell(shown(&e.rule, "-")),
+                    e.result.to_owned(),
+                    cell(&e.message),
+                ],
+            );
+        }
+        let rest = failing.len().saturating_sub(MARKDOWN_ENTRIES);
+        if rest > 0 {
+            let _ = writeln!(
+                out,
+                "\n… and {rest} more: `policyreport-exporter summary --failing` lists them all."
+            );
+        }
     }
 }
 

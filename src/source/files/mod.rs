@@ -420,6 +420,21 @@ impl FilesSource {
     /// Compare the files on disk with what was sent; send what changed.
     /// Returns the number of files found.
     fn scan(&mut self) -> usize {
+        let seen = self.walk();
+        self.forget_gone(&seen);
+        let count = seen.len();
+        let mut changed: Vec<(PathBuf, Fingerprint)> = seen
+            .into_iter()
+            .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
+            .collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        self.send_changed(&changed);
+        count
+    }
+
+    /// The report files under the roots (any file named explicitly), with
+    /// their fingerprints; what cannot be read is reported once.
+    fn walk(&mut self) -> HashMap<PathBuf, Fingerprint> {
         let mut seen: HashMap<PathBuf, Fingerprint> = HashMap::new();
         let roots = std::mem::take(&mut self.roots);
         for root in &roots {
@@ -455,6 +470,12 @@ impl FilesSource {
             }
         }
         self.roots = roots;
+        seen
+    }
+
+    /// Drop the files sent before and no longer found: each one's relist
+    /// ends empty.
+    fn forget_gone(&mut self, seen: &HashMap<PathBuf, Fingerprint>) {
         let gone: Vec<PathBuf> = self
             .known
             .keys()
@@ -471,17 +492,15 @@ impl FilesSource {
                 });
             }
         }
-        let count = seen.len();
-        let mut changed: Vec<(PathBuf, Fingerprint)> = seen
-            .into_iter()
-            .filter(|(p, fp)| self.known.get(p).is_none_or(|k| k.fingerprint != *fp))
-            .collect();
-        changed.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// Send the changed files, sorted by path.
+    fn send_changed(&mut self, changed: &[(PathBuf, Fingerprint)]) {
         // Files are parsed in parallel and sent in path order, each as a
         // relist of its origin streamed as it is decoded.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut current: Option<Origin> = None;
-        read_in_order(&changed, workers, self.max_file_size, |i, step| {
+        read_in_order(changed, workers, self.max_file_size, |i, step| {
             let (path, fingerprint) = &changed[i];
             let origin = match &current {
                 Some(origin) => origin.clone(),
@@ -521,7 +540,6 @@ impl FilesSource {
             };
             sent.is_ok()
         });
-        count
     }
 
     /// End the relist of a file. A file that could not be read is reported,
@@ -575,360 +593,4 @@ fn has_report_extension(path: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::source::Body;
-
-    #[test]
-    fn parses_lists_and_documents_and_ignores_other_kinds() {
-        let yaml = br#"
-apiVersion: v1
-kind: List
-items:
-- apiVersion: wgpolicyk8s.io/v1alpha2
-  kind: PolicyReport
-  metadata: {name: a, namespace: x}
-  results: [{policy: p, result: pass}]
-- apiVersion: v1
-  kind: ConfigMap
-  metadata: {name: c}
----
-apiVersion: openreports.io/v1alpha1
-kind: ClusterReport
-metadata: {name: b}
-source: kyverno
----
-"#;
-        let c = parse(yaml, false).expect("valid YAML");
-        let kinds: Vec<_> = c.objects.iter().map(|o| (o.kind, o.id())).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (Kind::PolicyReport, ("x", "a")),
-                (Kind::ClusterReport, ("", "b"))
-            ]
-        );
-        let Body::Report(r) = &c.objects[1].body else {
-            panic!("a report")
-        };
-        assert_eq!(r.source(), Some("kyverno"));
-        assert!(c.bad.is_empty());
-    }
-
-    /// `kyverno apply --policy-report > file` as Kyverno 1.19.1 writes it:
-    /// deprecation warnings on stdout ahead of the report, in both formats.
-    #[test]
-    fn kyverno_cli_warning_lines_before_the_report_are_skipped() {
-        let warning = "Warning: policies.yaml: kyverno.io/v1 ClusterPolicy is deprecated and will be \
-                       removed in a future release; migrate to ValidatingPolicy, see \
-                       https://kyverno.io/docs/guides/migration-to-cel/\n";
-        let yaml = format!(
-            "{warning}{warning}apiVersion: openreports.io/v1alpha1\nkind: ClusterReport\n\
-             metadata:\n  name: merged\nresults:\n- policy: p\n  result: fail\n  \
-             resources:\n  - {{apiVersion: v1, kind: Pod, name: a, namespace: ci}}\nsource: \"\"\n"
-        );
-        let json = format!(
-            "{warning}{{\"kind\":\"ClusterReport\",\"apiVersion\":\"openreports.io/v1alpha1\",\
-             \"metadata\":{{\"name\":\"merged\"}},\"source\":\"\",\"results\":[{{\"policy\":\"p\",\
-             \"result\":\"pass\"}}]}}"
-        );
-        for (bytes, is_json) in [(yaml.as_bytes(), false), (json.as_bytes(), true)] {
-            let c = parse(bytes, is_json).expect("the report after the warnings");
-            let ids: Vec<_> = c.objects.iter().map(|o| (o.kind, o.id())).collect();
-            assert_eq!(ids, vec![(Kind::ClusterReport, ("", "merged"))]);
-        }
-        // Only whole leading lines go: a file of nothing but warnings holds
-        // nothing, and a warning after the report is still an error.
-        assert!(
-            parse(warning.trim_end().as_bytes(), false)
-                .expect("empty")
-                .objects
-                .is_empty()
-        );
-        let late = format!("apiVersion: v1\nkind: List\nitems: []\n{warning}");
-        assert!(parse(late.as_bytes(), false).is_err());
-    }
-
-    #[test]
-    fn parses_json_lists() {
-        let json = br#"{"apiVersion":"v1","kind":"List","items":[
-            {"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"ClusterPolicyReport","metadata":{"name":"n"},"results":null}]}"#;
-        let c = parse(json, true).expect("valid JSON");
-        assert_eq!(c.objects.len(), 1);
-        let Body::Report(r) = &c.objects[0].body else {
-            panic!("a report")
-        };
-        assert_eq!(r.results().len(), 0);
-    }
-
-    #[test]
-    fn bad_metadata_is_reported_per_object() {
-        let yaml =
-            b"apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata: {name: [1]}\n";
-        let c = parse(yaml, false).expect("valid YAML");
-        // Taken, and refused by the aggregator with the reason.
-        assert!(c.bad.is_empty());
-        let Body::Report(r) = &c.objects[0].body else {
-            panic!("a report")
-        };
-        assert_eq!(r.error().map(|e| e.field.as_str()), Some("metadata.name"));
-        let json = br#"{"kind":"List","items":[{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":1}}]}"#;
-        let c = parse(json, true).expect("valid JSON");
-        let Body::Report(r) = &c.objects[0].body else {
-            panic!("a report")
-        };
-        assert_eq!(r.error().map(|e| e.field.as_str()), Some("metadata.name"));
-    }
-
-    #[test]
-    fn reads_events_and_policies() {
-        let yaml = b"apiVersion: v1\nkind: Event\nmetadata: {name: e, namespace: default, uid: u1}\nreason: PolicyViolation\n---\n\
-apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n---\n\
-apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e2, namespace: default}\n";
-        let c = parse(yaml, false).expect("valid YAML");
-        let kinds: Vec<_> = c.objects.iter().map(|o| (o.kind, o.id())).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (Kind::Event, ("default", "e")),
-                (Kind::ClusterPolicy, ("", "p")),
-                (Kind::Event, ("default", "e2"))
-            ]
-        );
-        let Body::Object(o) = &c.objects[0].body else {
-            panic!("an object")
-        };
-        assert_eq!(o.metadata.uid.as_deref(), Some("u1"));
-        assert!(o.raw.get().contains("PolicyViolation"));
-    }
-
-    #[test]
-    fn json_lists_and_objects_take_the_lean_path() {
-        let json = br#"{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":"a","namespace":"n"},
-            "results":[{"policy":"p","result":"pass"}]}"#;
-        let c = parse(json, true).expect("valid");
-        assert_eq!(c.objects.len(), 1);
-        let Body::Report(r) = &c.objects[0].body else {
-            panic!("a report")
-        };
-        let results: Vec<_> = r.results().map(|e| (e.policy, e.outcome)).collect();
-        assert_eq!(results, vec![("p", crate::report::Outcome::Pass)]);
-        // Other kinds, arrays and scalars are ignored; a report list's items too.
-        assert!(
-            parse(
-                br#"{"apiVersion":"v1","kind":"ConfigMap","items":[1]}"#,
-                true
-            )
-            .expect("valid")
-            .objects
-            .is_empty()
-        );
-        assert!(parse(b"[1,2]", true).expect("valid").objects.is_empty());
-        assert!(parse(b"7", true).expect("valid").objects.is_empty());
-        for odd in [
-            r#"{"apiVersion":false}"#,
-            r#"{"kind":"List","items":5}"#,
-            r#"{"kind":"List","items":[1,"x",null]}"#,
-        ] {
-            let parsed = parse(odd.as_bytes(), true).expect("well-formed");
-            assert!(parsed.objects.is_empty(), "{odd}");
-        }
-        let bad = br#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":5}}]}"#;
-        assert_eq!(parse(bad, true).expect("valid JSON").bad.len(), 1);
-        assert!(parse(b"\xff\xfe", true).is_err(), "invalid UTF-8");
-        assert!(
-            parse(b"[1,", true).is_err(),
-            "a malformed array is an error"
-        );
-        // Deep nesting in a field is skipped without recursion, and inside a
-        // report it is kept raw here and refused when the report is decoded.
-        let deep = format!(
-            "{{\"a\":{}1{}}}",
-            "{\"a\":".repeat(100_000),
-            "}".repeat(100_000)
-        );
-        assert!(
-            parse(deep.as_bytes(), true)
-                .expect("valid JSON")
-                .objects
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn deep_yaml_is_refused_before_parsing() {
-        let deep = format!(
-            "a: {}{}\n",
-            "[".repeat(MAX_NESTING + 1),
-            "]".repeat(MAX_NESTING + 1)
-        );
-        assert!(matches!(
-            parse(deep.as_bytes(), false),
-            Err(FileError::TooDeep(_))
-        ));
-        let fine = format!(
-            "a: {}{}\nb: '[[[[' # [[[[\nc: \"{{{{\"\n",
-            "[".repeat(10),
-            "]".repeat(10)
-        );
-        assert!(parse(fine.as_bytes(), false).is_ok());
-        assert_eq!(flow_depth(b"a: '[[' # [[\nb: [{c: [1]}]\n"), 3);
-    }
-
-    #[test]
-    fn broken_yaml_is_an_error() {
-        assert!(parse(b"a: [1, 2\n", false).is_err());
-        assert!(parse(b"{", true).is_err());
-    }
-
-    /// A report as kubectl prints it: `kind` after the other fields.
-    fn report_json(ns: &str, name: &str, outcome: &str) -> String {
-        format!(
-            r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","metadata":{{"name":"{name}","namespace":"{ns}"}},"results":[{{"policy":"p","result":"{outcome}"}}],"kind":"PolicyReport"}}"#
-        )
-    }
-
-    /// A `kubectl get -o json` List: `items` first, `kind: List` last.
-    fn kubectl_list(items: &[String]) -> String {
-        format!(
-            r#"{{"apiVersion":"v1","items":[{}],"kind":"List","metadata":{{"resourceVersion":""}}}}"#,
-            items.join(",")
-        )
-    }
-
-    fn scan_into(
-        source: &mut FilesSource,
-        rx: &mut mpsc::Receiver<SourceEvent>,
-        agg: &mut crate::aggregate::Aggregate,
-    ) -> Vec<String> {
-        source.scan();
-        let mut seen = Vec::new();
-        while let Ok(event) = rx.try_recv() {
-            seen.push(match &event {
-                SourceEvent::ResyncStart { origin } => format!("start {origin}"),
-                SourceEvent::ResyncApply { object, .. } => format!("apply {}", object.id().1),
-                SourceEvent::ResyncEnd { origin } => format!("end {origin}"),
-                SourceEvent::Invalid { location, .. } => format!("invalid {location}"),
-                other => format!("{other:?}"),
-            });
-            agg.handle(event);
-        }
-        seen
-    }
-
-    fn results(agg: &crate::aggregate::Aggregate) -> Vec<String> {
-        agg.results_snapshot()
-            .into_iter()
-            .map(|(k, v)| format!("{} {v}", k.join("|")))
-            .collect()
-    }
-
-    #[test]
-    fn a_file_broken_after_streamed_objects_ends_empty_as_before() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let list = dir.path().join("a.json");
-        let other = dir.path().join("b.json");
-        std::fs::write(&list, kubectl_list(&[report_json("x", "r1", "fail")])).expect("write");
-        std::fs::write(&other, kubectl_list(&[report_json("y", "r9", "pass")])).expect("write");
-        let (tx, mut rx) = mpsc::channel(1000);
-        let mut source = FilesSource::new(vec![dir.path().to_path_buf()], tx);
-        let mut agg = crate::aggregate::Aggregate::new(Default::default());
-        scan_into(&mut source, &mut rx, &mut agg);
-        assert_eq!(results(&agg), ["x|p||||fail 1", "y|p||||pass 1"]);
-
-        // Valid in its first half (two reports decoded and sent), then cut.
-        let whole = kubectl_list(&[
-            report_json("x", "r2", "pass"),
-            report_json("z", "r3", "pass"),
-            report_json("z", "r4", "fail"),
-        ]);
-        let cut = whole.find("\"r4\"").expect("third report");
-        std::fs::write(&list, &whole[..cut]).expect("rewrite");
-        let a = Origin::File(Arc::from(list.as_path()));
-        let seen = scan_into(&mut source, &mut rx, &mut agg);
-        assert_eq!(
-            seen,
-            [
-                format!("start {a}"),
-                "apply r2".into(),
-                "apply r3".into(),
-                format!("invalid {}", list.display()),
-                format!("start {a}"),
-                format!("end {a}"),
-            ]
-        );
-        // As before streaming: the broken file contributes nothing, the
-        // other file is untouched, the file is counted invalid once.
-        assert_eq!(results(&agg), ["y|p||||pass 1"]);
-        assert_eq!(agg.stats().invalid.get(FILE_RESOURCE), Some(&1));
-        assert_eq!(
-            agg.stats().objects.get(Kind::PolicyReport.resource()),
-            Some(&1)
-        );
-
-        // Whole again: read as a List.
-        std::fs::write(&list, &whole).expect("fix");
-        scan_into(&mut source, &mut rx, &mut agg);
-        assert_eq!(
-            results(&agg),
-            [
-                "x|p||||pass 1",
-                "y|p||||pass 1",
-                "z|p||||fail 1",
-                "z|p||||pass 1"
-            ]
-        );
-    }
-
-    #[test]
-    fn files_are_streamed_in_path_order_on_any_number_of_workers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut files = Vec::new();
-        for i in 0..7 {
-            let path = dir.path().join(format!("{i}.json"));
-            let items: Vec<String> = (0..3)
-                .map(|j| report_json("n", &format!("f{i}r{j}"), "pass"))
-                .collect();
-            let text = match i {
-                4 => "{\"items\": [".to_string(),
-                _ => kubectl_list(&items),
-            };
-            std::fs::write(&path, &text).expect("write");
-            let fingerprint = Fingerprint {
-                len: text.len() as u64,
-                modified: None,
-                inode: 0,
-                changed: (0, 0),
-            };
-            files.push((path, fingerprint));
-        }
-        for workers in [1, 2, 3] {
-            let mut seen = Vec::new();
-            read_in_order(&files, workers, u64::MAX, |i, step| {
-                seen.push(match step {
-                    Step::Parsed(Parsed::Object(o)) => format!("{i} {}", o.id().1),
-                    Step::Parsed(other) => format!("{i} {other:?}"),
-                    Step::End(r) => format!("{i} end {}", r.is_ok()),
-                });
-                true
-            });
-            let want: Vec<String> = (0..7)
-                .flat_map(|i| match i {
-                    4 => vec!["4 end false".to_string()],
-                    _ => (0..3)
-                        .map(|j| format!("{i} f{i}r{j}"))
-                        .chain([format!("{i} end true")])
-                        .collect(),
-                })
-                .collect();
-            assert_eq!(seen, want, "{workers} workers");
-            // Stopping midway stops taking.
-            let mut taken = 0;
-            read_in_order(&files, workers, u64::MAX, |_, _| {
-                taken += 1;
-                taken < 5
-            });
-            assert_eq!(taken, 5, "{workers} workers");
-        }
-    }
-}
+mod tests;
