@@ -7,7 +7,7 @@
 //! those kinds.
 //!
 //! Streaming keeps a kubectl-style YAML file's decode at a few MiB instead of
-//! about 18x the file (serde_yaml_ng's buffered events, then a value tree),
+//! about 13× the file (serde_yaml_ng's buffered events, then a value tree),
 //! and a large List at the file + 21 MiB instead of + 104 MiB; see
 //! docs/benchmarks.md, "YAML decoding" and "Streaming a single YAML
 //! document".
