@@ -14,9 +14,7 @@ use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
 use crate::namespace_filter::{NamespaceFilter, NamespaceFilterError};
 use crate::server;
-use crate::source::SourceEvent;
-use crate::source::files::{self, FilesSource};
-use crate::source::kube::{self as kube_source, KubeSourceError};
+use crate::source::{SourceError, SourceEvent};
 
 /// Capacity of the source → aggregator channel; a full channel makes
 /// sources wait, so memory stays bounded when input outruns the aggregator.
@@ -29,9 +27,9 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(25);
 /// Errors that stop a command.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The Kubernetes source could not start.
+    /// The source could not start.
     #[error(transparent)]
-    Kube(#[from] KubeSourceError),
+    Source(#[from] SourceError),
     /// The listen address could not be bound, or serving failed.
     #[error("serving HTTP on {addr}: {source}")]
     Http {
@@ -40,9 +38,6 @@ pub enum AppError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The files source thread could not start.
-    #[error("starting the files source: {0}")]
-    Thread(std::io::Error),
     /// The controls file is unusable.
     #[error(transparent)]
     Controls(#[from] ControlsError),
@@ -122,27 +117,10 @@ pub async fn start(
         stale_after: source.stale_after,
         clock: aggregate::Clock::system(),
     });
-    if source.files.is_empty() {
-        let timeout = Duration::from_secs(source.request_timeout);
-        let client = kube_source::client(source.context.as_deref(), timeout).await?;
-        info!(labels = ?labels.names(), "watching the cluster");
-        aggregate.expect_sync(kube_source::DISCOVERY_TARGET);
-        let options = kube_source::Options {
-            page_size: source.page_size,
-            discovery_interval: Duration::from_secs(source.discovery_interval.max(1)),
-            relist_interval: Some(source.relist_interval).filter(|i| !i.is_zero()),
-            quiet_recovery: source.quiet_recovery.max(Duration::from_millis(100)),
-        };
-        tokio::spawn(kube_source::run(client, options, tx));
-    } else {
-        info!(paths = ?source.files, labels = ?labels.names(), follow, "reading files");
-        aggregate.expect_sync(files::SYNC_TARGET);
-        FilesSource::new(source.files.clone(), tx)
-            .follow(follow)
-            .max_file_size(source.max_file_size)
-            .spawn()
-            .map_err(AppError::Thread)?;
-    }
+    info!(labels = ?labels.names(), "policyreport_results labels");
+    let input = crate::source::select(source, follow).await?;
+    aggregate.expect_sync(input.sync_target());
+    input.start(tx)?;
     Ok(aggregate)
 }
 

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::{Origin, SourceEvent};
+use super::{Origin, Source, SourceError, SourceEvent};
+use crate::cli::SourceArgs;
 use crate::kind::{Kind, Role};
 
 mod list_watch;
@@ -63,6 +64,48 @@ pub struct Options {
     /// long is taken as recovered: the watcher's backoff retries well
     /// within it (45 s by default).
     pub quiet_recovery: Duration,
+}
+
+impl Options {
+    /// The options the flags select; intervals too short to be meant are
+    /// raised (discovery to 1 s, quiet recovery to 100 ms).
+    pub fn of(args: &SourceArgs) -> Self {
+        Self {
+            page_size: args.page_size,
+            discovery_interval: Duration::from_secs(args.discovery_interval.max(1)),
+            relist_interval: Some(args.relist_interval).filter(|i| !i.is_zero()),
+            quiet_recovery: args.quiet_recovery.max(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The cluster as a [`Source`]: discovery, then a watch per served kind.
+pub struct KubeSource {
+    client: Client,
+    options: Options,
+}
+
+impl KubeSource {
+    /// A client for the kubeconfig (and `--context`) of the flags.
+    pub async fn connect(args: &SourceArgs) -> Result<Self, KubeSourceError> {
+        let timeout = Duration::from_secs(args.request_timeout);
+        Ok(Self {
+            client: client(args.context.as_deref(), timeout).await?,
+            options: Options::of(args),
+        })
+    }
+}
+
+impl Source for KubeSource {
+    fn sync_target(&self) -> &'static str {
+        DISCOVERY_TARGET
+    }
+
+    fn start(self: Box<Self>, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        info!("watching the cluster");
+        tokio::spawn(run(self.client, self.options, tx));
+        Ok(())
+    }
 }
 
 /// Build a client the way kubectl finds its configuration: in-cluster,

@@ -1,6 +1,7 @@
 //! Sources turn the outside world (a Kubernetes API server, files) into a
 //! stream of [`SourceEvent`]s for the aggregator. Sources never hold state
-//! the metrics depend on; they only describe changes.
+//! the metrics depend on; they only describe changes. Each is a [`Source`];
+//! [`select`] picks the one the flags ask for.
 
 pub mod files;
 pub mod kube;
@@ -10,10 +11,47 @@ use std::path::Path;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::sync::mpsc;
 
+use crate::cli::SourceArgs;
 use crate::kind::Kind;
 use crate::object::RawObject;
 use crate::report::Report;
+
+/// A source of [`SourceEvent`]s, whatever the input: `serve` and `summary`
+/// start it the same way. A new input is one implementation and one arm of
+/// [`select`].
+pub trait Source: Send {
+    /// The sync target the aggregate waits for (`/readyz`, `summary`) until
+    /// the source has sent its first full listing and
+    /// [`SourceEvent::Synced`] for it.
+    fn sync_target(&self) -> &'static str;
+
+    /// Start sending to `tx`, on a task or thread of its own, until the
+    /// receiver goes away.
+    fn start(self: Box<Self>, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError>;
+}
+
+/// Why a source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The Kubernetes source could not start.
+    #[error(transparent)]
+    Kube(#[from] kube::KubeSourceError),
+    /// The files source thread could not start.
+    #[error("starting the files source: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The source the flags select: the files of `--files` (followed with
+/// `follow`), else the cluster of the kubeconfig.
+pub async fn select(args: &SourceArgs, follow: bool) -> Result<Box<dyn Source>, SourceError> {
+    if args.files.is_empty() {
+        Ok(Box::new(kube::KubeSource::connect(args).await?))
+    } else {
+        Ok(Box::new(files::Files::of(args, follow)))
+    }
+}
 
 /// The aggregator, the receiver of a source's events, has gone away: the
 /// source stops.

@@ -23,8 +23,9 @@ use notify::RecursiveMode;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Closed, Origin, SourceEvent, SourceObject};
+use super::{Closed, Origin, Source, SourceError, SourceEvent, SourceObject};
 use crate::aggregate::FILE_RESOURCE;
+use crate::cli::SourceArgs;
 use crate::kind::Kind;
 
 /// The sync target name of the files source.
@@ -312,6 +313,42 @@ struct Fingerprint {
 struct Known {
     fingerprint: Fingerprint,
     origin: Origin,
+}
+
+/// The files of `--files` as a [`Source`]: [`FilesSource`] on a thread.
+#[derive(Clone, Debug)]
+pub struct Files {
+    roots: Vec<PathBuf>,
+    follow: bool,
+    max_file_size: u64,
+}
+
+impl Files {
+    /// The files the flags name; with `follow`, changes are followed after
+    /// the first read.
+    pub fn of(args: &SourceArgs, follow: bool) -> Self {
+        Self {
+            roots: args.files.clone(),
+            follow,
+            max_file_size: args.max_file_size,
+        }
+    }
+}
+
+impl Source for Files {
+    fn sync_target(&self) -> &'static str {
+        SYNC_TARGET
+    }
+
+    fn start(self: Box<Self>, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        info!(paths = ?self.roots, follow = self.follow, "reading files");
+        FilesSource::new(self.roots, tx)
+            .follow(self.follow)
+            .max_file_size(self.max_file_size)
+            .spawn()
+            .map(drop)
+            .map_err(SourceError::Thread)
+    }
 }
 
 /// Reads the configured paths and sends their reports to the aggregator.
