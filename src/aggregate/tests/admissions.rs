@@ -49,40 +49,43 @@ fn blk(
     ((ns.into(), p.into(), r.into(), k.into(), c.into()), n)
 }
 
-#[test]
-fn blocked_admissions_count_increases_only() {
-    let ev = Origin::Watch(Kind::Event);
+/// The message of the blocked admission of `prod/p1`.
+const MSG: &str =
+    "Pod prod/p1: [validate-resources] fail (blocked); validation error: limits required";
+
+/// Events of two blocked admissions (one counted again through
+/// `series.count`) and an audit failure.
+fn three_admissions(ev: &Origin) -> Aggregate {
     let mut agg = new_agg(LabelOptions::default());
-    let msg = "Pod prod/p1: [validate-resources] fail (blocked); validation error: limits required";
     apply(
         &mut agg,
-        &ev,
+        ev,
         blocked_event(
             "e1",
             "u1",
             "ClusterPolicy",
             "require-requests-limits",
-            msg,
+            MSG,
             json!({"count": 2}),
         ),
     );
     // Grows through series.count: only the increase is added.
     apply(
         &mut agg,
-        &ev,
+        ev,
         blocked_event(
             "e1",
             "u1",
             "ClusterPolicy",
             "require-requests-limits",
-            msg,
+            MSG,
             json!({"count": 2, "series": {"count": 5}}),
         ),
     );
     // An audit failure is not a block; a namespaced Policy uses namespace/name.
     apply(
         &mut agg,
-        &ev,
+        ev,
         blocked_event(
             "e2",
             "u2",
@@ -94,7 +97,7 @@ fn blocked_admissions_count_increases_only() {
     );
     apply(
         &mut agg,
-        &ev,
+        ev,
         blocked_event(
             "e3",
             "u3",
@@ -104,7 +107,12 @@ fn blocked_admissions_count_increases_only() {
             json!({}),
         ),
     );
-    let expected = BTreeMap::from([
+    agg
+}
+
+/// The blocked admissions of [`three_admissions`].
+fn three_blocked() -> BlockedSnapshot {
+    BTreeMap::from([
         blk(
             "prod",
             "require-requests-limits",
@@ -121,8 +129,14 @@ fn blocked_admissions_count_increases_only() {
             "",
             1,
         ),
-    ]);
-    assert_eq!(blocked_of(&agg), expected);
+    ])
+}
+
+#[test]
+fn blocked_admissions_count_increases_only() {
+    let ev = Origin::Watch(Kind::Event);
+    let agg = three_admissions(&ev);
+    assert_eq!(blocked_of(&agg), three_blocked());
     let mut audit = BTreeMap::new();
     agg.for_each_audit_failure(|ns, p, r, k, c, n| {
         audit.insert(
@@ -148,6 +162,13 @@ fn blocked_admissions_count_increases_only() {
         )]),
         "the audit failure is the enforce forecast"
     );
+}
+
+#[test]
+fn blocked_admissions_survive_expiry_and_relists() {
+    let ev = Origin::Watch(Kind::Event);
+    let mut agg = three_admissions(&ev);
+    let expected = three_blocked();
     // Expiry never decreases; a relist of the same events adds nothing.
     agg.handle(SourceEvent::Delete {
         origin: ev.clone(),
@@ -161,7 +182,7 @@ fn blocked_admissions_count_increases_only() {
             "u1",
             "ClusterPolicy",
             "require-requests-limits",
-            msg,
+            MSG,
             json!({"series": {"count": 5}}),
         ),
     });
@@ -186,7 +207,7 @@ fn blocked_admissions_count_increases_only() {
             "u9",
             "ClusterPolicy",
             "require-requests-limits",
-            msg,
+            MSG,
             json!({"count": 3}),
         ),
     );

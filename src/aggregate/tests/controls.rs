@@ -22,14 +22,21 @@ fn pod_report(ns: &str, uid: &str, results: serde_json::Value) -> SourceObject {
     )
 }
 
-#[test]
-fn controls_count_pods_by_status() {
+/// A `require-requests-limits` result.
+fn rl(r: &str) -> serde_json::Value {
+    json!({"policy": "require-requests-limits", "rule": "validate-resources", "result": r,
+                          "category": "Best Practices, EKS Best Practices"})
+}
+
+/// A Pod Security Standards result.
+fn pss(p: &str, r: &str) -> serde_json::Value {
+    json!({"policy": p, "rule": "x", "result": r, "category": "Pod Security Standards (Baseline)"})
+}
+
+/// Six pods' reports in two namespaces, one of each status, and a
+/// Deployment's.
+fn six_pods() -> Aggregate {
     let mut agg = new_agg(LabelOptions::default());
-    let rl = |r: &str| {
-        json!({"policy": "require-requests-limits", "rule": "validate-resources", "result": r,
-                              "category": "Best Practices, EKS Best Practices"})
-    };
-    let pss = |p: &str, r: &str| json!({"policy": p, "rule": "x", "result": r, "category": "Pod Security Standards (Baseline)"});
     apply(
         &mut agg,
         &W,
@@ -75,6 +82,12 @@ fn controls_count_pods_by_status() {
                    "results": [{"policy": "require-requests-limits", "rule": "autogen-validate-resources", "result": "fail"}]}),
         ),
     );
+    agg
+}
+
+#[test]
+fn controls_count_pods_by_status() {
+    let mut agg = six_pods();
     assert_eq!(
         controls_of(&agg),
         BTreeMap::from([

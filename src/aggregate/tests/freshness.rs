@@ -30,10 +30,10 @@ fn timed_report(ns: &str, name: &str, results: Vec<serde_json::Value>) -> Source
     object(kind, ns, name, json!({ "results": results }))
 }
 
-#[test]
-fn freshness_counts_each_report_once_per_source_with_its_newest_timestamp() {
-    let clock = Clock::manual(T);
-    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, &clock);
+/// Reports in two namespaces and cluster-scoped, from several sources,
+/// with and without timestamps, as of [`T`].
+fn seven_reports(clock: &Clock) -> Aggregate {
+    let mut agg = fresh_agg(DEFAULT_STALE_AFTER, clock);
     let c = Origin::Watch(Kind::ClusterPolicyReport);
     // Newest of the two: 5h10m old, so stale at the 3h default.
     apply(
@@ -83,6 +83,13 @@ fn freshness_counts_each_report_once_per_source_with_its_newest_timestamp() {
     );
     // A report without results counts nowhere.
     apply(&mut agg, &W, timed_report("shop", "empty", vec![]));
+    agg
+}
+
+#[test]
+fn freshness_counts_each_report_once_per_source_with_its_newest_timestamp() {
+    let clock = Clock::manual(T);
+    let agg = seven_reports(&clock);
     assert_eq!(
         freshness_of(&agg),
         vec![
@@ -92,7 +99,13 @@ fn freshness_counts_each_report_once_per_source_with_its_newest_timestamp() {
             row("shop", "trivy", 1, Some(0), Some(T - H)),
         ]
     );
+}
 
+#[test]
+fn freshness_follows_rescans_deletes_and_relists() {
+    let clock = Clock::manual(T);
+    let mut agg = seven_reports(&clock);
+    let c = Origin::Watch(Kind::ClusterPolicyReport);
     // A rescan refreshes the old report; deleting one uncounts it.
     apply(
         &mut agg,
