@@ -48,12 +48,6 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-/// Hash maps of the aggregate: foldhash is fast, and seeded per process so
-/// crafted names cannot force collisions.
-pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-/// An insertion-ordered [`Map`].
-type OrderedMap<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
-
 use crate::controls::Controls;
 use crate::kind::Kind;
 use crate::namespace_filter::NamespaceFilter;
@@ -64,8 +58,14 @@ use namespaces::Namespaces;
 use policies::Policies;
 use readiness::Readiness;
 use reports::controls::{ControlState, Matcher};
-use reports::freshness::{self as freshness, FreshnessTable};
+use reports::freshness::{self, FreshnessTable};
 use series::SeriesTable;
+
+/// Hash maps of the aggregate: foldhash is fast, and seeded per process so
+/// crafted names cannot force collisions.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// An insertion-ordered [`Map`].
+type OrderedMap<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 
 /// `--stale-after`'s default: two of Kyverno's background scan intervals
 /// (`--backgroundScanInterval`, 1h by default) plus an hour of margin.
@@ -113,18 +113,24 @@ pub struct Aggregate {
     labels: LabelOptions,
     controls: Arc<Controls>,
     namespace_filter: NamespaceFilter,
+    /// `policyreport_results` (see `reports`); its interner also holds the
+    /// namespaces of object ids and the labels of admission counters.
     series: SeriesTable,
     /// Policy Reporter's `policy_report_result` and
     /// `cluster_policy_report_result`, with `--compat policy-reporter`: slots
     /// as in [`LABEL_NAMES`], with Policy Reporter's values.
     policy_reporter: Option<SeriesTable>,
+    /// Per control, its resource tallies (see `reports::controls`).
     control_state: Vec<ControlState>,
     matcher: Matcher,
+    /// The admission counters (see `events`).
     admissions: Admissions,
     /// Live Events, apart from the other objects: they are many, and each
     /// needs only its uid and what it added.
     events: EventTables,
+    /// The policy index (see `policies`).
     policies: Policies,
+    /// The Namespace index (see `namespaces`).
     namespaces: Namespaces,
     // Objects of each origin. Insertion-ordered, so a relist activates its
     // objects in the order the source listed them: results are then the
@@ -132,6 +138,7 @@ pub struct Aggregate {
     origins: Map<Origin, OrderedMap<ObjectId, Contribution>>,
     pending: Map<Origin, OrderedMap<ObjectId, Contribution>>,
     stats: Stats,
+    /// The sync targets (see `readiness`).
     readiness: Readiness,
     generation: u64,
     /// Refused inputs, when kept (`summary` only).
