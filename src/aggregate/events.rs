@@ -10,12 +10,34 @@
 //! spare room (`bench/tests/heap.rs`), against 268 bytes when Events were
 //! held as general objects (their namespace and name, a general
 //! contribution, an insertion-ordered map entry).
+//!
+//! This module owns the admission counters ([`Admissions`]), the live Events
+//! of each origin and of each relist in progress ([`EventTables`]), how an
+//! Event is applied, deleted and relisted, and the readers.
+//!
+//! Serves `policyreport_admission_blocked_total` and
+//! `policyreport_admission_audit_failures_total`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use string_interner::DefaultSymbol as Sym;
+use tracing::debug;
 
 use super::uid::uuid_bytes;
-use super::{AdmissionKey, Map};
-use crate::source::Origin;
+use super::{Aggregate, Map};
+use crate::decode::DecodeError;
+use crate::event;
+use crate::kind::Kind;
+use crate::source::{Body, Origin, SourceObject};
+
+/// Identity of an admission counter: blocked, or let through by Audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct AdmissionKey {
+    namespace: Sym,
+    policy: Sym,
+    rule: Sym,
+    kind: Sym,
+    blocked: bool,
+}
 
 /// An Event's identity: its uid, which the API server assigns and never
 /// reuses. An Event recreated under the same name is another Event.
@@ -196,6 +218,133 @@ impl EventTables {
             self.live.insert(origin.clone(), fresh);
         }
         (added, gone)
+    }
+}
+
+impl Aggregate {
+    /// An Event was created or updated.
+    pub(super) fn apply_admission(&mut self, origin: Origin, object: &SourceObject) {
+        let (id, new) = self.prepare_event(&origin, object);
+        if self.events.apply(origin, id, new, &mut self.admissions) {
+            self.count_object(Kind::Event, 1);
+        }
+    }
+
+    /// An Event was deleted.
+    pub(super) fn delete_admission(&mut self, origin: &Origin, object: &SourceObject) {
+        if self.events.delete(origin, &EventId::of(object.meta())) {
+            self.count_object(Kind::Event, -1);
+        }
+    }
+
+    /// An Event of the relist of `origin` in progress.
+    pub(super) fn resync_admission(&mut self, origin: Origin, object: &SourceObject) {
+        let (id, new) = self.prepare_event(&origin, object);
+        self.events.resync_apply(origin, id, new);
+    }
+
+    /// The relist of `origin` is complete: its Events replace the origin's.
+    pub(super) fn finish_admission_resync(&mut self, origin: &Origin) {
+        let (added, gone) = self.events.resync_end(origin, &mut self.admissions);
+        self.count_object(Kind::Event, added as i64 - gone as i64);
+    }
+
+    /// An Event's identity and what it adds (admissions are scoped by the
+    /// admitted resource's namespace, once decoded). Logs and counts an
+    /// Event when it newly becomes invalid.
+    fn prepare_event(&mut self, origin: &Origin, object: &SourceObject) -> (EventId, Counted) {
+        let id = EventId::of(object.meta());
+        let namespace = object.meta().namespace.as_deref().unwrap_or("");
+        let decoded = match &object.body {
+            Body::Object(raw) => event::decode(raw.raw.get(), namespace),
+            Body::Report(_) => Err(DecodeError {
+                field: "event".into(),
+                reason: "a report, not an Event".into(),
+            }),
+        };
+        let counted = match decoded {
+            Ok(Some(b)) if self.namespace_filter.admits(&b.namespace) => {
+                let key = AdmissionKey {
+                    namespace: self.series.intern(&b.namespace),
+                    policy: self.series.intern(&b.policy),
+                    rule: self.series.intern(&b.rule),
+                    kind: self.series.intern(&b.kind),
+                    blocked: b.blocked,
+                };
+                Counted {
+                    counted: b.count,
+                    counter: self.admissions.id(key),
+                    invalid: false,
+                }
+            }
+            Ok(_) => Counted::NOTHING,
+            Err(err) => {
+                if self.events.is_invalid(origin, &id) {
+                    debug!(kind = %object.kind, name = %object.id().1, "object still invalid");
+                } else {
+                    self.count_invalid(origin, object, &err);
+                }
+                Counted::INVALID
+            }
+        };
+        (id, counted)
+    }
+
+    /// Visit `policyreport_admission_blocked_total`: namespace, policy,
+    /// rule, kind, control (or ""), and the count. The control is resolved
+    /// from the policy name or its category, as learned from policy objects
+    /// or from report results.
+    pub fn for_each_blocked(&self, f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        self.for_each_admission(true, f);
+    }
+
+    /// Visit `policyreport_admission_audit_failures_total`, the admissions
+    /// Audit let through that Enforce would have refused, with the same
+    /// arguments as [`Aggregate::for_each_blocked`].
+    pub fn for_each_audit_failure(&self, f: impl FnMut(&str, &str, &str, &str, &str, u64)) {
+        self.for_each_admission(false, f);
+    }
+
+    fn for_each_admission(
+        &self,
+        blocked: bool,
+        mut f: impl FnMut(&str, &str, &str, &str, &str, u64),
+    ) {
+        let mut keys: Vec<(&AdmissionKey, u64)> = self
+            .admissions
+            .iter()
+            .filter(|(k, _)| k.blocked == blocked)
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let categories = self.policy_categories();
+        let resolve = |s| self.series.resolve(s);
+        keys.sort_by_key(|(k, _)| {
+            (
+                resolve(k.namespace),
+                resolve(k.policy),
+                resolve(k.rule),
+                resolve(k.kind),
+            )
+        });
+        for (k, n) in keys {
+            let policy = self.series.resolve(k.policy);
+            let rule = self.series.resolve(k.rule);
+            let category = categories.get(policy).copied().unwrap_or("");
+            let control = self
+                .controls
+                .first_for(policy, category, rule)
+                .map_or("", |c| c.name.as_str());
+            f(
+                self.series.resolve(k.namespace),
+                policy,
+                rule,
+                self.series.resolve(k.kind),
+                control,
+                n,
+            );
+        }
     }
 }
 

@@ -64,7 +64,8 @@ impl SeriesTable {
         self.acquire_hashed(self.hash(labels), labels)
     }
 
-    /// [`acquire`](Self::acquire) with the labels' [`hash`](Self::hash).
+    /// Find or create the series for these label values, whose
+    /// [`hash`](Self::hash) is `hash`, and take a reference.
     pub fn acquire_hashed(&mut self, hash: u64, labels: &[&str; SLOTS]) -> SeriesId {
         let Self {
             strings,
@@ -115,7 +116,7 @@ impl SeriesTable {
         self.strings.resolve(sym).unwrap_or("")
     }
 
-    /// Drop a reference taken by [`acquire`](Self::acquire).
+    /// Drop a reference taken by [`acquire_hashed`](Self::acquire_hashed).
     pub fn release(&mut self, id: SeriesId) {
         let slot = &mut self.slots[id as usize];
         slot.refs -= 1;

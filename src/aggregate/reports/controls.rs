@@ -5,6 +5,8 @@
 //! compliant, noncompliant and excepted resources per namespace and kind,
 //! updated as tallies change: an update to one report never rescans the
 //! others.
+//!
+//! Serves `policyreport_control_resources`.
 
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
@@ -14,9 +16,10 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use string_interner::DefaultSymbol as Sym;
 
-use super::Map;
-use super::series::{SeriesTable, same};
-use super::uid::{Key, KeyRef};
+use crate::aggregate::Aggregate;
+use crate::aggregate::Map;
+use crate::aggregate::series::{SeriesTable, same};
+use crate::aggregate::uid::{Key, KeyRef};
 use crate::controls::Controls;
 use crate::report::{Outcome, Report, SubjectView};
 
@@ -49,7 +52,7 @@ impl ControlStatus {
 
 /// One report's contribution to one resource under one control.
 #[derive(Debug)]
-pub(super) struct ControlDelta {
+pub(in crate::aggregate) struct ControlDelta {
     pub control: u16,
     /// The resource: its uid, else `kind/namespace/name`.
     resource: Key,
@@ -86,7 +89,7 @@ impl Tally {
 
 /// The state of one control.
 #[derive(Debug, Default)]
-pub(super) struct ControlState {
+pub(in crate::aggregate) struct ControlState {
     resources: Map<Key, Tally>,
     counts: Map<(Sym, Sym, ControlStatus), u64>,
 }
@@ -149,7 +152,7 @@ impl ControlState {
 /// Remembers which controls match a (policy, category, rule), so that
 /// glob matching runs once per distinct rule, not once per result.
 #[derive(Debug, Default)]
-pub(super) struct Matcher {
+pub(in crate::aggregate) struct Matcher {
     hasher: RandomState,
     table: HashTable<Matched>,
 }
@@ -283,7 +286,7 @@ pub(super) fn deltas(
                             bad: 0,
                             skip: 0,
                         });
-                        super::index_long_list(&mut index, acc.len(), |n| {
+                        crate::aggregate::labels::index_long_list(&mut index, acc.len(), |n| {
                             hash(acc[n].control, acc[n].resource.as_ref())
                         });
                         let last = acc.len() - 1;
@@ -302,4 +305,22 @@ pub(super) fn deltas(
         }
     }
     acc.into_boxed_slice()
+}
+
+impl Aggregate {
+    /// Visit `policyreport_control_resources`: control, namespace, kind,
+    /// status, and the number of resources.
+    pub fn for_each_control(&self, mut f: impl FnMut(&str, &str, &str, ControlStatus, u64)) {
+        for (control, state) in self.controls.iter().zip(&self.control_state) {
+            state.for_each(|ns, kind, status, n| {
+                f(
+                    &control.name,
+                    self.series.resolve(ns),
+                    self.series.resolve(kind),
+                    status,
+                    n,
+                )
+            });
+        }
+    }
 }

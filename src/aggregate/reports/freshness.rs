@@ -7,6 +7,9 @@
 //! results from. The index keeps, per (namespace, source), the number of
 //! reports and an ordered multiset of their refresh times, so that stale
 //! counts follow the clock without rescanning any report.
+//!
+//! Serves `policyreport_reports`, `policyreport_reports_stale` and
+//! `policyreport_report_oldest_refresh_timestamp_seconds`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,7 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use string_interner::DefaultSymbol as Sym;
 
-use super::Map;
+use crate::aggregate::Aggregate;
+use crate::aggregate::Map;
 
 /// Index of a (namespace, source) entry.
 pub type FreshId = u32;
@@ -240,6 +244,58 @@ fn stale_below(times: &BTreeMap<Stamp, u32>, cutoff: i64) -> u64 {
 /// `--stale-after` as a whole number of seconds, `None` when off (zero).
 pub fn stale_seconds(stale_after: Duration) -> Option<i64> {
     (!stale_after.is_zero()).then(|| i64::try_from(stale_after.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Aggregate {
+    /// Read the clock. Stale counts are as of the latest tick; when the
+    /// new reading makes any of them change, this is a change of the state
+    /// (the generation moves), so the next publish renders it. Costs a range
+    /// lookup per (namespace, source), never a scan of the reports.
+    pub fn tick(&mut self) {
+        let now = self.clock.now();
+        if let Some(after) = self.stale_after {
+            let (a, b) = (self.now.min(now), self.now.max(now));
+            let between = |t: i64| t.saturating_sub(after);
+            if self.freshness.any_between(between(a), between(b)) {
+                self.generation += 1;
+            }
+        }
+        self.now = now;
+    }
+
+    /// The clock's reading at the latest [`Aggregate::tick`] (or at
+    /// creation), in seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// `--stale-after` in seconds; `None` when staleness is off.
+    pub fn stale_after(&self) -> Option<i64> {
+        self.stale_after
+    }
+
+    /// How often [`run`](crate::aggregate::run) ticks: 1% of `--stale-after`, between 1 s and 15 s
+    /// (a common scrape interval), so a stale count lags the clock by at
+    /// most that; `None` when staleness is off. A tick costs one range
+    /// lookup per (namespace, source).
+    pub fn tick_interval(&self) -> Option<Duration> {
+        let after = u64::try_from(self.stale_after?).unwrap_or(u64::MAX);
+        Some(Duration::from_secs((after / 100).clamp(1, 15)))
+    }
+
+    /// Visit the report freshness families, sorted by namespace and source:
+    /// per (namespace, source) with reports, how many, how many were stale
+    /// at the latest tick (`None` when staleness is off) and the oldest
+    /// refresh time (`None` when no report has a timestamp). A report counts
+    /// once per source it has results from.
+    pub fn for_each_freshness(&self, mut f: impl FnMut(FreshnessRow<'_>)) {
+        let cutoff = self.stale_after.map(|a| self.now.saturating_sub(a));
+        let mut rows = Vec::new();
+        self.freshness
+            .for_each(cutoff, |s| self.series.resolve(s), |r| rows.push(r));
+        rows.sort_unstable_by(|a, b| (a.namespace, a.source).cmp(&(b.namespace, b.source)));
+        rows.into_iter().for_each(&mut f);
+    }
 }
 
 #[cfg(test)]

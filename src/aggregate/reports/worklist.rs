@@ -1,11 +1,15 @@
 //! The work list of `summary --failing`: one entry per (subject, result)
 //! whose result is fail, warn or error, with the names and the message that
 //! `/metrics` never carries. Only a one-shot run asks for it
-//! ([`super::Aggregate::keep_failing`]); the serving exporter keeps none.
+//! ([`Aggregate::keep_failing`]); the serving exporter keeps none.
+//!
+//! Serves no metric family: `summary` reads it.
 
 use serde::Serialize;
 
 use super::controls::Matcher;
+use crate::aggregate::Aggregate;
+use crate::aggregate::contribution::Contribution;
 use crate::controls::Controls;
 use crate::report::{Outcome, Report, SubjectView};
 
@@ -79,4 +83,28 @@ pub(super) fn entries(
         }
     }
     out.into_boxed_slice()
+}
+
+impl Aggregate {
+    /// Keep each report's failing entries from now on (see
+    /// [`Aggregate::failing`]). For one-shot runs: it keeps names and
+    /// messages, which the serving exporter never holds.
+    pub fn keep_failing(&mut self) {
+        self.keep_failing = true;
+    }
+
+    /// The failing entries of the reports held, when kept, sorted.
+    pub fn failing(&self) -> Vec<&FailingEntry> {
+        let mut out: Vec<&FailingEntry> = self
+            .origins
+            .values()
+            .flat_map(|m| m.values())
+            .flat_map(|c| match c {
+                Contribution::Report { failing, .. } => &failing[..],
+                _ => &[],
+            })
+            .collect();
+        out.sort();
+        out
+    }
 }

@@ -1,0 +1,117 @@
+//! Policy Reporter compatibility (`--compat policy-reporter`): its
+//! simple-mode counting and the table it fills, [`Aggregate`]'s
+//! `policy_reporter` field, which reports' contributions add to like
+//! `policyreport_results`.
+//!
+//! Serves `policy_report_result` and `cluster_policy_report_result`.
+
+use super::Aggregate;
+use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SOURCE};
+use super::series::{SeriesId, SeriesTable};
+use crate::report::Report;
+
+/// The labels of one Policy Reporter simple-mode series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyReporterLabels<'a> {
+    /// The report's namespace; empty for cluster-scoped reports.
+    pub namespace: &'a str,
+    /// The result's policy.
+    pub policy: &'a str,
+    /// The result: pass, fail, warn, error or skip.
+    pub status: &'a str,
+    /// The result's severity, empty when absent.
+    pub severity: &'a str,
+    /// The result's category, `Other` when absent or empty.
+    pub category: &'a str,
+    /// The result's source, else the report's.
+    pub source: &'a str,
+}
+
+/// Policy Reporter's category for results that have none
+/// (kyverno/policy-reporter `pkg/report/result/reconditioner.go`).
+pub const POLICY_REPORTER_NO_CATEGORY: &str = "Other";
+
+/// Policy Reporter's simple-mode counting (kyverno/policy-reporter
+/// `pkg/listener/metrics/result_custom.go`, with its reconditioner): each
+/// result counts once, whatever its subjects; the category is `Other` when
+/// empty; the source is the result's, else the report's, which is the
+/// top-level `source`, else the first result's (`GetSource()` of its report
+/// types). Empty strings count as absent, as in Go.
+fn policy_reporter_rows<'a>(
+    table: &SeriesTable,
+    report: &'a Report,
+    namespace: &'a str,
+) -> Vec<Row<'a>> {
+    let nonempty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
+    let report_source = nonempty(report.source())
+        .or_else(|| report.results().next().and_then(|r| r.source))
+        .unwrap_or("");
+    let mut rows = Rows::new(table);
+    for r in report.results() {
+        let category = if r.category.is_empty() {
+            POLICY_REPORTER_NO_CATEGORY
+        } else {
+            r.category
+        };
+        let labels = [
+            namespace,
+            r.policy,
+            category,
+            r.severity,
+            nonempty(r.source).unwrap_or(report_source),
+            r.outcome.as_str(),
+            "",
+            "",
+        ];
+        rows.add(labels, 1);
+    }
+    rows.rows
+}
+
+/// Append a report's Policy Reporter series and counts to `series`, their
+/// references taken; nothing unless enabled.
+pub(super) fn acquire(
+    table: Option<&mut SeriesTable>,
+    report: &Report,
+    namespace: &str,
+    series: &mut Vec<(SeriesId, u32)>,
+) {
+    if let Some(table) = table {
+        let rows = policy_reporter_rows(table, report, namespace);
+        series.extend(
+            rows.into_iter()
+                .map(|(hash, labels, n)| (table.acquire_hashed(hash, &labels), n)),
+        );
+    }
+}
+
+impl Aggregate {
+    /// Whether Policy Reporter's families are kept
+    /// (`--compat policy-reporter`).
+    pub fn policy_reporter_enabled(&self) -> bool {
+        self.policy_reporter.is_some()
+    }
+
+    /// Visit Policy Reporter's simple-mode series (none unless enabled):
+    /// the report's namespace (empty for cluster-scoped reports), policy,
+    /// status, severity, category and source, and the number of results.
+    pub fn for_each_policy_reporter_result(
+        &self,
+        mut f: impl FnMut(PolicyReporterLabels<'_>, u64),
+    ) {
+        let Some(table) = &self.policy_reporter else {
+            return;
+        };
+        table.for_each(|v, n| {
+            let labels = PolicyReporterLabels {
+                namespace: v[NAMESPACE],
+                policy: v[POLICY],
+                status: v[RESULT],
+                severity: v[SEVERITY],
+                category: v[CATEGORY],
+                source: v[SOURCE],
+            };
+            f(labels, n)
+        });
+    }
+}
