@@ -6,6 +6,7 @@
 //! [`summary`] prints a one-shot rollout report.
 
 #![deny(unsafe_code, missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 pub mod aggregate;
 pub mod app;

@@ -40,7 +40,7 @@ pub use reports::controls::ControlStatus;
 pub use reports::freshness::{Clock, FreshnessRow};
 pub use reports::worklist::{FailingEntry, MESSAGE_CHARS};
 pub use run::run;
-pub use stats::{FILE_RESOURCE, Problem, Stats};
+pub use stats::{Problem, Stats};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

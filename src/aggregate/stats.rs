@@ -13,6 +13,7 @@ use tracing::warn;
 use super::Aggregate;
 use crate::decode::DecodeError;
 use crate::kind::Kind;
+use crate::source::files::FILE_RESOURCE;
 use crate::source::{Origin, RelistReason, SourceObject};
 
 /// Self-observation counters kept next to the state.
@@ -27,9 +28,6 @@ pub struct Stats {
     /// Full relists, per resource and reason.
     pub relists: BTreeMap<(&'static str, &'static str), u64>,
 }
-
-/// The resource label under which unreadable files are counted.
-pub const FILE_RESOURCE: &str = "files";
 
 /// An input refused as invalid: what, where and why. Kept only when asked
 /// ([`Aggregate::keep_problems`]), for `summary`; `serve` logs and counts.

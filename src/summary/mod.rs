@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{FILE_RESOURCE, FailingEntry, Problem};
+use crate::aggregate::{FailingEntry, Problem};
 use crate::app::{self, AppError};
 use crate::cli::{Output, SummaryArgs};
 use crate::policy::Mode;
+use crate::source::files::FILE_RESOURCE;
 use crate::source::{Origin, SourceEvent};
 
 pub use worklist::work_list;

@@ -1,4 +1,6 @@
+use super::parse::flow_depth;
 use super::*;
+use crate::kind::Kind;
 use crate::source::Body;
 
 #[test]
