@@ -246,12 +246,13 @@ fn generate(args: GenArgs) -> Result<()> {
                 bail!("--format cluster needs --out DIR, the folder of scripts/cluster start DIR");
             }
             let cluster = RealCluster::attach(&args.out)?;
-            let objects: Vec<_> = set.reports.iter().map(|r| r.value.clone()).collect();
+            let objects: Vec<_> = set.reports.into_iter().map(|r| r.value).collect();
+            let count = objects.len();
             let start = std::time::Instant::now();
-            cluster.load(&objects, 32)?;
+            cluster.load(objects, 32)?;
             eprintln!(
                 "created {} reports in {:.1} s",
-                objects.len(),
+                count,
                 start.elapsed().as_secs_f64()
             );
         }

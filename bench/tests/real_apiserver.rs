@@ -162,9 +162,9 @@ fn load_generated(c: &RealCluster, reports: usize, namespaces: usize, seed: u64)
         ..Spec::with_reports(reports, seed)
     };
     let set = reportgen::generate(&spec);
-    let mut objects: Vec<Value> = set.reports.iter().map(|r| r.value.clone()).collect();
+    let mut objects: Vec<Value> = set.reports.into_iter().map(|r| r.value).collect();
     objects.iter_mut().for_each(without_server_fields);
-    c.load(&objects, 16).expect("reports created");
+    c.load(objects.clone(), 16).expect("reports created");
     objects
 }
 
@@ -613,7 +613,7 @@ fn v1beta1_reports_a_real_410_and_a_missing_permission() -> Result<()> {
         r["apiVersion"] = json!("wgpolicyk8s.io/v1beta1");
         without_server_fields(r);
     }
-    c.load(&generated, 16)?;
+    c.load(generated.clone(), 16)?;
 
     // Without `namespaces` in the ClusterRole: the exporter says which
     // resource is forbidden, counts it, /readyz names it, the rest is served.
