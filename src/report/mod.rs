@@ -13,6 +13,9 @@ pub use decode::{Document, DocumentSeed, ItemSink, Report, ResultView, SubjectVi
 
 /// Whether the decoder keeps result messages: off for `serve`, which never
 /// shows them; `summary --failing` turns it on before any source starts.
+/// A process-wide switch rather than a decoder argument: kube's watch
+/// stream deserializes `Report` through `Deserialize` alone, with no seed to
+/// carry an option, and a type parameter would compile the decoder twice.
 static KEEP_MESSAGES: AtomicBool = AtomicBool::new(false);
 
 /// Keep each result's message in decoded reports from now on

@@ -45,7 +45,7 @@ const RESCAN: Duration = Duration::from_secs(30);
 /// scan to take them: the bound on decoded reports held per file being
 /// parsed, so a large file is streamed rather than held (see
 /// docs/benchmarks.md, "One large file"). Large enough that files of 1,000
-/// reports (the benchmark's) are parsed ahead whole, as before streaming.
+/// reports (the benchmark's) are parsed ahead whole.
 const AHEAD: usize = 1024;
 
 /// A step of reading one file, as [`read_in_order`] hands it on.
