@@ -69,6 +69,22 @@ struct Requests {
     quiet_recovery: Duration,
 }
 
+/// What a watched kind decodes into: reports, or raw objects.
+trait Watched:
+    kube::Resource<DynamicType = ApiResource> + Clone + DeserializeOwned + Debug + Send + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType = ApiResource>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + 'static
+{
+}
+
 /// The list-then-watch loop of one kind. Lists are streamed
 /// ([`crate::source::list`]) so an unpaged list never sits in memory whole; watches
 /// use kube's watch request and resume from the last resourceVersion seen
@@ -84,12 +100,7 @@ async fn forward<K>(
     tx: mpsc::Sender<SourceEvent>,
     wrap: fn(Kind, K) -> SourceObject,
 ) where
-    K: kube::Resource<DynamicType = ApiResource>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + 'static,
+    K: Watched,
 {
     let api: Api<K> = Api::all_with(client.clone(), ar);
     let mut watch = Watcher {
@@ -160,12 +171,7 @@ struct Watcher<'a, K: Clone> {
 
 impl<K> Watcher<'_, K>
 where
-    K: kube::Resource<DynamicType = ApiResource>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + 'static,
+    K: Watched,
 {
     async fn send(&self, event: SourceEvent) -> Result<(), Closed> {
         self.tx.send(event).await.map_err(|_| Closed)
