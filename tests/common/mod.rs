@@ -10,6 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod e2e_fixtures;
+pub mod monitoring;
+pub mod prometheus;
+
 /// A running exporter process, killed on drop.
 pub struct Exporter {
     child: Child,
@@ -244,6 +248,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &dest).expect("copy");
         }
     }
+}
+
+/// A Namespace object with `labels`.
+pub fn namespace(name: &str, labels: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
 }
 
 /// The repository root.
