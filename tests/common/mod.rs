@@ -882,6 +882,33 @@ impl FakeCluster {
     }
 }
 
+/// Targets whose `synced` is not 1.
+pub fn unsynced(m: &Metrics) -> Vec<String> {
+    m.family("policyreport_exporter_synced")
+        .into_iter()
+        .filter(|(_, v)| *v != 1.0)
+        .map(|(l, _)| l[0].1.clone())
+        .collect()
+}
+
+/// The objects held per kind (`policyreport_exporter_objects`) equal what
+/// the server holds, for every kind it serves.
+pub fn assert_objects_held(c: &FakeCluster, m: &Metrics, what: &str) {
+    for kind in c.served() {
+        let held = c.server.objects(&FakeCluster::def(kind)).len() as f64;
+        let got = m.value(
+            "policyreport_exporter_objects",
+            &[("resource", kind.resource())],
+        );
+        assert_eq!(
+            got,
+            Some(held),
+            "{what}: objects held for {}",
+            kind.resource()
+        );
+    }
+}
+
 /// Poll `cond` every 20 ms until it holds; returns the elapsed time, or
 /// `None` on timeout.
 pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
