@@ -20,6 +20,8 @@
 //! in tests/common/.
 
 mod common;
+// In a folder of its own: cargo would build a tests/semantics.rs as a test
+// binary of its own.
 #[path = "prometheus_e2e/semantics.rs"]
 mod semantics;
 
