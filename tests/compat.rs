@@ -11,11 +11,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use fake_apiserver::{FakeApiServer, ResourceDef};
 use policyreport_exporter::kind::Kind;
 use serde_json::{Value, json};
 
-use common::{Exporter, Metrics, copy_tree, http_get_bytes, render_family, repo};
+use common::{
+    Exporter, FakeCluster, Metrics, copy_tree, http_get_bytes, namespace, render_family, repo,
+};
 
 const READY: Duration = Duration::from_secs(20);
 
@@ -507,48 +508,21 @@ policyreport_namespace_info{label_kubernetes_io_metadata_name="shop",label_team=
     );
 }
 
-fn namespace_def() -> ResourceDef {
-    let k = Kind::ALL
-        .into_iter()
-        .find(|k| k.kind() == "Namespace")
-        .expect("the exporter reads Namespaces");
-    ResourceDef::new(k.group(), "v1", k.kind(), k.plural(), k.namespaced())
-}
-
-fn namespace(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
-}
-
 #[test]
 fn namespace_info_through_the_api_server() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt
-        .block_on(FakeApiServer::start())
-        .expect("fake API server");
-    let ns = namespace_def();
-    server.serve(ns.clone());
-    server.apply(
-        &ns,
-        namespace("payments", json!({"team": "pay", "owner": "ann"})),
-    );
-    server.apply(&ns, namespace("web", json!({"team": "shop"})));
-    server.apply(&ns, namespace("kube-system", json!({"team": "platform"})));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let e = Exporter::serve(
-        &[
-            "--namespace-labels",
-            "team,owner",
-            "--namespace-exclude",
-            "kube-*",
-        ],
-        &[("KUBECONFIG", &kubeconfig.display().to_string())],
-    );
+    let cluster = FakeCluster::start(&[Kind::Namespace]);
+    cluster.apply(namespace(
+        "payments",
+        json!({"team": "pay", "owner": "ann"}),
+    ));
+    cluster.apply(namespace("web", json!({"team": "shop"})));
+    cluster.apply(namespace("kube-system", json!({"team": "platform"})));
+    let e = cluster.exporter(&[
+        "--namespace-labels",
+        "team,owner",
+        "--namespace-exclude",
+        "kube-*",
+    ]);
     e.wait_ready(READY);
     let info = |m: &Metrics| render(m, &["policyreport_namespace_info"]);
     assert_eq!(
@@ -558,12 +532,15 @@ policyreport_namespace_info{label_owner="ann",label_team="pay",namespace="paymen
 "#
     );
     // Label changes, new and deleted Namespaces follow the watch.
-    server.apply(
-        &ns,
-        namespace("web", json!({"team": "storefront", "owner": "bo"})),
+    cluster.apply(namespace(
+        "web",
+        json!({"team": "storefront", "owner": "bo"}),
+    ));
+    cluster.apply(namespace("batch", json!({})));
+    assert!(
+        cluster.delete(Kind::Namespace, None, "payments"),
+        "payments existed"
     );
-    server.apply(&ns, namespace("batch", json!({})));
-    assert!(server.delete(&ns, None, "payments"), "payments existed");
     let want = r#"policyreport_namespace_info{label_owner="",label_team="",namespace="batch"} 1
 policyreport_namespace_info{label_owner="bo",label_team="storefront",namespace="web"} 1
 "#;
@@ -571,7 +548,4 @@ policyreport_namespace_info{label_owner="bo",label_team="storefront",namespace="
         info(m) == want
     });
     assert_eq!(info(&m), want);
-    drop(e);
-    drop(server);
-    rt.shutdown_background();
 }

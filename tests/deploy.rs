@@ -6,16 +6,15 @@
 //! target/test-tools/bin). `scripts/test` installs them all. Where one is
 //! missing, the test fails and says how to install it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use clap::Parser;
+use common::repo;
 use policyreport_exporter::cli::{Cli, Command as Cmd, Compat, ExtraLabel, LogFormat};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A tool is missing: the check cannot run, so the test fails.
 fn missing(what: &str) -> ! {

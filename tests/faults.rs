@@ -12,7 +12,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Exporter, FakeCluster, Metrics, Workload, data_text, poll_until};
+use common::{
+    Exporter, FakeCluster, Metrics, Workload, assert_objects_held, data_text, poll_until, unsynced,
+};
 use policyreport_exporter::kind::Kind;
 
 /// Generous: the machine running the tests may be loaded.
@@ -47,15 +49,6 @@ fn list_requests(c: &FakeCluster) -> usize {
         .count()
 }
 
-/// Targets whose `synced` is not 1.
-fn unsynced(m: &Metrics) -> Vec<String> {
-    m.family("policyreport_exporter_synced")
-        .into_iter()
-        .filter(|(_, v)| *v != 1.0)
-        .map(|(l, _)| l[0].1.clone())
-        .collect()
-}
-
 /// Touch every kind until every target reports synced again (a watch that
 /// failed is healthy again at its next successful event). Returns how long.
 fn touch_until_synced(c: &FakeCluster, w: &mut Workload, e: &Exporter) -> Duration {
@@ -83,19 +76,7 @@ fn settle(c: &FakeCluster, w: &mut Workload, e: &Exporter, what: &str) -> Durati
     let synced_in = touch_until_synced(c, w, e);
     let converged_in = e.wait_data(what, &c.expected(), CONVERGE);
     assert_eq!(e.ready_status(), 200, "{what}: ready at the end");
-    let m = e.metrics();
-    for kind in c.served() {
-        let held = c.server.objects(&FakeCluster::def(kind)).len() as f64;
-        assert_eq!(
-            m.value(
-                "policyreport_exporter_objects",
-                &[("resource", kind.resource())]
-            ),
-            Some(held),
-            "{what}: objects held for {}",
-            kind.resource()
-        );
-    }
+    assert_objects_held(c, &e.metrics(), what);
     synced_in + converged_in
 }
 

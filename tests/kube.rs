@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Exporter, Metrics, render_family, repo};
-use fake_apiserver::{FakeApiServer, ResourceDef};
+use common::{Exporter, FakeCluster, Metrics, render_family, repo};
+use fake_apiserver::ResourceDef;
 use policyreport_exporter::kind::Kind;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,80 +15,21 @@ use serde_json::{Value, json};
 const READY: Duration = Duration::from_secs(20);
 const FOLLOW: Duration = Duration::from_secs(2);
 
-fn def(kind: &str) -> ResourceDef {
-    let k = Kind::ALL
-        .into_iter()
-        .find(|k| k.kind() == kind)
-        .unwrap_or_else(|| panic!("not a kind the exporter reads: {kind}"));
-    ResourceDef::new(
-        k.group(),
-        k.versions()[0],
-        k.kind(),
-        k.plural(),
-        k.namespaced(),
-    )
+/// Apply every object of a repository folder to the server; how many.
+fn load_dir(cluster: &FakeCluster, dir: &str) -> usize {
+    let objects = objects_in(dir);
+    let n = objects.len();
+    objects.into_iter().for_each(|o| cluster.apply(o));
+    n
 }
 
-/// A fake cluster and the runtime it runs on, plus a kubeconfig for it.
-struct Cluster {
-    rt: tokio::runtime::Runtime,
-    server: FakeApiServer,
-    _dir: tempfile::TempDir,
-    kubeconfig: String,
-}
-
-impl Cluster {
-    fn start(kinds: &[&str]) -> Cluster {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = rt
-            .block_on(FakeApiServer::start())
-            .expect("fake API server");
-        for k in kinds {
-            server.serve(def(k));
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&path).expect("kubeconfig");
-        Cluster {
-            rt,
-            server,
-            kubeconfig: path.display().to_string(),
-            _dir: dir,
-        }
-    }
-
-    fn exporter(&self, args: &[&str]) -> Exporter {
-        Exporter::serve(args, &[("KUBECONFIG", &self.kubeconfig)])
-    }
-
-    fn apply(&self, object: Value) {
-        let kind = object["kind"].as_str().expect("kind").to_owned();
-        self.server.apply(&def(&kind), object);
-    }
-
-    fn delete(&self, kind: &str, namespace: Option<&str>, name: &str) {
-        assert!(
-            self.server.delete(&def(kind), namespace, name),
-            "{kind} {name} existed"
-        );
-    }
-
-    /// Load every report from the example files into the server.
-    fn load_examples(&self) -> usize {
-        self.load_dir("examples/reports")
-    }
-
-    /// Load every object of a repository folder into the server.
-    fn load_dir(&self, dir: &str) -> usize {
-        let objects = objects_in(dir);
-        let n = objects.len();
-        objects.into_iter().for_each(|o| self.apply(o));
-        n
-    }
+/// Delete an object the server holds.
+fn delete(cluster: &FakeCluster, kind: Kind, namespace: Option<&str>, name: &str) {
+    assert!(
+        cluster.delete(kind, namespace, name),
+        "{} {name} existed",
+        kind.kind()
+    );
 }
 
 fn report(ns: &str, name: &str, results: &[(&str, &str)]) -> Value {
@@ -120,13 +61,13 @@ fn value(m: &Metrics, ns: &str, policy: &str, result: &str) -> Option<f64> {
 
 #[test]
 fn initial_sync_serves_exact_values_then_follows_changes() {
-    let cluster = Cluster::start(&[
-        "PolicyReport",
-        "ClusterPolicyReport",
-        "Report",
-        "ClusterReport",
+    let cluster = FakeCluster::start(&[
+        Kind::PolicyReport,
+        Kind::ClusterPolicyReport,
+        Kind::Report,
+        Kind::ClusterReport,
     ]);
-    let objects = cluster.load_examples();
+    let objects = load_dir(&cluster, "examples/reports");
     assert_eq!(objects, 16, "reports in examples/reports");
     // Hold the first list request so readiness can be observed before sync.
     cluster.server.hang_next(1);
@@ -189,7 +130,7 @@ fn initial_sync_serves_exact_values_then_follows_changes() {
     e.wait_for("modified report", FOLLOW, |m| {
         value(m, "t", "p", "fail") == Some(1.0) && value(m, "t", "p", "pass") == Some(1.0)
     });
-    cluster.delete("PolicyReport", Some("t"), "r1");
+    delete(&cluster, Kind::PolicyReport, Some("t"), "r1");
     e.wait_for("deleted report", FOLLOW, |m| {
         value(m, "t", "p", "fail").is_none() && value(m, "t", "p", "pass").is_none()
     });
@@ -199,7 +140,7 @@ fn initial_sync_serves_exact_values_then_follows_changes() {
 
 #[test]
 fn reports_deleted_while_the_watch_was_down_vanish_after_a_410_relist() {
-    let cluster = Cluster::start(&["PolicyReport", "ClusterPolicyReport"]);
+    let cluster = FakeCluster::start(&[Kind::PolicyReport, Kind::ClusterPolicyReport]);
     for i in 0..5 {
         cluster.apply(report("a", &format!("r{i}"), &[("p", "fail")]));
     }
@@ -211,15 +152,12 @@ fn reports_deleted_while_the_watch_was_down_vanish_after_a_410_relist() {
 
     // Take the server away, delete and change reports, and forget history so
     // the watch must get 410 Gone and relist.
-    cluster.rt.block_on(cluster.server.stop());
-    cluster.delete("PolicyReport", Some("a"), "r0");
-    cluster.delete("PolicyReport", Some("a"), "r1");
+    cluster.stop();
+    delete(&cluster, Kind::PolicyReport, Some("a"), "r0");
+    delete(&cluster, Kind::PolicyReport, Some("a"), "r1");
     cluster.apply(report("a", "r2", &[("p", "pass")]));
     cluster.server.compact();
-    cluster
-        .rt
-        .block_on(cluster.server.resume())
-        .expect("resume");
+    cluster.resume();
 
     let m = e.wait_for("relist", Duration::from_secs(15), |m| {
         value(m, "a", "p", "fail") == Some(2.0) && value(m, "a", "p", "pass") == Some(1.0)
@@ -256,17 +194,14 @@ fn reports_deleted_while_the_watch_was_down_vanish_after_a_410_relist() {
 
 #[test]
 fn the_watch_recovers_after_an_api_server_restart() {
-    let cluster = Cluster::start(&["PolicyReport", "ClusterPolicyReport"]);
+    let cluster = FakeCluster::start(&[Kind::PolicyReport, Kind::ClusterPolicyReport]);
     cluster.apply(report("a", "r0", &[("p", "pass")]));
     let e = cluster.exporter(&[]);
     e.wait_ready(READY);
     e.wait_for("initial", FOLLOW, |m| {
         value(m, "a", "p", "pass") == Some(1.0)
     });
-    cluster
-        .rt
-        .block_on(cluster.server.restart())
-        .expect("restart");
+    cluster.restart();
     cluster.apply(report("a", "r1", &[("p", "pass")]));
     e.wait_for("recovered", Duration::from_secs(15), |m| {
         value(m, "a", "p", "pass") == Some(2.0)
@@ -278,7 +213,7 @@ fn the_watch_recovers_after_an_api_server_restart() {
 
 #[test]
 fn openreports_not_served_is_not_watched_and_still_ready() {
-    let cluster = Cluster::start(&["PolicyReport", "ClusterPolicyReport"]);
+    let cluster = FakeCluster::start(&[Kind::PolicyReport, Kind::ClusterPolicyReport]);
     cluster.apply(report("a", "r0", &[("p", "pass")]));
     let e = cluster.exporter(&[]);
     e.wait_ready(READY);
@@ -307,7 +242,7 @@ fn openreports_not_served_is_not_watched_and_still_ready() {
 
 #[test]
 fn watch_errors_are_counted_and_survived() {
-    let cluster = Cluster::start(&["PolicyReport"]);
+    let cluster = FakeCluster::start(&[Kind::PolicyReport]);
     cluster.apply(report("a", "r0", &[("p", "pass")]));
     cluster.server.fail_next(2, 500, None);
     let e = cluster.exporter(&[]);
@@ -332,7 +267,7 @@ fn watch_errors_are_counted_and_survived() {
 
 #[test]
 fn invalid_reports_from_the_api_are_skipped_and_counted() {
-    let cluster = Cluster::start(&["PolicyReport"]);
+    let cluster = FakeCluster::start(&[Kind::PolicyReport]);
     cluster.apply(report("a", "good", &[("p", "pass")]));
     cluster.apply(report("a", "bad", &[("p", "maybe")]));
     let e = cluster.exporter(&[]);
@@ -358,14 +293,14 @@ fn invalid_reports_from_the_api_are_skipped_and_counted() {
     );
 }
 
-const ALL_KINDS: [&str; 7] = [
-    "PolicyReport",
-    "ClusterPolicyReport",
-    "Report",
-    "ClusterReport",
-    "Event",
-    "ClusterPolicy",
-    "Policy",
+const ALL_KINDS: [Kind; 7] = [
+    Kind::PolicyReport,
+    Kind::ClusterPolicyReport,
+    Kind::Report,
+    Kind::ClusterReport,
+    Kind::Event,
+    Kind::ClusterPolicy,
+    Kind::Policy,
 ];
 
 /// The families computed from objects (not the exporter's self-observation).
@@ -385,8 +320,8 @@ fn data_families(m: &Metrics) -> String {
 
 #[test]
 fn events_and_policies_through_the_api_equal_files_mode() {
-    let cluster = Cluster::start(&ALL_KINDS);
-    let n = cluster.load_dir("examples");
+    let cluster = FakeCluster::start(&ALL_KINDS);
+    let n = load_dir(&cluster, "examples");
     assert!(n > 16, "reports, policies and events loaded: {n}");
     let e = cluster.exporter(&[]);
     e.wait_ready(READY);
@@ -462,7 +397,7 @@ fn blocked_event(name: &str, count: u64) -> Value {
 
 #[test]
 fn blocked_event_counts_grow_and_bad_objects_are_skipped() {
-    let cluster = Cluster::start(&["PolicyReport", "Event", "ClusterPolicy"]);
+    let cluster = FakeCluster::start(&[Kind::PolicyReport, Kind::Event, Kind::ClusterPolicy]);
     cluster.apply(blocked_event("web.1", 2));
     let e = cluster.exporter(&[]);
     e.wait_ready(READY);
@@ -478,7 +413,7 @@ fn blocked_event_counts_grow_and_bad_objects_are_skipped() {
     cluster.apply(blocked_event("web.1", 7));
     e.wait_for("series.count grew", FOLLOW, |m| blocked(m) == Some(7.0));
     // Expiry does not decrease the counter.
-    cluster.delete("Event", Some("default"), "web.1");
+    delete(&cluster, Kind::Event, Some("default"), "web.1");
     cluster.apply(blocked_event("web.2", 1));
     e.wait_for("a new event adds", FOLLOW, |m| blocked(m) == Some(8.0));
 
@@ -518,8 +453,8 @@ fn blocked_event_counts_grow_and_bad_objects_are_skipped() {
 
 #[test]
 fn summary_lists_the_cluster_like_files() {
-    let cluster = Cluster::start(&ALL_KINDS);
-    cluster.load_dir("examples");
+    let cluster = FakeCluster::start(&ALL_KINDS);
+    load_dir(&cluster, "examples");
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
             .arg("summary")
@@ -565,8 +500,8 @@ fn summary_lists_the_cluster_like_files() {
 /// from the cluster as from the files the objects came from.
 #[test]
 fn summary_failing_from_the_cluster_equals_files() {
-    let cluster = Cluster::start(&ALL_KINDS);
-    cluster.load_dir("tests/worklist");
+    let cluster = FakeCluster::start(&ALL_KINDS);
+    load_dir(&cluster, "tests/worklist");
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
             .arg("summary")
@@ -636,14 +571,9 @@ fn objects_in(dir: &str) -> Vec<Value> {
 /// the mode in force there.
 #[test]
 fn kyverno_shapes_through_the_api_equal_files_mode() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt
-        .block_on(FakeApiServer::start())
-        .expect("fake API server");
+    // Served kind by kind below, at the versions under test.
+    let cluster = FakeCluster::start(&[]);
+    let server = &cluster.server;
     let at = |kind: &str, version: &str| {
         let k = Kind::ALL
             .into_iter()
@@ -692,10 +622,7 @@ fn kyverno_shapes_through_the_api_equal_files_mode() {
                "metadata": {"name": "shadow"},
                "results": [{"policy": "shadow-policy", "result": "fail"}]}),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&path).expect("kubeconfig");
-    let e = Exporter::serve(&[], &[("KUBECONFIG", &path.display().to_string())]);
+    let e = cluster.exporter(&[]);
     e.wait_ready(READY);
     let m = e.metrics();
     let want = Metrics::parse(
@@ -775,16 +702,13 @@ fn kyverno_shapes_through_the_api_equal_files_mode() {
         .iter()
         .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "prod-us")
         .expect("prod-us in the fixtures");
-    rt.block_on(server.stop());
+    cluster.stop();
     server.apply(&at("Namespace", "v1"), prod_us.clone());
     server.compact();
-    rt.block_on(server.resume()).expect("resume");
+    cluster.resume();
     let m = e.wait_for("the Namespace relist", Duration::from_secs(15), |m| {
         mode(m, "mixed") == Some(1.0) && expired(m) >= Some(1.0)
     });
     assert_eq!(expired(&m), Some(1.0));
     assert_eq!(mode(&m, "enforce"), None);
-    drop(e);
-    drop(server);
-    rt.shutdown_background();
 }

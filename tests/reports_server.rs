@@ -11,7 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Exporter, FakeCluster, Metrics, Workload, data_text, from_scratch, poll_until};
+use common::{
+    Exporter, FakeCluster, Metrics, Workload, assert_objects_held, data_text, from_scratch,
+    poll_until, unsynced,
+};
 use fake_apiserver::ReportsServerMode;
 use policyreport_exporter::kind::Kind;
 
@@ -65,30 +68,12 @@ fn lists(c: &FakeCluster) -> usize {
     report_requests(c).iter().filter(|r| !r.is_watch()).count()
 }
 
-/// The objects held per kind equal what the server holds.
-fn assert_objects_held(c: &FakeCluster, m: &Metrics, what: &str) {
-    for kind in c.served() {
-        let held = c.server.objects(&FakeCluster::def(kind)).len() as f64;
-        let got = m.value(
-            "policyreport_exporter_objects",
-            &[("resource", kind.resource())],
-        );
-        assert_eq!(got, Some(held), "{what}: objects of {}", kind.resource());
-    }
-}
-
 /// Exact: data families equal the from-scratch computation, every target
 /// synced, objects held equal the server's. Returns how long it took.
 fn exact(c: &FakeCluster, e: &Exporter, what: &str) -> Duration {
     let took = e.wait_data(what, &c.expected(), CONVERGE);
     let m = e.metrics();
     assert_objects_held(c, &m, what);
-    let unsynced = |m: &Metrics| -> Vec<_> {
-        m.family("policyreport_exporter_synced")
-            .into_iter()
-            .filter(|(_, v)| *v != 1.0)
-            .collect()
-    };
     let synced = poll_until(CONVERGE, || unsynced(&e.metrics()).is_empty());
     assert!(
         synced.is_some(),

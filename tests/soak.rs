@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{FakeCluster, Metrics, Rng, Workload, data_text};
+use common::{FakeCluster, Metrics, Rng, Workload, assert_objects_held, data_text, unsynced};
 use policyreport_exporter::kind::Kind;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -25,14 +25,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn unsynced(m: &Metrics) -> Vec<String> {
-    m.family("policyreport_exporter_synced")
-        .into_iter()
-        .filter(|(_, v)| *v != 1.0)
-        .map(|(l, _)| l[0].1.clone())
-        .collect()
 }
 
 /// The soak of `cargo test`: short enough for a quick developer loop.
@@ -237,18 +229,7 @@ fn soak(test: &str, seconds: u64) {
     e.wait_data("after the soak", &want, Duration::from_secs(90));
     let caught_up = caught_up.elapsed();
     let m = e.metrics();
-    for kind in c.served() {
-        let held = c.server.objects(&FakeCluster::def(kind)).len() as f64;
-        assert_eq!(
-            m.value(
-                "policyreport_exporter_objects",
-                &[("resource", kind.resource())]
-            ),
-            Some(held),
-            "objects held for {}",
-            kind.resource()
-        );
-    }
+    assert_objects_held(&c, &m, "after the soak");
     // The independent Python count agrees too.
     let (_, body) = e.get("/metrics");
     let python = common::crosscheck(&c.objects(), &body)

@@ -10,6 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod e2e_fixtures;
+pub mod monitoring;
+pub mod prometheus;
+
 /// A running exporter process, killed on drop.
 pub struct Exporter {
     child: Child,
@@ -244,6 +248,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &dest).expect("copy");
         }
     }
+}
+
+/// A Namespace object with `labels`.
+pub fn namespace(name: &str, labels: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
 }
 
 /// The repository root.
@@ -870,6 +879,33 @@ impl FakeCluster {
         self.rt
             .block_on(self.server.restart_keeping_history())
             .expect("restart");
+    }
+}
+
+/// Targets whose `synced` is not 1.
+pub fn unsynced(m: &Metrics) -> Vec<String> {
+    m.family("policyreport_exporter_synced")
+        .into_iter()
+        .filter(|(_, v)| *v != 1.0)
+        .map(|(l, _)| l[0].1.clone())
+        .collect()
+}
+
+/// The objects held per kind (`policyreport_exporter_objects`) equal what
+/// the server holds, for every kind it serves.
+pub fn assert_objects_held(c: &FakeCluster, m: &Metrics, what: &str) {
+    for kind in c.served() {
+        let held = c.server.objects(&FakeCluster::def(kind)).len() as f64;
+        let got = m.value(
+            "policyreport_exporter_objects",
+            &[("resource", kind.resource())],
+        );
+        assert_eq!(
+            got,
+            Some(held),
+            "{what}: objects held for {}",
+            kind.resource()
+        );
     }
 }
 
