@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use common::e2e_fixtures::{NS, pod_report, write_fixtures};
 use common::monitoring::{
-    JOB, dashboards, fmt_missing, panel_expr, panel_queries, record_expr, rule_names, run,
-    substitute, variables,
+    JOB, dashboards, fmt_missing, label_values_query, panel_expr, panel_queries, record_expr,
+    rule_names, run, substitute, variables,
 };
 use common::prometheus::{Prometheus, SETTLE, global_config, value};
 use common::{Exporter, Metrics};
@@ -124,16 +124,9 @@ fn check_central(prom: &Prometheus, cluster: &str, clusters: &[(&Metrics, usize)
             }
             let var = v["name"].as_str().unwrap_or_default();
             let def = v["definition"].as_str().unwrap_or_default();
-            let Some(args) = def
-                .strip_prefix("label_values(")
-                .and_then(|s| s.strip_suffix(')'))
-            else {
+            let Some((sel, label)) = label_values_query(def, &vars) else {
                 failures.push(format!("{file}: variable {var}: not label_values(): {def}"));
                 continue;
-            };
-            let (sel, label) = match args.rsplit_once(',') {
-                Some((sel, label)) => (Some(substitute(sel.trim(), &vars)), label.trim()),
-                None => (None, args.trim()),
             };
             match prom.label_values(label, sel.as_deref()) {
                 Err(e) => failures.push(format!("{cluster}: {file}: variable {var}: {e}")),

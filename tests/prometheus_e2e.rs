@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use common::e2e_fixtures::{NS, write_fixtures};
 use common::monitoring::{
-    JOB, dashboards, fmt_missing, panel_queries, record_expr, rule_groups, rule_names, substitute,
-    variables,
+    JOB, dashboards, fmt_missing, label_values_query, panel_queries, record_expr, rule_groups,
+    rule_names, substitute, variables,
 };
 use common::prometheus::{Prometheus, SETTLE, global_config};
 use common::{Exporter, Metrics, repo};
@@ -152,16 +152,9 @@ fn check(prom: &Prometheus, cluster: &str, served: &Metrics) -> Vec<String> {
             }
             let var = v["name"].as_str().unwrap_or_default();
             let def = v["definition"].as_str().unwrap_or_default();
-            let Some(args) = def
-                .strip_prefix("label_values(")
-                .and_then(|s| s.strip_suffix(')'))
-            else {
+            let Some((selector, label)) = label_values_query(def, &vars) else {
                 failures.push(format!("{file}: variable {var}: not label_values(): {def}"));
                 continue;
-            };
-            let (selector, label) = match args.rsplit_once(',') {
-                Some((sel, label)) => (Some(substitute(sel.trim(), &vars)), label.trim()),
-                None => (None, args.trim()),
             };
             match prom.label_values(label, selector.as_deref()) {
                 Err(e) => failures.push(format!("{name}: {file}: variable {var}: {e}")),

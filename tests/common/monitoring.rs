@@ -136,6 +136,20 @@ pub fn substitute(expr: &str, vars: &BTreeMap<&str, String>) -> String {
     out
 }
 
+/// The `label_values(selector, label)` query of a dashboard's template
+/// variable: its selector with `vars` substituted (none for
+/// `label_values(label)`) and its label; `None` for any other query.
+pub fn label_values_query<'a>(
+    def: &'a str,
+    vars: &BTreeMap<&str, String>,
+) -> Option<(Option<String>, &'a str)> {
+    let args = def.strip_prefix("label_values(")?.strip_suffix(')')?;
+    Some(match args.rsplit_once(',') {
+        Some((sel, label)) => (Some(substitute(sel.trim(), vars)), label.trim()),
+        None => (None, args.trim()),
+    })
+}
+
 pub fn variables(cluster: &str) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("cluster", cluster.to_owned()),
