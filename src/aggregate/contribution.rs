@@ -6,8 +6,8 @@
 //! reports their counts, policies and Namespaces their entries.
 
 use super::Aggregate;
-use super::reports::controls::ControlDelta;
 use super::reports::freshness::{FreshId, Stamp};
+use super::reports::tallies::ControlDelta;
 use super::reports::worklist::FailingEntry;
 use super::series::SeriesId;
 use super::uid::Key;

@@ -36,8 +36,8 @@ pub use labels::{LABEL_NAMES, LabelOptions};
 pub use namespaces::namespace_label_name;
 pub use policy_reporter::{POLICY_REPORTER_NO_CATEGORY, PolicyReporterLabels};
 pub use readiness::SyncState;
-pub use reports::controls::ControlStatus;
 pub use reports::freshness::{Clock, FreshnessRow};
+pub use reports::tallies::ControlStatus;
 pub use reports::worklist::{FailingEntry, MESSAGE_CHARS};
 pub use run::run;
 pub use stats::{Problem, Stats};
@@ -57,8 +57,8 @@ use events::{Admissions, EventTables};
 use namespaces::Namespaces;
 use policies::Policies;
 use readiness::Readiness;
-use reports::controls::{ControlState, Matcher};
 use reports::freshness::{self, FreshnessTable};
+use reports::tallies::{ControlState, Matcher};
 use series::SeriesTable;
 
 /// Hash maps of the aggregate: foldhash is fast, and seeded per process so
@@ -120,7 +120,7 @@ pub struct Aggregate {
     /// `cluster_policy_report_result`, with `--compat policy-reporter`: slots
     /// as in [`LABEL_NAMES`], with Policy Reporter's values.
     policy_reporter: Option<SeriesTable>,
-    /// Per control, its resource tallies (see `reports::controls`).
+    /// Per control, its resource tallies (see `reports::tallies`).
     control_state: Vec<ControlState>,
     matcher: Matcher,
     /// The admission counters (see `events`).

@@ -2,17 +2,17 @@
 //! to. A report's results are counted by the rules of
 //! `policyreport_results` into the [`SeriesTable`](super::series::SeriesTable)
 //! (and Policy Reporter's, see [`super::policy_reporter`]); its matching
-//! results into per-control resource tallies ([`controls`]); its newest
+//! results into per-control resource tallies ([`tallies`]); its newest
 //! result timestamp per source into the freshness index ([`freshness`]);
 //! and, for `summary --failing` only, its failing entries ([`worklist`]).
 //!
 //! Serves `policyreport_results` here, `policyreport_control_resources` in
-//! [`controls`], and `policyreport_reports`, `policyreport_reports_stale`
+//! [`tallies`], and `policyreport_reports`, `policyreport_reports_stale`
 //! and `policyreport_report_oldest_refresh_timestamp_seconds` in
 //! [`freshness`].
 
-pub(super) mod controls;
 pub(super) mod freshness;
+pub(super) mod tallies;
 pub(super) mod worklist;
 
 use std::collections::BTreeMap;
@@ -58,7 +58,7 @@ impl Aggregate {
             let id = self.freshness.acquire(ns, source);
             series.push((id, freshness::stamp(newest)));
         }
-        let controls = controls::deltas(
+        let controls = tallies::deltas(
             &self.controls,
             &mut self.matcher,
             report,

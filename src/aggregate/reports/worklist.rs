@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::controls::Matcher;
+use super::tallies::Matcher;
 use crate::aggregate::Aggregate;
 use crate::aggregate::contribution::Contribution;
 use crate::controls::Controls;
