@@ -22,7 +22,7 @@ use crate::source::{SourceError, SourceEvent};
 /// against others (docs/benchmarks.md, "Tuning constants").
 pub const CHANNEL: usize = 1024;
 /// Under load, snapshots are re-rendered at most this often.
-const PUBLISH_INTERVAL: Duration = Duration::from_millis(25);
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Errors that stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ pub async fn serve(
     tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {
         // The snapshot replaced last time, if no scrape held on to it.
         let mut spare: Option<Snapshot> = None;
-        move |agg| {
+        move |agg: &Aggregate| {
             let snapshot = Snapshot::render_reusing(agg, spare.take());
             let old = snapshot_tx.send_replace(Arc::new(snapshot));
             spare = Arc::try_unwrap(old).ok();

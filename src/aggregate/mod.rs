@@ -39,7 +39,7 @@ pub use readiness::SyncState;
 pub use reports::freshness::{Clock, FreshnessRow};
 pub use reports::tallies::ControlStatus;
 pub use reports::worklist::{FailingEntry, MESSAGE_CHARS};
-pub use run::run;
+pub use run::{Publisher, run};
 pub use stats::{Problem, Stats};
 
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! the state to a publisher after each batch of changes, reads the clock
 //! for stale counts, and hands freed memory back to the system.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -15,21 +16,47 @@ use crate::source::SourceEvent;
 /// (58.9 → 53.7 MiB, docs/benchmarks.md).
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
+/// The caller's side of [`run`]: it sees the state after each batch of
+/// changes, and may stop the loop. A closure publishes and never stops
+/// (`serve`); `summary` stops once the initial lists are in.
+pub trait Publisher {
+    /// The state after a batch of changes. `Break` ends the loop once the
+    /// events already queued are applied.
+    fn publish(&mut self, aggregate: &Aggregate) -> ControlFlow<()>;
+
+    /// An event, before it is applied.
+    fn event(&mut self, _event: &SourceEvent) {}
+}
+
+impl<F: FnMut(&Aggregate)> Publisher for F {
+    fn publish(&mut self, aggregate: &Aggregate) -> ControlFlow<()> {
+        self(aggregate);
+        ControlFlow::Continue(())
+    }
+}
+
 /// Apply an event; a completed relist or a delete has freed memory.
-fn handle(aggregate: &mut Aggregate, trimmer: &Trimmer, event: SourceEvent) {
+fn handle(
+    aggregate: &mut Aggregate,
+    trimmer: &Trimmer,
+    publisher: &mut impl Publisher,
+    event: SourceEvent,
+) {
     if matches!(
         event,
         SourceEvent::ResyncEnd { .. } | SourceEvent::Delete { .. }
     ) {
         trimmer.freed();
     }
+    publisher.event(&event);
     aggregate.handle(event);
 }
 
-/// Consume events until every sender is gone. After each batch of changes,
-/// and at most once per `min_interval` under load (but at once when the
-/// aggregate becomes ready), call `publish` with the state so readers see
-/// it. Every [`Aggregate::tick_interval`], read the clock, so stale counts
+/// Consume events until every sender is gone, or `publisher` stops the
+/// loop (then the events already queued are applied first). After each
+/// batch of changes, and at most once per `min_interval` under load (but at
+/// once when the aggregate becomes ready), hand the state to `publisher` so
+/// readers see it. Every [`Aggregate::tick_interval`], read the clock, so stale counts
 /// follow time without a change of any report. When idle after relists or
 /// deletes, hand freed memory back to the system (at most once a second, on
 /// a task of its own).
@@ -37,12 +64,14 @@ pub async fn run(
     mut aggregate: Aggregate,
     mut events: mpsc::Receiver<SourceEvent>,
     min_interval: Duration,
-    mut publish: impl FnMut(&Aggregate),
+    mut publisher: impl Publisher,
 ) -> Aggregate {
     // Events handled before the publish check: bounds how long a flood of
     // events can delay a publish. Not measured separately.
     const BATCH: usize = 4096;
-    publish(&aggregate);
+    if publisher.publish(&aggregate).is_break() {
+        return aggregate;
+    }
     let mut published = aggregate.generation();
     let mut published_ready = aggregate.ready();
     let trimmer = Trimmer::spawn(TRIM_EVERY);
@@ -64,10 +93,10 @@ pub async fn run(
             },
         };
         if let Some(ev) = event {
-            handle(&mut aggregate, &trimmer, ev);
+            handle(&mut aggregate, &trimmer, &mut publisher, ev);
             for _ in 0..BATCH {
                 match events.try_recv() {
-                    Ok(ev) => handle(&mut aggregate, &trimmer, ev),
+                    Ok(ev) => handle(&mut aggregate, &trimmer, &mut publisher, ev),
                     Err(_) => break,
                 }
             }
@@ -85,13 +114,19 @@ pub async fn run(
             && (now >= last_publish + min_interval || became_ready)
         {
             published_ready = aggregate.ready();
-            publish(&aggregate);
+            let flow = publisher.publish(&aggregate);
             published = aggregate.generation();
             last_publish = now;
+            if flow.is_break() {
+                while let Ok(ev) = events.try_recv() {
+                    handle(&mut aggregate, &trimmer, &mut publisher, ev);
+                }
+                return aggregate;
+            }
         }
     }
     if published != aggregate.generation() {
-        publish(&aggregate);
+        let _ = publisher.publish(&aggregate);
     }
     aggregate
 }

@@ -12,12 +12,14 @@ mod table;
 mod worklist;
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{FailingEntry, Problem};
+use crate::aggregate::{self, Aggregate, FailingEntry, Problem, Publisher};
 use crate::app::{self, AppError};
 use crate::cli::{Output, SummaryArgs};
 use crate::policy::Mode;
@@ -302,6 +304,44 @@ impl FilesSeen {
     }
 }
 
+/// What the progress line and a timeout report while the initial lists
+/// come in, and the files seen.
+#[derive(Debug, Default)]
+struct Listing {
+    files: FilesSeen,
+    /// Objects held at the last publish.
+    held: u64,
+    /// The sync targets pending at the last publish.
+    pending: String,
+}
+
+fn lock(listing: &Mutex<Listing>) -> std::sync::MutexGuard<'_, Listing> {
+    listing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs the aggregator until every source has listed: records the files
+/// seen and the progress, and stops the loop once the aggregate is ready.
+struct UntilListed(Arc<Mutex<Listing>>);
+
+impl Publisher for UntilListed {
+    fn publish(&mut self, aggregate: &Aggregate) -> ControlFlow<()> {
+        let mut l = lock(&self.0);
+        l.held = aggregate.stats().objects.values().sum();
+        l.pending = aggregate.pending_targets().join(", ");
+        if aggregate.ready() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn event(&mut self, event: &SourceEvent) {
+        lock(&self.0).files.observe(event);
+    }
+}
+
 /// The whole summary.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Summary {
@@ -349,7 +389,7 @@ impl Summary {
 
 /// Run `summary`: list everything, print, and return the exit status.
 pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
-    let (tx, mut rx) = mpsc::channel(app::CHANNEL);
+    let (tx, rx) = mpsc::channel(app::CHANNEL);
     // Markdown always shows the first entries of the work list.
     let work = args.failing.failing || args.output == Output::Markdown;
     if work {
@@ -361,41 +401,35 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     if work {
         agg.keep_failing();
     }
-    let mut files = FilesSeen::default();
+    let listing = Arc::new(Mutex::new(Listing::default()));
+    let until = UntilListed(Arc::clone(&listing));
+    let run = aggregate::run(agg, rx, app::PUBLISH_INTERVAL, until);
+    tokio::pin!(run);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     progress.tick().await;
-    while !agg.ready() {
+    let mut agg = loop {
         tokio::select! {
-            ev = rx.recv() => match ev {
-                Some(ev) => {
-                    files.observe(&ev);
-                    agg.handle(ev);
-                }
-                None => break,
-            },
+            agg = &mut run => break agg,
             _ = progress.tick() => {
-                let held: u64 = agg.stats().objects.values().sum();
+                let l = lock(&listing);
                 eprintln!(
-                    "listing… {held} objects after {:.0}s; waiting for {}",
+                    "listing… {} objects after {:.0}s; waiting for {}",
+                    l.held,
                     started.elapsed().as_secs_f64(),
-                    agg.pending_targets().join(", ")
+                    l.pending
                 );
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(SummaryError::Timeout {
                     seconds: args.timeout,
-                    pending: agg.pending_targets().join(", "),
+                    pending: lock(&listing).pending.clone(),
                 });
             }
         }
-    }
-    // Everything already queued belongs to the initial lists.
-    while let Ok(ev) = rx.try_recv() {
-        files.observe(&ev);
-        agg.handle(ev);
-    }
+    };
+    let files = std::mem::take(&mut lock(&listing).files);
     // Staleness as of now, not as of the start of a long list.
     agg.tick();
     let mut summary = Summary::from_aggregate(&agg, &args.targets, args.target_violation_rate)?;

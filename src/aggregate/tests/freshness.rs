@@ -235,9 +235,14 @@ async fn the_run_loop_publishes_when_time_makes_reports_stale() {
     );
     let (tx, rx) = mpsc::channel(1);
     let (published_tx, mut published) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(agg, rx, Duration::from_millis(25), move |a| {
-        let _ = published_tx.send(freshness_of(a)[0].3);
-    }));
+    let task = tokio::spawn(run(
+        agg,
+        rx,
+        Duration::from_millis(25),
+        move |a: &Aggregate| {
+            let _ = published_tx.send(freshness_of(a)[0].3);
+        },
+    ));
     assert_eq!(published.recv().await, Some(Some(0)));
     // No event arrives: the next tick finds the report stale and publishes.
     clock.set(T + 21);
