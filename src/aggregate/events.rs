@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use string_interner::DefaultSymbol as Sym;
 use tracing::debug;
 
-use super::uid::uuid_bytes;
+use super::uid::Key;
 use super::{Aggregate, Map};
 use crate::decode::DecodeError;
 use crate::event;
@@ -43,11 +43,8 @@ pub(super) struct AdmissionKey {
 /// reuses. An Event recreated under the same name is another Event.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) enum EventId {
-    /// A uid in the form API servers assign (lowercase UUID text): its 16
-    /// bytes.
-    Uuid([u8; 16]),
-    /// Any other uid, as written.
-    Uid(Box<str>),
+    /// Its uid: 16 bytes when in the form API servers assign.
+    Uid(Key),
     /// An Event without a uid (hand-written files): `namespace/name`.
     Name(Box<str>),
 }
@@ -56,7 +53,7 @@ impl EventId {
     /// The identity of the Event with this metadata.
     pub fn of(meta: &ObjectMeta) -> EventId {
         match meta.uid.as_deref().filter(|u| !u.is_empty()) {
-            Some(uid) => uuid_bytes(uid).map_or_else(|| EventId::Uid(uid.into()), EventId::Uuid),
+            Some(uid) => EventId::Uid(Key::new(uid)),
             None => EventId::Name(
                 format!(
                     "{}/{}",
@@ -350,6 +347,7 @@ impl Aggregate {
 
 #[cfg(test)]
 mod tests {
+    use super::super::uid::uuid_bytes;
     use super::*;
 
     fn meta(ns: &str, name: &str, uid: Option<&str>) -> ObjectMeta {
@@ -366,12 +364,12 @@ mod tests {
         let uuid = "0123abcd-4567-89ef-0011-223344556677";
         assert_eq!(
             EventId::of(&meta("default", "p.1", Some(uuid))),
-            EventId::Uuid(uuid_bytes(uuid).expect("a UUID"))
+            EventId::Uid(Key::Uuid(uuid_bytes(uuid).expect("a UUID")))
         );
         // Not a lowercase UUID (uid.rs tests which texts are): as written.
         assert_eq!(
             EventId::of(&meta("default", "p.1", Some("u1"))),
-            EventId::Uid("u1".into())
+            EventId::Uid(Key::Text("u1".into()))
         );
         for uid in [None, Some("")] {
             assert_eq!(
