@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use common::e2e_fixtures::{NS, pod_report, write_fixtures};
 use common::monitoring::{
-    JOB, dashboards, fmt_missing, label_values_query, panel_expr, panel_queries, record_expr,
-    rule_names, run, substitute, variables,
+    JOB, fmt_missing, panel_expr, panel_queries, record_expr, rule_names, run, substitute,
+    variable_queries, variables,
 };
 use common::prometheus::{Prometheus, SETTLE, global_config, value};
 use common::{Exporter, Metrics};
@@ -117,31 +117,21 @@ fn check_central(prom: &Prometheus, cluster: &str, clusters: &[(&Metrics, usize)
     }
 
     // Every variable query returns the value used.
-    for (file, d) in dashboards() {
-        for v in d["templating"]["list"].as_array().into_iter().flatten() {
-            if v["type"] != "query" {
-                continue;
-            }
-            let var = v["name"].as_str().unwrap_or_default();
-            let def = v["definition"].as_str().unwrap_or_default();
-            let Some((sel, label)) = label_values_query(def, &vars) else {
-                failures.push(format!("{file}: variable {var}: not label_values(): {def}"));
-                continue;
-            };
-            match prom.label_values(label, sel.as_deref()) {
-                Err(e) => failures.push(format!("{cluster}: {file}: variable {var}: {e}")),
-                Ok(values) if var == "cluster" => {
-                    if !(values.contains(&"a".to_owned()) && values.contains(&"b".to_owned())) {
-                        failures.push(format!("{file}: cluster variable lists {values:?}"));
-                    }
+    for q in variable_queries(&vars, &mut failures) {
+        let (file, var) = (&q.file, q.name.as_str());
+        match prom.label_values(&q.label, q.selector.as_deref()) {
+            Err(e) => failures.push(format!("{cluster}: {file}: variable {var}: {e}")),
+            Ok(values) if var == "cluster" => {
+                if !(values.contains(&"a".to_owned()) && values.contains(&"b".to_owned())) {
+                    failures.push(format!("{file}: cluster variable lists {values:?}"));
                 }
-                Ok(values) => {
-                    if !values.contains(&vars[var]) {
-                        failures.push(format!(
-                            "{cluster}: {file}: variable {var}: {:?} not among {values:?}",
-                            vars[var]
-                        ));
-                    }
+            }
+            Ok(values) => {
+                if !values.contains(&vars[var]) {
+                    failures.push(format!(
+                        "{cluster}: {file}: variable {var}: {:?} not among {values:?}",
+                        vars[var]
+                    ));
                 }
             }
         }

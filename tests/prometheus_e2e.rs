@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use common::e2e_fixtures::{NS, write_fixtures};
 use common::monitoring::{
-    JOB, dashboards, fmt_missing, label_values_query, panel_queries, record_expr, rule_groups,
-    rule_names, substitute, variables,
+    JOB, fmt_missing, panel_queries, record_expr, rule_groups, rule_names, substitute,
+    variable_queries, variables,
 };
 use common::prometheus::{Prometheus, SETTLE, global_config};
 use common::{Exporter, Metrics, repo};
@@ -145,33 +145,22 @@ fn check(prom: &Prometheus, cluster: &str, served: &Metrics) -> Vec<String> {
     }
 
     // Template variable queries have values, and the ones we use.
-    for (file, d) in dashboards() {
-        for v in d["templating"]["list"].as_array().into_iter().flatten() {
-            if v["type"] != "query" {
-                continue;
-            }
-            let var = v["name"].as_str().unwrap_or_default();
-            let def = v["definition"].as_str().unwrap_or_default();
-            let Some((selector, label)) = label_values_query(def, &vars) else {
-                failures.push(format!("{file}: variable {var}: not label_values(): {def}"));
-                continue;
-            };
-            match prom.label_values(label, selector.as_deref()) {
-                Err(e) => failures.push(format!("{name}: {file}: variable {var}: {e}")),
-                Ok(values) => {
-                    let want = &vars[var];
-                    let all =
-                        v["includeAll"] == true && want == v["allValue"].as_str().unwrap_or("");
-                    if !all && !values.contains(want) {
-                        failures.push(format!(
-                            "{name}: {file}: variable {var} = {def}: {want:?} not among {values:?}"
-                        ));
-                    }
-                    if var == "cluster" && cluster == ".*" && !values.is_empty() {
-                        failures.push(format!(
-                            "{name}: cluster has values {values:?} where it should come only from external labels"
-                        ));
-                    }
+    for q in variable_queries(&vars, &mut failures) {
+        let (file, var, def) = (&q.file, q.name.as_str(), &q.def);
+        match prom.label_values(&q.label, q.selector.as_deref()) {
+            Err(e) => failures.push(format!("{name}: {file}: variable {var}: {e}")),
+            Ok(values) => {
+                let want = &vars[var];
+                let all = q.all_value.as_ref() == Some(want);
+                if !all && !values.contains(want) {
+                    failures.push(format!(
+                        "{name}: {file}: variable {var} = {def}: {want:?} not among {values:?}"
+                    ));
+                }
+                if var == "cluster" && cluster == ".*" && !values.is_empty() {
+                    failures.push(format!(
+                        "{name}: cluster has values {values:?} where it should come only from external labels"
+                    ));
                 }
             }
         }

@@ -136,18 +136,62 @@ pub fn substitute(expr: &str, vars: &BTreeMap<&str, String>) -> String {
     out
 }
 
-/// The `label_values(selector, label)` query of a dashboard's template
-/// variable: its selector with `vars` substituted (none for
-/// `label_values(label)`) and its label; `None` for any other query.
-pub fn label_values_query<'a>(
-    def: &'a str,
+/// A dashboard's template variable queried with
+/// `label_values(selector, label)`.
+pub struct VariableQuery {
+    /// The dashboard file.
+    pub file: String,
+    /// The variable's name.
+    pub name: String,
+    /// Its query as written.
+    pub def: String,
+    /// The selector, with `vars` substituted; none for `label_values(label)`.
+    pub selector: Option<String>,
+    /// The label whose values it lists.
+    pub label: String,
+    /// The value that stands for "All", when the variable offers it.
+    pub all_value: Option<String>,
+}
+
+/// Every query variable of every dashboard; one that is not a
+/// `label_values()` query is a failure.
+pub fn variable_queries(
     vars: &BTreeMap<&str, String>,
-) -> Option<(Option<String>, &'a str)> {
-    let args = def.strip_prefix("label_values(")?.strip_suffix(')')?;
-    Some(match args.rsplit_once(',') {
-        Some((sel, label)) => (Some(substitute(sel.trim(), vars)), label.trim()),
-        None => (None, args.trim()),
-    })
+    failures: &mut Vec<String>,
+) -> Vec<VariableQuery> {
+    let mut out = Vec::new();
+    for (file, d) in dashboards() {
+        for v in d["templating"]["list"].as_array().into_iter().flatten() {
+            if v["type"] != "query" {
+                continue;
+            }
+            let name = v["name"].as_str().unwrap_or_default().to_owned();
+            let def = v["definition"].as_str().unwrap_or_default().to_owned();
+            let Some(args) = def
+                .strip_prefix("label_values(")
+                .and_then(|a| a.strip_suffix(')'))
+            else {
+                failures.push(format!(
+                    "{file}: variable {name}: not label_values(): {def}"
+                ));
+                continue;
+            };
+            let (selector, label) = match args.rsplit_once(',') {
+                Some((sel, label)) => (Some(substitute(sel.trim(), vars)), label.trim()),
+                None => (None, args.trim()),
+            };
+            out.push(VariableQuery {
+                file: file.clone(),
+                label: label.to_owned(),
+                selector,
+                all_value: (v["includeAll"] == true)
+                    .then(|| v["allValue"].as_str().unwrap_or("").to_owned()),
+                name,
+                def,
+            });
+        }
+    }
+    out
 }
 
 pub fn variables(cluster: &str) -> BTreeMap<&'static str, String> {
