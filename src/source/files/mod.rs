@@ -141,6 +141,16 @@ pub struct Files {
 }
 
 impl Files {
+    /// These files and folders, followed after the first read, any size.
+    #[cfg(test)]
+    pub fn new(roots: Vec<PathBuf>) -> Self {
+        Self {
+            roots,
+            follow: true,
+            max_file_size: u64::MAX,
+        }
+    }
+
     /// The files the flags name; with `follow`, changes are followed after
     /// the first read.
     pub fn of(args: &SourceArgs, follow: bool) -> Self {
@@ -159,9 +169,7 @@ impl Source for Files {
 
     fn start(self: Box<Self>, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
         info!(paths = ?self.roots, follow = self.follow, "reading files");
-        FilesSource::new(self.roots, tx)
-            .follow(self.follow)
-            .max_file_size(self.max_file_size)
+        FilesSource::new(*self, tx)
             .spawn()
             .map(drop)
             .map_err(SourceError::Thread)
@@ -170,38 +178,21 @@ impl Source for Files {
 
 /// Reads the configured paths and sends their reports to the aggregator.
 pub struct FilesSource {
-    roots: Vec<PathBuf>,
-    follow: bool,
-    max_file_size: u64,
+    files: Files,
     known: HashMap<PathBuf, Known>,
     reported: HashSet<String>,
     tx: mpsc::Sender<SourceEvent>,
 }
 
 impl FilesSource {
-    /// A source over these files and folders.
-    pub fn new(roots: Vec<PathBuf>, tx: mpsc::Sender<SourceEvent>) -> Self {
+    /// A source over these files.
+    pub fn new(files: Files, tx: mpsc::Sender<SourceEvent>) -> Self {
         Self {
-            roots,
-            follow: true,
-            max_file_size: u64::MAX,
+            files,
             known: HashMap::new(),
             reported: HashSet::new(),
             tx,
         }
-    }
-
-    /// Whether to keep following changes after the first read (the
-    /// default), or stop after it.
-    pub fn follow(mut self, follow: bool) -> Self {
-        self.follow = follow;
-        self
-    }
-
-    /// Skip files larger than this many bytes (with an error).
-    pub fn max_file_size(mut self, bytes: u64) -> Self {
-        self.max_file_size = bytes;
-        self
     }
 
     /// Start on a thread of its own: scan, report synced, then follow
@@ -215,13 +206,16 @@ impl FilesSource {
     fn run(mut self) {
         let (signal_tx, signal_rx) = std_mpsc::channel::<()>();
         // Start watching before the first scan so no change is missed.
-        let _debouncer = self.follow.then(|| Self::watch(&self.roots, signal_tx));
+        let _debouncer = self
+            .files
+            .follow
+            .then(|| Self::watch(&self.files.roots, signal_tx));
         let files = self.scan();
         info!(files, "read report files");
         let synced = self.send(SourceEvent::Synced {
             target: SYNC_TARGET.into(),
         });
-        if synced.is_err() || !self.follow {
+        if synced.is_err() || !self.files.follow {
             return;
         }
         loop {
@@ -290,7 +284,7 @@ impl FilesSource {
     /// their fingerprints; what cannot be read is reported once.
     fn walk(&mut self) -> HashMap<PathBuf, Fingerprint> {
         let mut seen: HashMap<PathBuf, Fingerprint> = HashMap::new();
-        let roots = std::mem::take(&mut self.roots);
+        let roots = std::mem::take(&mut self.files.roots);
         for root in &roots {
             let explicit_file = root.is_file();
             for entry in walkdir::WalkDir::new(root).follow_links(true) {
@@ -323,7 +317,7 @@ impl FilesSource {
                 }
             }
         }
-        self.roots = roots;
+        self.files.roots = roots;
         seen
     }
 
@@ -354,7 +348,7 @@ impl FilesSource {
         // relist of its origin streamed as it is decoded.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut current: Option<Origin> = None;
-        read_in_order(changed, workers, self.max_file_size, |i, step| {
+        read_in_order(changed, workers, self.files.max_file_size, |i, step| {
             let (path, fingerprint) = &changed[i];
             let origin = match &current {
                 Some(origin) => origin.clone(),

@@ -254,7 +254,7 @@ fn a_file_broken_after_streamed_objects_ends_empty_as_before() {
     std::fs::write(&list, kubectl_list(&[report_json("x", "r1", "fail")])).expect("write");
     std::fs::write(&other, kubectl_list(&[report_json("y", "r9", "pass")])).expect("write");
     let (tx, mut rx) = mpsc::channel(1000);
-    let mut source = FilesSource::new(vec![dir.path().to_path_buf()], tx);
+    let mut source = FilesSource::new(Files::new(vec![dir.path().to_path_buf()]), tx);
     let mut agg = crate::aggregate::Aggregate::new(Default::default());
     scan_into(&mut source, &mut rx, &mut agg);
     assert_eq!(results(&agg), ["x|p||||fail 1", "y|p||||pass 1"]);
