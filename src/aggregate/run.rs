@@ -69,12 +69,13 @@ pub async fn run(
     // Events handled before the publish check: bounds how long a flood of
     // events can delay a publish. Not measured separately.
     const BATCH: usize = 4096;
+    let trimmer = Trimmer::spawn(TRIM_EVERY);
     if publisher.publish(&aggregate).is_break() {
+        drain(&mut aggregate, &mut events, &trimmer, &mut publisher);
         return aggregate;
     }
     let mut published = aggregate.generation();
     let mut published_ready = aggregate.ready();
-    let trimmer = Trimmer::spawn(TRIM_EVERY);
     let mut last_publish = tokio::time::Instant::now();
     let tick_every = aggregate.tick_interval();
     let mut next_tick = tick_every.map(|every| last_publish + every);
@@ -118,9 +119,7 @@ pub async fn run(
             published = aggregate.generation();
             last_publish = now;
             if flow.is_break() {
-                while let Ok(ev) = events.try_recv() {
-                    handle(&mut aggregate, &trimmer, &mut publisher, ev);
-                }
+                drain(&mut aggregate, &mut events, &trimmer, &mut publisher);
                 return aggregate;
             }
         }
@@ -129,4 +128,16 @@ pub async fn run(
         let _ = publisher.publish(&aggregate);
     }
     aggregate
+}
+
+/// Apply the events already queued, before the loop stops.
+fn drain(
+    aggregate: &mut Aggregate,
+    events: &mut mpsc::Receiver<SourceEvent>,
+    trimmer: &Trimmer,
+    publisher: &mut impl Publisher,
+) {
+    while let Ok(ev) = events.try_recv() {
+        handle(aggregate, trimmer, publisher, ev);
+    }
 }
