@@ -59,7 +59,13 @@ fn pipeline_at_tiny_scale() {
     assert_eq!(f.files, 3);
     assert!(f.json.exact, "JSON files mode counts equal the generator's");
     assert!(f.yaml.exact, "YAML files mode counts equal the generator's");
-    assert!(f.floor_cpu > Duration::ZERO && f.json.cpu > Duration::ZERO);
+    assert!(
+        f.floor_cpu > Duration::ZERO,
+        "the floor is timed in nanoseconds"
+    );
+    // The exporter's CPU is read from /proc in clock ticks (10 ms), which a
+    // read of 20 reports may not reach: bounded, not required above zero.
+    assert!(f.json.cpu < Duration::from_secs(5), "{:?}", f.json.cpu);
     let table = run::files_table(&f);
     assert!(table.contains("| JSON: CPU at /readyz"), "{table}");
     assert!(table.contains("| YAML: peak RSS"), "{table}");
