@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::aggregate::{self, Aggregate, Config, LabelOptions};
-use crate::cli::{Compat, ExtraLabel, ServeArgs, SourceArgs};
+use crate::cli::{Compat, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
 use crate::namespace_filter::{NamespaceFilter, NamespaceFilterError};
@@ -46,14 +46,6 @@ pub enum AppError {
     NamespaceFilter(#[from] NamespaceFilterError),
 }
 
-/// The label options selected by `--extra-labels`.
-pub fn label_options(extra: &[ExtraLabel]) -> LabelOptions {
-    LabelOptions {
-        rule: extra.contains(&ExtraLabel::Rule),
-        kind: extra.contains(&ExtraLabel::Kind),
-    }
-}
-
 /// The controls selected by `--controls`, or the built-in ones.
 pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, ControlsError> {
     Ok(Arc::new(match path {
@@ -79,7 +71,7 @@ impl Outputs {
     /// The outputs `serve` flags select.
     pub fn of(args: &ServeArgs) -> Self {
         Self {
-            labels: label_options(&args.extra_labels),
+            labels: LabelOptions::of(&args.extra_labels),
             policy_reporter: args.compat == Some(Compat::PolicyReporter),
             namespace_labels: args.namespace_labels.clone(),
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::aggregate::ExtraLabel;
+
 /// Prometheus exporter for Kyverno PolicyReports: pass/fail counts per
 /// namespace, policy and category, bounded by policies × namespaces.
 #[derive(Debug, Parser)]
@@ -354,15 +356,6 @@ pub enum Output {
     /// notes): the targets with verdict marks, the verdict per policy, and
     /// the first entries of the work list with a count of the rest.
     Markdown,
-}
-
-/// Optional labels of policyreport_results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ExtraLabel {
-    /// The rule name.
-    Rule,
-    /// The kind of the result's subject.
-    Kind,
 }
 
 /// Log output formats.

@@ -1,15 +1,16 @@
 //! The contribution lifecycle of every object but Events: an object is
 //! decoded into a compact [`Contribution`] whose series references are
-//! taken ([`Aggregate::prepare`]), made visible
-//! ([`Aggregate::activate`]), retired ([`Aggregate::deactivate`]), and its
-//! references dropped ([`Aggregate::release`]). Each index applies its part:
-//! reports their counts, policies and Namespaces their entries.
+//! taken ([`Aggregate::prepare`]); the store (`relist`) then makes it
+//! visible, retires it and drops its references through [`Indexes`], where
+//! each index applies its part: reports their counts, policies and
+//! Namespaces their entries.
 
 use super::Aggregate;
-use super::reports::freshness::{FreshId, Stamp};
-use super::reports::tallies::ControlDelta;
-use super::reports::worklist::FailingEntry;
-use super::series::SeriesId;
+use super::namespaces::Namespaces;
+use super::policies::Policies;
+use super::relist::{Index, Store};
+use super::reports::{ReportPart, Reports};
+use super::stats::Stats;
 use super::uid::Key;
 use crate::decode::DecodeError;
 use crate::kind::Kind;
@@ -28,24 +29,20 @@ pub(super) struct ObjectId {
     name: Key,
 }
 
-/// What one object contributes.
+/// What one object contributes. Two levels rather than one enum of four:
+/// the report's boxes then hold the niche that tells the two apart, and a
+/// contribution takes 56 bytes instead of 64.
 #[derive(Debug)]
 pub(super) enum Contribution {
-    /// A report: its series counts and its per-control resource tallies;
-    /// its failing entries only when kept (`summary --failing`), else empty.
-    /// With `--compat policy-reporter`, `series` goes on with its counts in
-    /// the Policy Reporter table from index `policy_reporter`; its last
-    /// `fresh` entries are one (freshness entry, refresh time) pair per
-    /// source the report has results from. (One list, not three, and a
-    /// 16-bit count keep a contribution at 56 bytes: see
-    /// [`Contribution::parts`].)
-    Report {
-        series: Box<[(SeriesId, u32)]>,
-        controls: Box<[ControlDelta]>,
-        failing: Box<[FailingEntry]>,
-        policy_reporter: u32,
-        fresh: u16,
-    },
+    /// A report (see [`ReportPart`]).
+    Report(ReportPart),
+    /// Any other object.
+    Other(Other),
+}
+
+/// What an object other than a report contributes.
+#[derive(Debug)]
+pub(super) enum Other {
     /// A policy.
     Policy(Box<Policy>),
     /// A Namespace's labels.
@@ -53,33 +50,6 @@ pub(super) enum Contribution {
     /// The object could not be decoded; kept so it is logged once and its
     /// old contribution stays removed.
     Invalid,
-}
-
-/// A report's `series` list split into its own series, Policy Reporter's,
-/// and its freshness pairs.
-pub(super) type Parts<'a> = (
-    &'a [(SeriesId, u32)],
-    &'a [(SeriesId, u32)],
-    &'a [(FreshId, Stamp)],
-);
-
-impl Contribution {
-    /// The parts of a report's list; all empty for other contributions.
-    pub(super) fn parts(&self) -> Parts<'_> {
-        match self {
-            Contribution::Report {
-                series,
-                policy_reporter,
-                fresh,
-                ..
-            } => {
-                let (rest, fresh) = series.split_at(series.len() - usize::from(*fresh));
-                let (own, compat) = rest.split_at(*policy_reporter as usize);
-                (own, compat, fresh)
-            }
-            _ => (&[], &[], &[]),
-        }
-    }
 }
 
 impl Aggregate {
@@ -111,19 +81,20 @@ impl Aggregate {
         let decoded = match &object.body {
             Body::Report(report) => match report.error() {
                 Some(err) => Err(err.clone()),
-                None => Ok(Some(self.report_contribution(report, namespace))),
+                None => Ok(Some(Contribution::Report(
+                    self.reports.contribution(report, namespace),
+                ))),
             },
-            Body::Object(raw) if object.kind == Kind::Namespace => {
-                namespace::decode(raw.raw.get()).map(|n| Some(Contribution::Namespace(Box::new(n))))
-            }
+            Body::Object(raw) if object.kind == Kind::Namespace => namespace::decode(raw.raw.get())
+                .map(|n| Some(Contribution::Other(Other::Namespace(Box::new(n))))),
             Body::Object(raw) => policy::decode(object.kind, raw.raw.get())
-                .map(|p| Some(Contribution::Policy(Box::new(p)))),
+                .map(|p| Some(Contribution::Other(Other::Policy(Box::new(p))))),
         };
         let contribution = match decoded {
             Ok(c) => c,
             Err(err) => {
                 self.invalid(origin, object, &id, &err);
-                Some(Contribution::Invalid)
+                Some(Contribution::Other(Other::Invalid))
             }
         };
         (id, contribution)
@@ -133,7 +104,7 @@ impl Aggregate {
         let (namespace, name) = object.id();
         ObjectId {
             kind: object.kind,
-            namespace: self.series.intern(namespace),
+            namespace: self.reports.series.intern(namespace),
             name: Key::new(name),
         }
     }
@@ -146,10 +117,9 @@ impl Aggregate {
         err: &DecodeError,
     ) {
         let was_invalid = self
-            .origins
-            .get(origin)
-            .and_then(|m| m.get(id))
-            .is_some_and(|c| matches!(c, Contribution::Invalid));
+            .objects
+            .get(origin, id)
+            .is_some_and(|c| matches!(c, Contribution::Other(Other::Invalid)));
         if was_invalid {
             debug!(kind = %object.kind, name = %object.id().1, "object still invalid");
             return;
@@ -157,41 +127,55 @@ impl Aggregate {
         self.count_invalid(origin, object, err);
     }
 
-    /// Make a contribution visible (the one it replaces is deactivated
-    /// after).
-    pub(super) fn activate(&mut self, new: &Contribution) {
-        self.count_report(new, true);
+    /// The object store, and apart from it the indexes its contributions
+    /// apply to.
+    pub(super) fn split(&mut self) -> (&mut Store<ObjectId, Contribution>, Indexes<'_>) {
+        let index = Indexes {
+            reports: &mut self.reports,
+            policies: &mut self.policies,
+            namespaces: &mut self.namespaces,
+            stats: &mut self.stats,
+        };
+        (&mut self.objects, index)
+    }
+}
+
+/// The indexes objects other than Events contribute to, borrowed apart
+/// from the [`Store`] that holds the contributions.
+pub(super) struct Indexes<'a> {
+    reports: &'a mut Reports,
+    policies: &'a mut Policies,
+    namespaces: &'a mut Namespaces,
+    stats: &'a mut Stats,
+}
+
+impl Index<ObjectId, Contribution> for Indexes<'_> {
+    fn activate(&mut self, new: &Contribution) {
         match new {
-            Contribution::Policy(p) => self.policies.apply(p),
-            Contribution::Namespace(n) => self.namespaces.apply(n),
-            Contribution::Report { .. } | Contribution::Invalid => {}
+            Contribution::Report(r) => self.reports.count(r, true),
+            Contribution::Other(Other::Policy(p)) => self.policies.apply(p),
+            Contribution::Other(Other::Namespace(n)) => self.namespaces.apply(n),
+            Contribution::Other(Other::Invalid) => {}
         }
     }
 
-    /// Remove a visible contribution and release what it holds.
-    pub(super) fn deactivate(&mut self, old: Contribution) {
-        self.count_report(&old, false);
+    fn deactivate(&mut self, old: Contribution) {
         match &old {
-            Contribution::Policy(p) => self.policies.delete(p),
-            Contribution::Namespace(n) => self.namespaces.delete(n),
-            Contribution::Report { .. } | Contribution::Invalid => {}
+            Contribution::Report(r) => self.reports.count(r, false),
+            Contribution::Other(Other::Policy(p)) => self.policies.delete(p),
+            Contribution::Other(Other::Namespace(n)) => self.namespaces.delete(n),
+            Contribution::Other(Other::Invalid) => {}
         }
         self.release(old);
     }
 
-    /// Drop the series references of a contribution that is not visible.
-    pub(super) fn release(&mut self, c: Contribution) {
-        let (series, compat, fresh) = c.parts();
-        for (s, _) in series {
-            self.series.release(*s);
+    fn release(&mut self, c: Contribution) {
+        if let Contribution::Report(r) = c {
+            self.reports.release(r);
         }
-        if let Some(table) = &mut self.policy_reporter {
-            for (s, _) in compat {
-                table.release(*s);
-            }
-        }
-        for (id, _) in fresh {
-            self.freshness.release(*id);
-        }
+    }
+
+    fn counted(&mut self, id: &ObjectId, delta: i64) {
+        self.stats.count_object(id.kind, delta);
     }
 }

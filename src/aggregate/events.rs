@@ -223,14 +223,14 @@ impl Aggregate {
     pub(super) fn apply_admission(&mut self, origin: Origin, object: &SourceObject) {
         let (id, new) = self.prepare_event(&origin, object);
         if self.events.apply(origin, id, new, &mut self.admissions) {
-            self.count_object(Kind::Event, 1);
+            self.stats.count_object(Kind::Event, 1);
         }
     }
 
     /// An Event was deleted.
     pub(super) fn delete_admission(&mut self, origin: &Origin, object: &SourceObject) {
         if self.events.delete(origin, &EventId::of(object.meta())) {
-            self.count_object(Kind::Event, -1);
+            self.stats.count_object(Kind::Event, -1);
         }
     }
 
@@ -243,7 +243,8 @@ impl Aggregate {
     /// The relist of `origin` is complete: its Events replace the origin's.
     pub(super) fn finish_admission_resync(&mut self, origin: &Origin) {
         let (added, gone) = self.events.resync_end(origin, &mut self.admissions);
-        self.count_object(Kind::Event, added as i64 - gone as i64);
+        self.stats
+            .count_object(Kind::Event, added as i64 - gone as i64);
     }
 
     /// An Event's identity and what it adds (admissions are scoped by the
@@ -262,10 +263,10 @@ impl Aggregate {
         let counted = match decoded {
             Ok(Some(b)) if self.namespace_filter.admits(&b.namespace) => {
                 let key = AdmissionKey {
-                    namespace: self.series.intern(&b.namespace),
-                    policy: self.series.intern(&b.policy),
-                    rule: self.series.intern(&b.rule),
-                    kind: self.series.intern(&b.kind),
+                    namespace: self.reports.series.intern(&b.namespace),
+                    policy: self.reports.series.intern(&b.policy),
+                    rule: self.reports.series.intern(&b.rule),
+                    kind: self.reports.series.intern(&b.kind),
                     blocked: b.blocked,
                 };
                 Counted {
@@ -316,7 +317,7 @@ impl Aggregate {
             return;
         }
         let categories = self.policy_categories();
-        let resolve = |s| self.series.resolve(s);
+        let resolve = |s| self.reports.series.resolve(s);
         keys.sort_by_key(|(k, _)| {
             (
                 resolve(k.namespace),
@@ -326,18 +327,19 @@ impl Aggregate {
             )
         });
         for (k, n) in keys {
-            let policy = self.series.resolve(k.policy);
-            let rule = self.series.resolve(k.rule);
+            let policy = self.reports.series.resolve(k.policy);
+            let rule = self.reports.series.resolve(k.rule);
             let category = categories.get(policy).copied().unwrap_or("");
             let control = self
+                .reports
                 .controls
                 .first_for(policy, category, rule)
                 .map_or("", |c| c.name.as_str());
             f(
-                self.series.resolve(k.namespace),
+                self.reports.series.resolve(k.namespace),
                 policy,
                 rule,
-                self.series.resolve(k.kind),
+                self.reports.series.resolve(k.kind),
                 control,
                 n,
             );

@@ -1,22 +1,52 @@
-//! The label schema of `policyreport_results`: its label names and slots,
-//! the optional labels in use, and [`Rows`], which gathers one report's
-//! label sets before they are looked up in a [`SeriesTable`]. Policy
-//! Reporter's families use the same slots with their own values.
+//! The label schema of `policyreport_results`: its label slots, which of
+//! them are optional (`--extra-labels`), the values a result gives them,
+//! and [`Rows`], which gathers one report's label sets before they are
+//! looked up in a [`SeriesTable`]. Policy Reporter's families use the same
+//! slots with their own values.
 
 use hashbrown::HashTable;
 
-use super::series::{self, SLOTS, SeriesTable};
+use super::series::{self, SeriesTable};
+use crate::report::ResultView;
 
-/// Names of the label slots of `policyreport_results`, in slot order.
-pub const LABEL_NAMES: [&str; SLOTS] = [
-    "namespace",
-    "policy",
-    "category",
-    "severity",
-    "source",
-    "result",
-    "rule",
-    "kind",
+/// An optional label of `policyreport_results`, turned on with
+/// `--extra-labels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExtraLabel {
+    /// The rule name.
+    Rule,
+    /// The kind of the result's subject.
+    Kind,
+}
+
+/// One label slot: its name, and the `--extra-labels` value that turns it
+/// on when it is optional.
+struct Label {
+    name: &'static str,
+    extra: Option<ExtraLabel>,
+}
+
+const fn always(name: &'static str) -> Label {
+    Label { name, extra: None }
+}
+
+/// The label slots of `policyreport_results`, in order. Policy Reporter's
+/// families use the same slots with their own values.
+const LABELS: [Label; 8] = [
+    always("namespace"),
+    always("policy"),
+    always("category"),
+    always("severity"),
+    always("source"),
+    always("result"),
+    Label {
+        name: "rule",
+        extra: Some(ExtraLabel::Rule),
+    },
+    Label {
+        name: "kind",
+        extra: Some(ExtraLabel::Kind),
+    },
 ];
 pub(super) const NAMESPACE: usize = 0;
 pub(super) const POLICY: usize = 1;
@@ -27,32 +57,85 @@ pub(super) const RESULT: usize = 5;
 const RULE: usize = 6;
 pub(super) const KIND: usize = 7;
 
+/// Number of label slots in a series key.
+pub const SLOTS: usize = LABELS.len();
+
+/// Names of the label slots of `policyreport_results`, in slot order.
+pub const LABEL_NAMES: [&str; SLOTS] = {
+    let mut names = [""; SLOTS];
+    let mut i = 0;
+    while i < SLOTS {
+        names[i] = LABELS[i].name;
+        i += 1;
+    }
+    names
+};
+
 /// Which optional labels `policyreport_results` carries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LabelOptions {
-    /// Add the `rule` label.
-    pub rule: bool,
-    /// Add the `kind` label (the subject's kind).
-    pub kind: bool,
+    enabled: [bool; SLOTS],
+}
+
+impl Default for LabelOptions {
+    /// The labels that are not optional.
+    fn default() -> Self {
+        Self::of(&[])
+    }
 }
 
 impl LabelOptions {
+    /// The labels that are not optional, and these.
+    pub fn of(extra: &[ExtraLabel]) -> Self {
+        Self {
+            enabled: LABELS.map(|l| l.extra.is_none_or(|e| extra.contains(&e))),
+        }
+    }
+
+    /// Whether this optional label is on.
+    pub fn has(&self, extra: ExtraLabel) -> bool {
+        LABELS
+            .iter()
+            .zip(self.enabled)
+            .any(|(l, on)| on && l.extra == Some(extra))
+    }
+
     /// The label names in use, in slot order.
     pub fn names(&self) -> Vec<&'static str> {
         LABEL_NAMES
             .iter()
-            .enumerate()
-            .filter(|(i, _)| self.enabled(*i))
-            .map(|(_, n)| *n)
+            .zip(self.enabled)
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
             .collect()
     }
 
     pub(super) fn enabled(&self, slot: usize) -> bool {
-        match slot {
-            RULE => self.rule,
-            KIND => self.kind,
-            _ => true,
+        self.enabled[slot]
+    }
+
+    /// A result's label values, those off empty; `source` is the result's
+    /// source or its report's. `kind` is left empty: it is a subject's.
+    pub(super) fn values<'a>(
+        &self,
+        namespace: &'a str,
+        r: &ResultView<'a>,
+        source: &'a str,
+    ) -> [&'a str; SLOTS] {
+        let mut values = [""; SLOTS];
+        values[NAMESPACE] = namespace;
+        values[POLICY] = r.policy;
+        values[CATEGORY] = r.category;
+        values[SEVERITY] = r.severity;
+        values[SOURCE] = source;
+        values[RESULT] = r.outcome.as_str();
+        values[RULE] = r.rule;
+        for (v, on) in values.iter_mut().zip(self.enabled) {
+            if !on {
+                *v = "";
+            }
         }
+        values
     }
 }
 

@@ -12,10 +12,11 @@
 //! - `policy_reporter`: Policy Reporter's families (`--compat`);
 //! - `readiness` and `stats`: sync targets and self-observation.
 //!
-//! This module holds the shared types, dispatches each event, and buffers
-//! relists: an update applies the new contribution and retires the old one
-//! (`contribution`), a delete retires, and a relist replaces an origin's
-//! whole set atomically when it completes. Readers see the state only
+//! This module holds the shared types and dispatches each event. Objects
+//! other than Events are reduced to contributions (`contribution`), which
+//! a generic store (`relist`) applies: an update makes the new one visible
+//! and retires the old one, a delete retires, and a relist replaces an
+//! origin's whole set atomically when it completes. Readers see the state only
 //! through the read methods, and [`run`] hands it to a publisher after each
 //! batch of changes.
 
@@ -26,13 +27,14 @@ mod namespaces;
 mod policies;
 mod policy_reporter;
 mod readiness;
+mod relist;
 mod reports;
 mod run;
 pub mod series;
 mod stats;
 mod uid;
 
-pub use labels::{LABEL_NAMES, LabelOptions};
+pub use labels::{ExtraLabel, LABEL_NAMES, LabelOptions};
 pub use namespaces::namespace_label_name;
 pub use policy_reporter::{POLICY_REPORTER_NO_CATEGORY, PolicyReporterLabels};
 pub use readiness::SyncState;
@@ -57,9 +59,8 @@ use events::{Admissions, EventTables};
 use namespaces::Namespaces;
 use policies::Policies;
 use readiness::Readiness;
-use reports::freshness::{self, FreshnessTable};
-use reports::tallies::{ControlState, Matcher};
-use series::SeriesTable;
+use relist::Store;
+use reports::Reports;
 
 /// Hash maps of the aggregate: foldhash is fast, and seeded per process so
 /// crafted names cannot force collisions.
@@ -110,19 +111,9 @@ impl Default for Config {
 /// The aggregated state.
 #[derive(Debug)]
 pub struct Aggregate {
-    labels: LabelOptions,
-    controls: Arc<Controls>,
     namespace_filter: NamespaceFilter,
-    /// `policyreport_results` (see `reports`); its interner also holds the
-    /// namespaces of object ids and the labels of admission counters.
-    series: SeriesTable,
-    /// Policy Reporter's `policy_report_result` and
-    /// `cluster_policy_report_result`, with `--compat policy-reporter`: slots
-    /// as in [`LABEL_NAMES`], with Policy Reporter's values.
-    policy_reporter: Option<SeriesTable>,
-    /// Per control, its resource tallies (see `reports::tallies`).
-    control_state: Vec<ControlState>,
-    matcher: Matcher,
+    /// The report index (see `reports`).
+    reports: Reports,
     /// The admission counters (see `events`).
     admissions: Admissions,
     /// Live Events, apart from the other objects: they are many, and each
@@ -132,59 +123,31 @@ pub struct Aggregate {
     policies: Policies,
     /// The Namespace index (see `namespaces`).
     namespaces: Namespaces,
-    // Objects of each origin. Insertion-ordered, so a relist activates its
-    // objects in the order the source listed them: results are then the
-    // same for the same input, whatever the hash seeds.
-    origins: Map<Origin, OrderedMap<ObjectId, Contribution>>,
-    pending: Map<Origin, OrderedMap<ObjectId, Contribution>>,
+    /// The contributions of every object but Events (see `relist`).
+    objects: Store<ObjectId, Contribution>,
     stats: Stats,
     /// The sync targets (see `readiness`).
     readiness: Readiness,
     generation: u64,
     /// Refused inputs, when kept (`summary` only).
     problems: Option<Vec<Problem>>,
-    /// Whether reports keep their failing entries (`summary --failing`).
-    keep_failing: bool,
-    /// Reports per (namespace, source) and their refresh times.
-    freshness: FreshnessTable,
-    clock: Clock,
-    /// `--stale-after` in seconds; `None` when off.
-    stale_after: Option<i64>,
-    /// The clock's reading at the last [`Aggregate::tick`]: stale counts
-    /// are as of then, so a rendering depends on the state alone.
-    now: i64,
 }
 
 impl Aggregate {
     /// An empty aggregate.
     pub fn new(config: Config) -> Self {
         Self {
-            labels: config.labels,
-            control_state: config
-                .controls
-                .iter()
-                .map(|_| ControlState::default())
-                .collect(),
-            controls: config.controls,
+            reports: Reports::new(&config),
             namespace_filter: config.namespace_filter,
-            matcher: Matcher::default(),
-            series: SeriesTable::default(),
-            policy_reporter: config.policy_reporter.then(SeriesTable::default),
             admissions: Admissions::default(),
             events: EventTables::default(),
             policies: Policies::default(),
             namespaces: Namespaces::new(&config.namespace_labels),
-            origins: Map::default(),
-            pending: Map::default(),
+            objects: Store::default(),
             stats: Stats::new(),
             readiness: Readiness::default(),
             generation: 0,
             problems: None,
-            keep_failing: false,
-            freshness: FreshnessTable::default(),
-            now: config.clock.now(),
-            clock: config.clock,
-            stale_after: freshness::stale_seconds(config.stale_after),
         }
     }
 
@@ -231,103 +194,49 @@ impl Aggregate {
         }
     }
 
-    /// An object other than an Event was created or updated: its new
-    /// contribution is made visible, then its old one retired.
+    /// An object other than an Event was created or updated.
     fn apply_object(&mut self, origin: Origin, object: &SourceObject) {
         let (id, new) = self.prepare(&origin, object);
-        let old = self
-            .origins
-            .get_mut(&origin)
-            .and_then(|m| m.swap_remove(&id));
-        match new {
-            Some(new) => {
-                self.activate(&new);
-                match old {
-                    Some(old) => self.deactivate(old),
-                    None => self.count_object(object.kind, 1),
-                }
-                self.origins.entry(origin).or_default().insert(id, new);
-            }
-            None => {
-                if let Some(old) = old {
-                    self.deactivate(old);
-                    self.count_object(object.kind, -1);
-                }
-            }
-        }
+        let (store, mut index) = self.split();
+        store.apply(&mut index, origin, id, new);
     }
 
     /// An object other than an Event was deleted.
     fn delete_object(&mut self, origin: &Origin, object: &SourceObject) {
         let id = self.object_id(object);
-        let removed = self
-            .origins
-            .get_mut(origin)
-            .and_then(|m| m.swap_remove(&id));
-        if let Some(old) = removed {
-            self.deactivate(old);
-            self.count_object(object.kind, -1);
-        }
+        let (store, mut index) = self.split();
+        store.delete(&mut index, origin, &id);
     }
 
     /// A relist of `origin` begins; an unfinished one is abandoned.
     fn start_resync(&mut self, origin: Origin) {
         self.events.resync_start(&origin);
-        if let Some(stale) = self.pending.insert(origin, OrderedMap::default()) {
-            stale.into_values().for_each(|c| self.release(c));
-        }
+        let (store, mut index) = self.split();
+        store.start(&mut index, origin);
     }
 
-    /// An object other than an Event of the relist in progress: held, not
-    /// visible, until the relist completes; a later copy replaces an
-    /// earlier one.
+    /// An object other than an Event of the relist in progress.
     fn resync_object(&mut self, origin: Origin, object: &SourceObject) {
         let (id, new) = self.prepare(&origin, object);
-        let pending = self.pending.entry(origin).or_default();
-        let dup = match new {
-            Some(new) => pending.insert(id, new),
-            None => pending.shift_remove(&id),
-        };
-        if let Some(dup) = dup {
-            self.release(dup);
-        }
+        let (store, mut index) = self.split();
+        store.relisted(&mut index, origin, id, new);
     }
 
-    /// The relist of `origin` is complete: its objects replace the
-    /// origin's, each new contribution made visible before the one it
-    /// replaces is retired, then those that vanished retired.
+    /// The relist of `origin` is complete.
     fn finish_resync(&mut self, origin: Origin) {
         self.finish_admission_resync(&origin);
-        let mut fresh = self.pending.remove(&origin).unwrap_or_default();
-        let mut old = self.origins.remove(&origin).unwrap_or_default();
-        for (id, new) in fresh.iter() {
-            let prev = old.swap_remove(id);
-            self.activate(new);
-            match prev {
-                Some(prev) => self.deactivate(prev),
-                None => self.count_object(id.kind, 1),
-            }
-        }
-        for (id, gone) in old {
-            self.deactivate(gone);
-            self.count_object(id.kind, -1);
-        }
-        if !fresh.is_empty() {
-            // Its entries grew by doubling: up to half of them spare room,
-            // 96 bytes each: at 150k reports, about 50 bytes per report.
-            fresh.shrink_to_fit();
-            self.origins.insert(origin, fresh);
-        }
+        let (store, mut index) = self.split();
+        store.finish(&mut index, origin);
     }
 
     /// The optional labels in use.
     pub fn labels(&self) -> LabelOptions {
-        self.labels
+        self.reports.labels
     }
 
     /// The configured controls.
     pub fn controls(&self) -> &Controls {
-        &self.controls
+        &self.reports.controls
     }
 
     /// Increases with every change; equal values mean equal state.

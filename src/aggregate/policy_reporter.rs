@@ -6,7 +6,7 @@
 //! Serves `policy_report_result` and `cluster_policy_report_result`.
 
 use super::Aggregate;
-use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SOURCE};
+use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SLOTS, SOURCE};
 use super::series::{SeriesId, SeriesTable};
 use crate::report::Report;
 
@@ -53,16 +53,13 @@ fn policy_reporter_rows<'a>(
         } else {
             r.category
         };
-        let labels = [
-            namespace,
-            r.policy,
-            category,
-            r.severity,
-            nonempty(r.source).unwrap_or(report_source),
-            r.outcome.as_str(),
-            "",
-            "",
-        ];
+        let mut labels = [""; SLOTS];
+        labels[NAMESPACE] = namespace;
+        labels[POLICY] = r.policy;
+        labels[CATEGORY] = category;
+        labels[SEVERITY] = r.severity;
+        labels[SOURCE] = nonempty(r.source).unwrap_or(report_source);
+        labels[RESULT] = r.outcome.as_str();
         rows.add(labels, 1);
     }
     rows.rows
@@ -89,7 +86,7 @@ impl Aggregate {
     /// Whether Policy Reporter's families are kept
     /// (`--compat policy-reporter`).
     pub fn policy_reporter_enabled(&self) -> bool {
-        self.policy_reporter.is_some()
+        self.reports.policy_reporter.is_some()
     }
 
     /// Visit Policy Reporter's simple-mode series (none unless enabled):
@@ -99,7 +96,7 @@ impl Aggregate {
         &self,
         mut f: impl FnMut(PolicyReporterLabels<'_>, u64),
     ) {
-        let Some(table) = &self.policy_reporter else {
+        let Some(table) = &self.reports.policy_reporter else {
             return;
         };
         table.for_each(|v, n| {

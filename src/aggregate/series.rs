@@ -14,8 +14,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use string_interner::{DefaultBackend, DefaultSymbol, StringInterner};
 
-/// Number of label slots in a series key.
-pub const SLOTS: usize = 8;
+pub use super::labels::SLOTS;
 
 /// A series: one interned symbol per label slot.
 pub type SeriesKey = [DefaultSymbol; SLOTS];

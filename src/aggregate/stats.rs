@@ -56,6 +56,12 @@ impl Stats {
         stats.invalid.insert(FILE_RESOURCE, 0);
         stats
     }
+
+    /// Objects held of `kind` changed by `delta`.
+    pub(super) fn count_object(&mut self, kind: Kind, delta: i64) {
+        let n = self.objects.entry(kind.resource()).or_default();
+        *n = n.saturating_add_signed(delta);
+    }
 }
 
 impl Aggregate {
@@ -131,11 +137,5 @@ impl Aggregate {
             let location = format!("{origin}: {} {namespace}/{name}", object.kind);
             self.problem(object.kind.resource(), location, err.to_string());
         }
-    }
-
-    /// Objects held of `kind` changed by `delta`.
-    pub(super) fn count_object(&mut self, kind: Kind, delta: i64) {
-        let n = self.stats.objects.entry(kind.resource()).or_default();
-        *n = n.saturating_add_signed(delta);
     }
 }

@@ -252,26 +252,26 @@ impl Aggregate {
     /// (the generation moves), so the next publish renders it. Costs a range
     /// lookup per (namespace, source), never a scan of the reports.
     pub fn tick(&mut self) {
-        let now = self.clock.now();
-        if let Some(after) = self.stale_after {
-            let (a, b) = (self.now.min(now), self.now.max(now));
+        let now = self.reports.clock.now();
+        if let Some(after) = self.reports.stale_after {
+            let (a, b) = (self.reports.now.min(now), self.reports.now.max(now));
             let between = |t: i64| t.saturating_sub(after);
-            if self.freshness.any_between(between(a), between(b)) {
+            if self.reports.freshness.any_between(between(a), between(b)) {
                 self.generation += 1;
             }
         }
-        self.now = now;
+        self.reports.now = now;
     }
 
     /// The clock's reading at the latest [`Aggregate::tick`] (or at
     /// creation), in seconds since the Unix epoch.
     pub fn now(&self) -> i64 {
-        self.now
+        self.reports.now
     }
 
     /// `--stale-after` in seconds; `None` when staleness is off.
     pub fn stale_after(&self) -> Option<i64> {
-        self.stale_after
+        self.reports.stale_after
     }
 
     /// How often [`run`](crate::aggregate::run) ticks: 1% of `--stale-after`, between 1 s and 15 s
@@ -279,7 +279,7 @@ impl Aggregate {
     /// most that; `None` when staleness is off. A tick costs one range
     /// lookup per (namespace, source).
     pub fn tick_interval(&self) -> Option<Duration> {
-        let after = u64::try_from(self.stale_after?).unwrap_or(u64::MAX);
+        let after = u64::try_from(self.reports.stale_after?).unwrap_or(u64::MAX);
         Some(Duration::from_secs((after / 100).clamp(1, 15)))
     }
 
@@ -289,10 +289,16 @@ impl Aggregate {
     /// refresh time (`None` when no report has a timestamp). A report counts
     /// once per source it has results from.
     pub fn for_each_freshness(&self, mut f: impl FnMut(FreshnessRow<'_>)) {
-        let cutoff = self.stale_after.map(|a| self.now.saturating_sub(a));
+        let cutoff = self
+            .reports
+            .stale_after
+            .map(|a| self.reports.now.saturating_sub(a));
         let mut rows = Vec::new();
-        self.freshness
-            .for_each(cutoff, |s| self.series.resolve(s), |r| rows.push(r));
+        self.reports.freshness.for_each(
+            cutoff,
+            |s| self.reports.series.resolve(s),
+            |r| rows.push(r),
+        );
         rows.sort_unstable_by(|a, b| (a.namespace, a.source).cmp(&(b.namespace, b.source)));
         rows.into_iter().for_each(&mut f);
     }

@@ -1,5 +1,5 @@
-//! The report index: what each report contributes and the tables it adds
-//! to. A report's results are counted by the rules of
+//! The report index: what each report contributes ([`ReportPart`]) and
+//! the tables it adds to ([`Reports`]). A report's results are counted by the rules of
 //! `policyreport_results` into the [`SeriesTable`](super::series::SeriesTable)
 //! (and Policy Reporter's, see [`super::policy_reporter`]); its matching
 //! results into per-control resource tallies ([`tallies`]); its newest
@@ -19,16 +19,106 @@ use std::collections::BTreeMap;
 
 use tracing::warn;
 
+use std::sync::Arc;
+
 use super::contribution::Contribution;
-use super::labels::{KIND, LINEAR, LabelOptions, NAMESPACE, RESULT, Row, Rows};
+use super::labels::{ExtraLabel, KIND, LINEAR, LabelOptions, NAMESPACE, RESULT, Row, Rows};
 use super::policy_reporter;
 use super::series::{SLOTS, SeriesId, SeriesTable};
-use super::{Aggregate, Map};
+use super::{Aggregate, Config, Map};
+use crate::controls::Controls;
 use crate::report::{Outcome, Report};
+use freshness::{Clock, FreshId, FreshnessTable, Stamp};
+use tallies::{ControlDelta, ControlState, Matcher};
+use worklist::FailingEntry;
 
-impl Aggregate {
+/// The report index's state: the tables reports add to.
+#[derive(Debug)]
+pub(super) struct Reports {
+    pub(super) labels: LabelOptions,
+    pub(super) controls: Arc<Controls>,
+    /// `policyreport_results`; its interner also holds the namespaces of
+    /// object ids and the labels of admission counters.
+    pub(super) series: SeriesTable,
+    /// Policy Reporter's `policy_report_result` and
+    /// `cluster_policy_report_result`, with `--compat policy-reporter`:
+    /// slots as in [`LABEL_NAMES`](super::LABEL_NAMES), with Policy
+    /// Reporter's values.
+    pub(super) policy_reporter: Option<SeriesTable>,
+    /// Per control, its resource tallies (see [`tallies`]).
+    pub(super) control_state: Vec<ControlState>,
+    matcher: Matcher,
+    /// Whether reports keep their failing entries (`summary --failing`).
+    pub(super) keep_failing: bool,
+    /// Reports per (namespace, source) and their refresh times.
+    pub(super) freshness: FreshnessTable,
+    pub(super) clock: Clock,
+    /// `--stale-after` in seconds; `None` when off.
+    pub(super) stale_after: Option<i64>,
+    /// The clock's reading at the last [`Aggregate::tick`]: stale counts
+    /// are as of then, so a rendering depends on the state alone.
+    pub(super) now: i64,
+}
+
+/// What one report contributes: its series counts and its per-control
+/// resource tallies; its failing entries only when kept (`summary
+/// --failing`), else empty. With `--compat policy-reporter`, `series` goes
+/// on with its counts in the Policy Reporter table from index
+/// `policy_reporter`; its last `fresh` entries are one (freshness entry,
+/// refresh time) pair per source the report has results from. (One list,
+/// not three, and a 16-bit count keep a contribution at 56 bytes: see
+/// [`ReportPart::parts`].)
+#[derive(Debug)]
+pub(super) struct ReportPart {
+    series: Box<[(SeriesId, u32)]>,
+    controls: Box<[ControlDelta]>,
+    pub(super) failing: Box<[FailingEntry]>,
+    policy_reporter: u32,
+    fresh: u16,
+}
+
+/// A report's `series` list split into its own series, Policy Reporter's,
+/// and its freshness pairs.
+type Parts<'a> = (
+    &'a [(SeriesId, u32)],
+    &'a [(SeriesId, u32)],
+    &'a [(FreshId, Stamp)],
+);
+
+impl ReportPart {
+    fn parts(&self) -> Parts<'_> {
+        let (rest, fresh) = self
+            .series
+            .split_at(self.series.len() - usize::from(self.fresh));
+        let (own, compat) = rest.split_at(self.policy_reporter as usize);
+        (own, compat, fresh)
+    }
+}
+
+impl Reports {
+    /// Empty tables for this configuration.
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            labels: config.labels,
+            controls: Arc::clone(&config.controls),
+            series: SeriesTable::default(),
+            policy_reporter: config.policy_reporter.then(SeriesTable::default),
+            control_state: config
+                .controls
+                .iter()
+                .map(|_| ControlState::default())
+                .collect(),
+            matcher: Matcher::default(),
+            keep_failing: false,
+            freshness: FreshnessTable::default(),
+            clock: config.clock.clone(),
+            stale_after: freshness::stale_seconds(config.stale_after),
+            now: config.clock.now(),
+        }
+    }
+
     /// Decode a report into its contribution, series references taken.
-    pub(super) fn report_contribution(&mut self, report: &Report, namespace: &str) -> Contribution {
+    pub(super) fn contribution(&mut self, report: &Report, namespace: &str) -> ReportPart {
         let rows = count_rows(&self.series, report, namespace, self.labels);
         let mut series: Vec<(SeriesId, u32)> = rows
             .into_iter()
@@ -70,7 +160,7 @@ impl Aggregate {
         } else {
             Box::new([])
         };
-        Contribution::Report {
+        ReportPart {
             series: series.into_boxed_slice(),
             controls,
             failing,
@@ -81,7 +171,7 @@ impl Aggregate {
 
     /// Add a report's counts (`visible`), or take them away: its series,
     /// Policy Reporter's, its freshness pairs and its control tallies.
-    pub(super) fn count_report(&mut self, c: &Contribution, visible: bool) {
+    pub(super) fn count(&mut self, c: &ReportPart, visible: bool) {
         let (series, compat, fresh) = c.parts();
         for (s, n) in series {
             if visible {
@@ -106,20 +196,36 @@ impl Aggregate {
                 self.freshness.sub(*id, *stamp);
             }
         }
-        if let Contribution::Report { controls, .. } = c {
-            let sign = if visible { 1 } else { -1 };
-            for d in controls.iter() {
-                self.control_state[d.control as usize].apply(d, sign);
-            }
+        let sign = if visible { 1 } else { -1 };
+        for d in c.controls.iter() {
+            self.control_state[d.control as usize].apply(d, sign);
         }
     }
 
+    /// Drop the references of a contribution that is not visible.
+    pub(super) fn release(&mut self, c: ReportPart) {
+        let (series, compat, fresh) = c.parts();
+        for (s, _) in series {
+            self.series.release(*s);
+        }
+        if let Some(table) = &mut self.policy_reporter {
+            for (s, _) in compat {
+                table.release(*s);
+            }
+        }
+        for (id, _) in fresh {
+            self.freshness.release(*id);
+        }
+    }
+}
+
+impl Aggregate {
     /// Visit every `policyreport_results` series: the values of the labels
     /// in use (see [`LabelOptions::names`]) and the count.
     pub fn for_each_result(&self, mut f: impl FnMut(&[&str], u64)) {
-        let labels = self.labels;
+        let labels = self.reports.labels;
         let mut buf: Vec<&str> = Vec::with_capacity(SLOTS);
-        self.series.for_each(|values, n| {
+        self.reports.series.for_each(|values, n| {
             buf.clear();
             buf.extend(
                 values
@@ -136,7 +242,7 @@ impl Aggregate {
     /// pass, fail, warn, error, skip.
     pub fn results_by_namespace(&self) -> BTreeMap<String, [u64; 5]> {
         let mut out: BTreeMap<String, [u64; 5]> = BTreeMap::new();
-        self.series.for_each(|values, n| {
+        self.reports.series.for_each(|values, n| {
             let i = Outcome::ALL
                 .iter()
                 .position(|o| o.as_str() == values[RESULT])
@@ -158,16 +264,15 @@ impl Aggregate {
 
     /// The reports currently held that decoded (invalid ones excluded).
     pub fn valid_reports(&self) -> usize {
-        self.origins
+        self.objects
             .values()
-            .flat_map(|m| m.values())
-            .filter(|c| matches!(c, Contribution::Report { .. }))
+            .filter(|c| matches!(c, Contribution::Report(_)))
             .count()
     }
 
     /// Number of live series.
     pub fn series_count(&self) -> usize {
-        self.series.len()
+        self.reports.series.len()
     }
 }
 
@@ -183,24 +288,17 @@ fn count_rows<'a>(
     let mut rows = Rows::new(series);
     let top_source = report.source();
     let scope_kind = report.scope().map_or("", |s| s.kind);
+    let by_kind = opts.has(ExtraLabel::Kind);
     for r in report.results() {
-        let mut labels = [
-            namespace,
-            r.policy,
-            r.category,
-            r.severity,
-            r.source.or(top_source).unwrap_or(""),
-            r.outcome.as_str(),
-            if opts.rule { r.rule } else { "" },
-            "",
-        ];
+        let source = r.source.or(top_source).unwrap_or("");
+        let mut labels = opts.values(namespace, &r, source);
         let subjects = r.subject_count();
         if subjects == 0 {
-            if opts.kind {
+            if by_kind {
                 labels[KIND] = scope_kind;
             }
             rows.add(labels, 1);
-        } else if !opts.kind {
+        } else if !by_kind {
             rows.add(labels, subjects as u32);
         } else {
             for s in r.subjects() {

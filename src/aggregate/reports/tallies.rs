@@ -311,12 +311,17 @@ impl Aggregate {
     /// Visit `policyreport_control_resources`: control, namespace, kind,
     /// status, and the number of resources.
     pub fn for_each_control(&self, mut f: impl FnMut(&str, &str, &str, ControlStatus, u64)) {
-        for (control, state) in self.controls.iter().zip(&self.control_state) {
+        for (control, state) in self
+            .reports
+            .controls
+            .iter()
+            .zip(&self.reports.control_state)
+        {
             state.for_each(|ns, kind, status, n| {
                 f(
                     &control.name,
-                    self.series.resolve(ns),
-                    self.series.resolve(kind),
+                    self.reports.series.resolve(ns),
+                    self.reports.series.resolve(kind),
                     status,
                     n,
                 )

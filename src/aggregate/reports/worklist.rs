@@ -90,17 +90,16 @@ impl Aggregate {
     /// [`Aggregate::failing`]). For one-shot runs: it keeps names and
     /// messages, which the serving exporter never holds.
     pub fn keep_failing(&mut self) {
-        self.keep_failing = true;
+        self.reports.keep_failing = true;
     }
 
     /// The failing entries of the reports held, when kept, sorted.
     pub fn failing(&self) -> Vec<&FailingEntry> {
         let mut out: Vec<&FailingEntry> = self
-            .origins
+            .objects
             .values()
-            .flat_map(|m| m.values())
             .flat_map(|c| match c {
-                Contribution::Report { failing, .. } => &failing[..],
+                Contribution::Report(r) => &r.failing[..],
                 _ => &[],
             })
             .collect();

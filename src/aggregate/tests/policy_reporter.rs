@@ -75,8 +75,14 @@ fn policy_reporter_counts_results_not_subjects() {
         object: report(json!([])),
     });
     assert!(policy_reporter_snapshot(&agg).is_empty());
-    assert_eq!(agg.policy_reporter.as_ref().map(SeriesTable::len), Some(0));
-    assert_eq!(agg.series.len(), 0);
+    assert_eq!(
+        agg.reports
+            .policy_reporter
+            .as_ref()
+            .map(series::SeriesTable::len),
+        Some(0)
+    );
+    assert_eq!(agg.reports.series.len(), 0);
 
     // Off by default: nothing is kept.
     let mut off = new_agg(LabelOptions::default());

@@ -91,10 +91,7 @@ fn namespace_and_source_rules() {
 
 #[test]
 fn extra_labels_rule_and_subject_kind() {
-    let mut agg = new_agg(LabelOptions {
-        rule: true,
-        kind: true,
-    });
+    let mut agg = new_agg(LabelOptions::of(&[ExtraLabel::Rule, ExtraLabel::Kind]));
     apply(
         &mut agg,
         &W,
