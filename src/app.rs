@@ -54,8 +54,7 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
     }))
 }
 
-/// What the aggregate keeps beyond what every command needs (flags of
-/// `serve`).
+/// What the aggregate keeps beyond what every command needs.
 #[derive(Clone, Debug, Default)]
 pub struct Outputs {
     /// Optional labels of `policyreport_results`.
@@ -65,6 +64,9 @@ pub struct Outputs {
     /// Namespace label keys for `policyreport_namespace_info`
     /// (`--namespace-labels`).
     pub namespace_labels: Vec<String>,
+    /// Each result's message, decoded with its report (the work list of
+    /// `summary`).
+    pub messages: bool,
 }
 
 impl Outputs {
@@ -74,6 +76,7 @@ impl Outputs {
             labels: LabelOptions::of(&args.extra_labels),
             policy_reporter: args.compat == Some(Compat::PolicyReporter),
             namespace_labels: args.namespace_labels.clone(),
+            messages: false,
         }
     }
 }
@@ -110,7 +113,7 @@ pub async fn start(
         clock: aggregate::Clock::system(),
     });
     info!(labels = ?labels.names(), "policyreport_results labels");
-    let input = crate::source::select(source, follow).await?;
+    let input = crate::source::select(source, follow, outputs.messages).await?;
     aggregate.expect_sync(input.sync_target());
     input.start(tx)?;
     Ok(aggregate)

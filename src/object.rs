@@ -66,8 +66,13 @@ pub(crate) fn lean_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D
         .unwrap_or_default())
 }
 
+/// `kube::Resource` for a type watched through an [`ApiResource`], its
+/// metadata at the field path given (`metadata` unless named).
 macro_rules! dynamic_resource {
     ($t:ty) => {
+        dynamic_resource!($t, metadata);
+    };
+    ($t:ty, $($meta:tt).+) => {
         impl kube::Resource for $t {
             type DynamicType = ApiResource;
             type Scope = DynamicResourceScope;
@@ -88,16 +93,17 @@ macro_rules! dynamic_resource {
                 Cow::Borrowed(&dt.plural)
             }
             fn meta(&self) -> &ObjectMeta {
-                &self.metadata
+                &self.$($meta).+
             }
             fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
+                &mut self.$($meta).+
             }
         }
     };
 }
 
 dynamic_resource!(crate::report::Report);
+dynamic_resource!(crate::report::WithMessages, 0.metadata);
 dynamic_resource!(RawObject);
 
 #[cfg(test)]

@@ -62,7 +62,8 @@ pub struct Report {
     scope: Option<SubjectSpans>,
     source: Option<Span>,
     entries: Vec<Entry>,
-    /// Each entry's message, only when [`super::keep_messages`] is on.
+    /// Each entry's message, only when decoded with messages kept
+    /// ([`WithMessages`], [`DocumentSeed`]).
     messages: Vec<Span>,
     subjects: Vec<SubjectSpans>,
     error: Option<Box<DecodeError>>,
@@ -96,7 +97,8 @@ pub struct ResultView<'a> {
     pub source: Option<&'a str>,
     /// The verdict.
     pub outcome: Outcome,
-    /// The message; empty unless [`super::keep_messages`] is on.
+    /// The message; empty unless the report was decoded with messages kept
+    /// ([`WithMessages`], [`DocumentSeed`]).
     pub message: &'a str,
     /// `timestamp.seconds` (whole seconds since the Unix epoch, a float
     /// rounded down), when it is a number.
@@ -321,7 +323,7 @@ fn required(got: Result<Option<Span>, Bad>) -> Result<Span, Bad> {
 mod document;
 mod results;
 
-pub use document::{Document, DocumentSeed, ItemSink};
+pub use document::{Document, DocumentSeed, ItemSink, WithMessages};
 
 #[cfg(test)]
 mod tests;

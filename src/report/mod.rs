@@ -4,29 +4,10 @@
 
 mod decode;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde::Deserialize;
 
 use crate::decode::{AnyStr, DecodeError, Text};
-pub use decode::{Document, DocumentSeed, ItemSink, Report, ResultView, SubjectView};
-
-/// Whether the decoder keeps result messages: off for `serve`, which never
-/// shows them; `summary --failing` turns it on before any source starts.
-/// A process-wide switch rather than a decoder argument: kube's watch
-/// stream deserializes `Report` through `Deserialize` alone, with no seed to
-/// carry an option, and a type parameter would compile the decoder twice.
-static KEEP_MESSAGES: AtomicBool = AtomicBool::new(false);
-
-/// Keep each result's message in decoded reports from now on
-/// ([`ResultView::message`]), for the rest of the process.
-pub fn keep_messages() {
-    KEEP_MESSAGES.store(true, Ordering::Relaxed);
-}
-
-fn keeps_messages() -> bool {
-    KEEP_MESSAGES.load(Ordering::Relaxed)
-}
+pub use decode::{Document, DocumentSeed, ItemSink, Report, ResultView, SubjectView, WithMessages};
 
 /// The verdict of one result.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize)]

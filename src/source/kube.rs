@@ -64,17 +64,20 @@ pub struct Options {
     /// long is taken as recovered: the watcher's backoff retries well
     /// within it (45 s by default).
     pub quiet_recovery: Duration,
+    /// Whether reports keep each result's message.
+    pub keep_messages: bool,
 }
 
 impl Options {
     /// The options the flags select; intervals too short to be meant are
     /// raised (discovery to 1 s, quiet recovery to 100 ms).
-    pub fn of(args: &SourceArgs) -> Self {
+    pub fn of(args: &SourceArgs, keep_messages: bool) -> Self {
         Self {
             page_size: args.page_size,
             discovery_interval: Duration::from_secs(args.discovery_interval.max(1)),
             relist_interval: Some(args.relist_interval).filter(|i| !i.is_zero()),
             quiet_recovery: args.quiet_recovery.max(Duration::from_millis(100)),
+            keep_messages,
         }
     }
 }
@@ -86,12 +89,13 @@ pub struct KubeSource {
 }
 
 impl KubeSource {
-    /// A client for the kubeconfig (and `--context`) of the flags.
-    pub async fn connect(args: &SourceArgs) -> Result<Self, KubeSourceError> {
+    /// A client for the kubeconfig (and `--context`) of the flags; reports
+    /// keep each result's message with `keep_messages`.
+    pub async fn connect(args: &SourceArgs, keep_messages: bool) -> Result<Self, KubeSourceError> {
         let timeout = Duration::from_secs(args.request_timeout);
         Ok(Self {
             client: client(args.context.as_deref(), timeout).await?,
-            options: Options::of(args),
+            options: Options::of(args, keep_messages),
         })
     }
 }

@@ -44,12 +44,19 @@ pub enum SourceError {
 }
 
 /// The source the flags select: the files of `--files` (followed with
-/// `follow`), else the cluster of the kubeconfig.
-pub async fn select(args: &SourceArgs, follow: bool) -> Result<Box<dyn Source>, SourceError> {
+/// `follow`), else the cluster of the kubeconfig. Its reports keep each
+/// result's message with `keep_messages`.
+pub async fn select(
+    args: &SourceArgs,
+    follow: bool,
+    keep_messages: bool,
+) -> Result<Box<dyn Source>, SourceError> {
     if args.files.is_empty() {
-        Ok(Box::new(kube::KubeSource::connect(args).await?))
+        Ok(Box::new(
+            kube::KubeSource::connect(args, keep_messages).await?,
+        ))
     } else {
-        Ok(Box::new(files::Files::of(args, follow)))
+        Ok(Box::new(files::Files::of(args, follow, keep_messages)))
     }
 }
 

@@ -392,11 +392,11 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     let (tx, rx) = mpsc::channel(app::CHANNEL);
     // Markdown always shows the first entries of the work list.
     let work = args.failing.failing || args.output == Output::Markdown;
-    if work {
-        // Before any source starts decoding.
-        crate::report::keep_messages();
-    }
-    let mut agg = app::start(&args.source, app::Outputs::default(), false, tx).await?;
+    let outputs = app::Outputs {
+        messages: work,
+        ..app::Outputs::default()
+    };
+    let mut agg = app::start(&args.source, outputs, false, tx).await?;
     agg.keep_problems();
     if work {
         agg.keep_failing();

@@ -110,9 +110,38 @@ pub struct Document {
 
 impl<'de> Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Document::decode(d, false)
+    }
+}
+
+impl Document {
+    fn decode<'de, D: Deserializer<'de>>(d: D, keep_messages: bool) -> Result<Self, D::Error> {
         let mut items = Vec::new();
-        let object = DocumentSeed(&mut items).deserialize(d)?;
+        let seed = DocumentSeed {
+            items: &mut items,
+            keep_messages,
+        };
+        let object = seed.deserialize(d)?;
         Ok(Document { object, items })
+    }
+}
+
+/// A [`Report`] (or a [`Document`]) decoded with each result's message
+/// kept ([`ResultView::message`](super::ResultView::message)). The plain
+/// `Deserialize` of either only checks messages: `serve` never shows them.
+#[derive(Clone, Debug)]
+pub struct WithMessages<T = Report>(pub T);
+
+impl<'de> Deserialize<'de> for WithMessages {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ReportVisitor::new(None, true))
+            .map(WithMessages)
+    }
+}
+
+impl<'de> Deserialize<'de> for WithMessages<Document> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Document::decode(d, true).map(WithMessages)
     }
 }
 
@@ -138,32 +167,40 @@ impl ItemSink for Vec<Report> {
 /// Decodes a document like [`Document`], but hands each entry of its
 /// `items` to the sink as soon as it is decoded, and returns the object
 /// itself (without its items).
-pub struct DocumentSeed<'s>(pub &'s mut dyn ItemSink);
+pub struct DocumentSeed<'s> {
+    /// Receives the entries of `items`.
+    pub items: &'s mut dyn ItemSink,
+    /// Keep each result's message, as [`WithMessages`] does.
+    pub keep_messages: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
     type Value = Report;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Report, D::Error> {
-        struct V<'s>(&'s mut dyn ItemSink);
+        struct V<'s>(DocumentSeed<'s>);
         impl<'de> Visitor<'de> for V<'_> {
             type Value = Result<Report, Bad>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a document")
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
-                ReportVisitor {
-                    items: Some(self.0),
-                }
-                .visit_map(m)
-                .map(Ok)
+                let DocumentSeed {
+                    items,
+                    keep_messages,
+                } = self.0;
+                ReportVisitor::new(Some(items), keep_messages)
+                    .visit_map(m)
+                    .map(Ok)
             }
             reject!("a document": bool num unit str seq);
         }
-        Ok(d.deserialize_any(V(self.0))?.unwrap_or_default())
+        Ok(d.deserialize_any(V(self))?.unwrap_or_default())
     }
 }
 
-/// The `items` of a document: each object decoded as a report.
-struct ItemsSeed<'i>(&'i mut dyn ItemSink);
+/// The `items` of a document: each object decoded as a report, keeping
+/// messages or not.
+struct ItemsSeed<'i>(&'i mut dyn ItemSink, bool);
 
 impl<'de> Visitor<'de> for ItemsSeed<'_> {
     type Value = Result<(), Bad>;
@@ -171,7 +208,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
         f.write_str("a list of objects")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-        while let Some(item) = s.next_element_seed(Any(ItemSeed))? {
+        while let Some(item) = s.next_element_seed(Any(ItemSeed(self.1)))? {
             if let Ok(report) = item {
                 self.0.item(report);
             }
@@ -181,8 +218,9 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     reject!("a list of objects": bool num unit str map);
 }
 
-/// One entry of `items`: a report if it is an object.
-struct ItemSeed;
+/// One entry of `items`: a report if it is an object, keeping messages or
+/// not.
+struct ItemSeed(bool);
 
 impl<'de> Visitor<'de> for ItemSeed {
     type Value = Result<Report, Bad>;
@@ -190,20 +228,32 @@ impl<'de> Visitor<'de> for ItemSeed {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
-        ReportVisitor { items: None }.visit_map(m).map(Ok)
+        ReportVisitor::new(None, self.0).visit_map(m).map(Ok)
     }
     reject!("an object": bool num unit str seq);
 }
 
 impl<'de> Deserialize<'de> for Report {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ReportVisitor { items: None })
+        d.deserialize_map(ReportVisitor::new(None, false))
     }
 }
 
 /// A report object; with `items`, also the entries of its `items`.
 struct ReportVisitor<'i> {
     items: Option<&'i mut dyn ItemSink>,
+    /// A field rather than a type parameter, so the decoder is compiled
+    /// once whichever way it is used.
+    keep_messages: bool,
+}
+
+impl<'i> ReportVisitor<'i> {
+    fn new(items: Option<&'i mut dyn ItemSink>, keep_messages: bool) -> Self {
+        Self {
+            items,
+            keep_messages,
+        }
+    }
 }
 
 impl<'de> Visitor<'de> for ReportVisitor<'_> {
@@ -252,14 +302,19 @@ impl<'de> Visitor<'de> for ReportVisitor<'_> {
                     r.entries.clear();
                     r.messages.clear();
                     r.subjects.clear();
-                    if let Err(b) = m.next_value_seed(Any(ResultsSeed(&mut r)))? {
+                    let seed = ResultsSeed {
+                        report: &mut r,
+                        keep_messages: self.keep_messages,
+                    };
+                    if let Err(b) = m.next_value_seed(Any(seed))? {
                         r.fail("results".into(), b.reason);
                     }
                 }
                 TopKey::Items => match self.items.as_deref_mut() {
                     Some(items) => {
                         items.begin();
-                        let _not_a_list = m.next_value_seed(Any(ItemsSeed(items)))?;
+                        let seed = ItemsSeed(items, self.keep_messages);
+                        let _not_a_list = m.next_value_seed(Any(seed))?;
                     }
                     None => {
                         m.next_value::<IgnoredAny>()?;

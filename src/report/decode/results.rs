@@ -314,6 +314,8 @@ struct Last {
 struct EntrySeed<'r> {
     report: &'r mut Report,
     last: &'r mut Last,
+    /// Keep the message, else only check it.
+    keep_messages: bool,
 }
 
 impl<'de> Visitor<'de> for EntrySeed<'_> {
@@ -322,7 +324,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         f.write_str("a result")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-        let (r, last) = (self.report, self.last);
+        let (r, last, keep_messages) = (self.report, self.last, self.keep_messages);
         let first_subject = r.subjects.len() as u32;
         let mut policy = None;
         let mut outcome = None;
@@ -367,7 +369,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     e.subjects = (start, r.subjects.len() as u32);
                     ("resources", got)
                 }
-                EntryKey::Message if crate::report::keeps_messages() => (
+                EntryKey::Message if keep_messages => (
                     "message",
                     m.next_value_seed(Any(Str::keep(&mut r.text, Span::default())))?
                         .map(|s| message = s.unwrap_or_default()),
@@ -462,7 +464,11 @@ fn complete(
 }
 
 /// The `results` array.
-pub(super) struct ResultsSeed<'r>(pub(super) &'r mut Report);
+pub(super) struct ResultsSeed<'r> {
+    pub(super) report: &'r mut Report,
+    /// Keep each result's message, else only check it.
+    pub(super) keep_messages: bool,
+}
 
 impl<'de> Visitor<'de> for ResultsSeed<'_> {
     type Value = Result<(), Bad>;
@@ -470,7 +476,7 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
         f.write_str("a list of results")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let r = self.0;
+        let (r, keep_messages) = (self.report, self.keep_messages);
         let mut last = Last::default();
         let mut i = 0usize;
         loop {
@@ -483,12 +489,13 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
             let seed = EntrySeed {
                 report: r,
                 last: &mut last,
+                keep_messages,
             };
             match seq.next_element_seed(Any(seed))? {
                 None => break,
                 Some(Ok((e, message))) => {
                     r.entries.push(e);
-                    if crate::report::keeps_messages() {
+                    if keep_messages {
                         r.messages.push(message);
                     }
                 }

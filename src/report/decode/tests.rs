@@ -99,22 +99,55 @@ fn reads_timestamp_seconds_and_never_fails_on_them() {
     assert_eq!(r.results().next().and_then(|e| e.timestamp), None);
 }
 
+fn messages(r: &Report) -> Vec<&str> {
+    r.results().map(|e| e.message).collect()
+}
+
 #[test]
 fn keeps_messages_when_asked() {
-    // Process-wide: other tests then keep messages too, which changes
-    // nothing else they check.
-    super::super::keep_messages();
-    let r = report(
-        r#"{"results":[{"policy":"p","result":"fail","message":"a \"quoted\" m"},
-            {"policy":"q","result":"pass"},{"message":null,"policy":"r","result":"warn"}]}"#,
+    let json = r#"{"results":[{"policy":"p","result":"fail","message":"a \"quoted\" m"},
+        {"policy":"q","result":"pass"},{"message":null,"policy":"r","result":"warn"}]}"#;
+    let kept = ["a \"quoted\" m", "", ""];
+    let r: WithMessages = serde_json::from_str(json).expect("test JSON");
+    assert_eq!(messages(&r.0), kept);
+    // Plain decoding checks messages but keeps none.
+    let plain = report(json);
+    assert_eq!(messages(&plain), ["", "", ""]);
+    assert!(plain.messages.is_empty());
+    // A document: its own results and those of its items.
+    let list = format!(
+        r#"{{"kind":"List","items":[{json},1],"results":[{{"policy":"s","result":"skip","message":"top"}}]}}"#
     );
-    let messages: Vec<&str> = r.results().map(|e| e.message).collect();
-    assert_eq!(messages, ["a \"quoted\" m", "", ""]);
-    assert!(
-        report(r#"{"results":[{"policy":"p","result":"pass","message":1}]}"#)
-            .error()
-            .is_some()
+    let mut items = Vec::new();
+    let seed = DocumentSeed {
+        items: &mut items,
+        keep_messages: true,
+    };
+    let object = seed
+        .deserialize(&mut serde_json::Deserializer::from_str(&list))
+        .expect("test JSON");
+    assert_eq!(messages(&object), ["top"]);
+    assert_eq!(items.len(), 1);
+    assert_eq!(messages(&items[0]), kept);
+    let d: WithMessages<Document> = serde_json::from_str(&list).expect("test JSON");
+    assert_eq!(
+        (messages(&d.0.object), messages(&d.0.items[0])),
+        (vec!["top"], kept.to_vec())
     );
+    let d: Document = serde_json::from_str(&list).expect("test JSON");
+    assert_eq!(
+        (messages(&d.object), messages(&d.items[0])),
+        (vec![""], vec!["", "", ""])
+    );
+    assert!(d.object.messages.is_empty() && d.items[0].messages.is_empty());
+    // A message of the wrong type is a problem either way.
+    let bad = r#"{"results":[{"policy":"p","result":"pass","message":1}]}"#;
+    let r: WithMessages = serde_json::from_str(bad).expect("test JSON");
+    assert_eq!(
+        r.0.error().map(|e| e.field.as_str()),
+        Some("results[0].message")
+    );
+    assert_eq!(error(bad).field, "results[0].message");
 }
 
 #[test]

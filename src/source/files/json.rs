@@ -11,7 +11,7 @@ use super::Parsed;
 use super::items::{ListItems, Rest, report_kind};
 use crate::kind::Kind;
 use crate::object::RawObject;
-use crate::report::{DocumentSeed, Report};
+use crate::report::{DocumentSeed, Report, WithMessages};
 use crate::source::SourceObject;
 
 /// Decode a JSON document and hand its objects to `out` in file order.
@@ -19,17 +19,26 @@ use crate::source::SourceObject;
 /// The document and the entries of its `items` are decoded in one pass
 /// (see [`ListItems`]). Events and policies are kept as raw text: when the
 /// List holds some, its text is read a second time for those entries only.
-pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_json::Error> {
+/// Reports keep each result's message with `keep_messages`.
+pub(super) fn stream(
+    bytes: &[u8],
+    keep_messages: bool,
+    out: &mut dyn FnMut(Parsed),
+) -> Result<(), serde_json::Error> {
     let text =
         std::str::from_utf8(bytes).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?;
     let mut items = ListItems::new(out);
     let mut de = serde_json::Deserializer::from_str(text);
-    let object = DocumentSeed(&mut items).deserialize(&mut de)?;
+    let seed = DocumentSeed {
+        items: &mut items,
+        keep_messages,
+    };
+    let object = seed.deserialize(&mut de)?;
     de.end()?;
     items.finish(object, |rest, out| {
         let wanted = match rest {
             Rest::Document => {
-                take_json(text, out);
+                take_json(text, keep_messages, out);
                 return Ok(());
             }
             Rest::Entries(wanted) => wanted,
@@ -43,7 +52,7 @@ pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), se
         let mut wanted = wanted.into_iter().peekable();
         for (index, item) in objects.enumerate() {
             if wanted.next_if_eq(&index).is_some() {
-                take_json(item.get(), out);
+                take_json(item.get(), keep_messages, out);
             }
         }
         Ok(())
@@ -120,8 +129,13 @@ fn kind_of(head: &Head<'_>) -> Option<Kind> {
 
 /// Take one JSON object: a report decoded, an Event or policy kept raw;
 /// objects of other kinds are ignored.
-fn take_json(raw: &str, out: &mut dyn FnMut(Parsed)) {
-    let (kind, object) = match serde_json::from_str::<Report>(raw) {
+fn take_json(raw: &str, keep_messages: bool, out: &mut dyn FnMut(Parsed)) {
+    let report = if keep_messages {
+        serde_json::from_str::<WithMessages>(raw).map(|r| r.0)
+    } else {
+        serde_json::from_str::<Report>(raw)
+    };
+    let (kind, object) = match report {
         Ok(report) => match report_kind(&report) {
             Some(kind) if kind.is_report() => (kind, Ok(SourceObject::report(kind, report))),
             Some(kind) => (
@@ -148,7 +162,7 @@ mod tests {
     use super::*;
 
     fn streamed(text: &str) -> (Vec<String>, bool) {
-        super::super::items::streamed(text, stream)
+        super::super::items::streamed(text, |bytes, out| stream(bytes, false, out))
     }
 
     fn report(name: &str) -> String {

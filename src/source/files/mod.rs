@@ -61,19 +61,21 @@ enum Step {
 
 /// Read and parse `files` on up to `workers` threads, and hand what each
 /// holds to `take` in path order (each file ending with [`Step::End`]),
-/// until it returns false. Up to twice `workers` files are parsed at once;
-/// each worker hands its objects on through a channel of [`AHEAD`] objects
-/// and waits when it is full, so memory stays bounded however large a file.
+/// until it returns false; reports keep their messages with
+/// `keep_messages`. Up to twice `workers` files are parsed at once; each
+/// worker hands its objects on through a channel of [`AHEAD`] objects and
+/// waits when it is full, so memory stays bounded however large a file.
 fn read_in_order(
     files: &[(PathBuf, Fingerprint)],
     workers: usize,
     max: u64,
+    keep_messages: bool,
     mut take: impl FnMut(usize, Step) -> bool,
 ) {
     let one = |i: usize, out: &mut dyn FnMut(Parsed)| {
         // A parser bug must cost one file, never the source.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
-            read(&files[i].0, files[i].1.len, max, out)
+            read(&files[i].0, files[i].1.len, max, keep_messages, out)
         }))
         .unwrap_or_else(|_| Err(panicked()))
     };
@@ -138,6 +140,7 @@ pub struct Files {
     roots: Vec<PathBuf>,
     follow: bool,
     max_file_size: u64,
+    keep_messages: bool,
 }
 
 impl Files {
@@ -148,16 +151,19 @@ impl Files {
             roots,
             follow: true,
             max_file_size: u64::MAX,
+            keep_messages: false,
         }
     }
 
     /// The files the flags name; with `follow`, changes are followed after
-    /// the first read.
-    pub fn of(args: &SourceArgs, follow: bool) -> Self {
+    /// the first read, and with `keep_messages`, reports keep each result's
+    /// message.
+    pub fn of(args: &SourceArgs, follow: bool, keep_messages: bool) -> Self {
         Self {
             roots: args.files.clone(),
             follow,
             max_file_size: args.max_file_size,
+            keep_messages,
         }
     }
 }
@@ -348,7 +354,8 @@ impl FilesSource {
         // relist of its origin streamed as it is decoded.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut current: Option<Origin> = None;
-        read_in_order(changed, workers, self.files.max_file_size, |i, step| {
+        let (max, keep_messages) = (self.files.max_file_size, self.files.keep_messages);
+        read_in_order(changed, workers, max, keep_messages, |i, step| {
             let (path, fingerprint) = &changed[i];
             let origin = match &current {
                 Some(origin) => origin.clone(),

@@ -40,14 +40,20 @@ pub enum FileError {
 /// Read and parse one file of `len` bytes, refusing it above `max`, and
 /// hand what it holds to `out` (see [`parse_into`]). JSON when its
 /// extension says so, else YAML.
-pub fn read(path: &Path, len: u64, max: u64, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
+pub fn read(
+    path: &Path,
+    len: u64,
+    max: u64,
+    keep_messages: bool,
+    out: &mut dyn FnMut(Parsed),
+) -> Result<(), FileError> {
     if len > max {
         return Err(FileError::TooLarge { len, max });
     }
     let json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    parse_into(&std::fs::read(path)?, json, out)
+    parse_into(&std::fs::read(path)?, json, keep_messages, out)
 }
 
 /// An object of a kind the exporter reads, but whose metadata is unusable.
@@ -112,10 +118,11 @@ impl FileContents {
 pub const MAX_NESTING: usize = 128;
 
 /// Parse a file's bytes, all at once. JSON when `json` is set, else YAML
-/// (one or more documents). Objects of other kinds are ignored.
+/// (one or more documents). Objects of other kinds are ignored, and so are
+/// result messages.
 pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
     let mut out = FileContents::default();
-    parse_into(bytes, json, &mut |parsed| out.take(parsed))?;
+    parse_into(bytes, json, false, &mut |parsed| out.take(parsed))?;
     Ok(out)
 }
 
@@ -123,16 +130,22 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
 /// Both formats stream the entries of a single `List` document as they are
 /// decoded (see [`json::stream`] and [`yaml::stream`]). On an error,
 /// what was handed on is void. Leading `kyverno apply` warning lines are
-/// skipped (see [`after_cli_warnings`]).
-pub fn parse_into(bytes: &[u8], json: bool, out: &mut dyn FnMut(Parsed)) -> Result<(), FileError> {
+/// skipped (see [`after_cli_warnings`]). Reports keep each result's
+/// message with `keep_messages`.
+pub fn parse_into(
+    bytes: &[u8],
+    json: bool,
+    keep_messages: bool,
+    out: &mut dyn FnMut(Parsed),
+) -> Result<(), FileError> {
     let bytes = after_cli_warnings(bytes);
     if json {
-        return Ok(json::stream(bytes, out)?);
+        return Ok(json::stream(bytes, keep_messages, out)?);
     }
     if flow_depth(bytes) > MAX_NESTING {
         return Err(FileError::TooDeep(MAX_NESTING));
     }
-    Ok(yaml::stream(bytes, out)?)
+    Ok(yaml::stream(bytes, keep_messages, out)?)
 }
 
 /// How `kyverno apply` starts each warning it prints on stdout.

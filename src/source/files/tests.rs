@@ -204,6 +204,45 @@ fn broken_yaml_is_an_error() {
     assert!(parse(b"{", true).is_err());
 }
 
+/// The result messages of the reports parsed from `bytes`.
+fn messages(bytes: &[u8], json: bool, keep_messages: bool) -> Vec<String> {
+    let mut c = FileContents::default();
+    parse_into(bytes, json, keep_messages, &mut |p| c.take(p)).expect("valid");
+    let reports = c.objects.iter().filter_map(|o| match &o.body {
+        Body::Report(r) => Some(r),
+        Body::Object(_) => None,
+    });
+    reports
+        .flat_map(|r| r.results().map(|e| e.message.to_owned()))
+        .collect()
+}
+
+#[test]
+fn messages_are_kept_on_every_decoding_path_when_asked() {
+    let report = |name: &str| {
+        format!(
+            r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{{"name":"{name}","namespace":"n"}},"results":[{{"policy":"p","result":"fail","message":"m-{name}"}}]}}"#
+        )
+    };
+    let (a, b) = (report("a"), report("b"));
+    let list = format!(r#"{{"apiVersion":"v1","items":[{a},{b}],"kind":"List"}}"#);
+    let event = r#"{"apiVersion":"v1","kind":"Event","metadata":{"name":"e","namespace":"n"}}"#;
+    // JSON is YAML too: single documents and a List are streamed, several
+    // documents decoded whole, and with an Event through a value tree.
+    for (text, json, want) in [
+        (&a, true, &["m-a"][..]),
+        (&list, true, &["m-a", "m-b"]),
+        (&a, false, &["m-a"]),
+        (&list, false, &["m-a", "m-b"]),
+        (&format!("{a}\n---\n{b}\n"), false, &["m-a", "m-b"]),
+        (&format!("{a}\n---\n{event}\n"), false, &["m-a"]),
+    ] {
+        assert_eq!(messages(text.as_bytes(), json, true), want, "{text}");
+        let none = vec![String::new(); want.len()];
+        assert_eq!(messages(text.as_bytes(), json, false), none, "{text}");
+    }
+}
+
 /// A report as kubectl prints it: `kind` after the other fields.
 fn report_json(ns: &str, name: &str, outcome: &str) -> String {
     format!(
@@ -327,7 +366,7 @@ fn files_are_streamed_in_path_order_on_any_number_of_workers() {
     }
     for workers in [1, 2, 3] {
         let mut seen = Vec::new();
-        read_in_order(&files, workers, u64::MAX, |i, step| {
+        read_in_order(&files, workers, u64::MAX, false, |i, step| {
             seen.push(match step {
                 Step::Parsed(Parsed::Object(o)) => format!("{i} {}", o.id().1),
                 Step::Parsed(other) => format!("{i} {other:?}"),
@@ -347,7 +386,7 @@ fn files_are_streamed_in_path_order_on_any_number_of_workers() {
         assert_eq!(seen, want, "{workers} workers");
         // Stopping midway stops taking.
         let mut taken = 0;
-        read_in_order(&files, workers, u64::MAX, |_, _| {
+        read_in_order(&files, workers, u64::MAX, false, |_, _| {
             taken += 1;
             taken < 5
         });

@@ -21,7 +21,7 @@ use super::Parsed;
 use super::items::{ListItems, Rest, is_list, report_kind};
 use crate::kind::Kind;
 use crate::object::RawObject;
-use crate::report::{Document, DocumentSeed, Report};
+use crate::report::{Document, DocumentSeed, Report, WithMessages};
 use crate::source::SourceObject;
 
 /// The most events aliases may replay in one file, and the most events the
@@ -75,12 +75,21 @@ fn options() -> serde_saphyr::Options {
 /// and policies are read afterwards, through a value tree. A file of several
 /// documents (an empty one after `---` counts) is decoded whole by
 /// [`whole`]: the streaming attempt stops at the second document, having
-/// cost the first one's decode, and what it handed on is voided.
-pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::Error> {
+/// cost the first one's decode, and what it handed on is voided. Reports
+/// keep each result's message with `keep_messages`.
+pub(super) fn stream(
+    bytes: &[u8],
+    keep_messages: bool,
+    out: &mut dyn FnMut(Parsed),
+) -> Result<(), serde_saphyr::Error> {
     let mut items = ListItems::new(out);
     let streamed =
         serde_saphyr::with_deserializer_from_slice_with_options(bytes, options(), |de| {
-            DocumentSeed(&mut items).deserialize(de)
+            let seed = DocumentSeed {
+                items: &mut items,
+                keep_messages,
+            };
+            seed.deserialize(de)
         });
     match streamed {
         Ok(object) => items.finish(object, |rest, out| {
@@ -89,7 +98,7 @@ pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), se
                 Rest::Entries(_) => Take::OtherKinds,
                 Rest::Document => Take::All,
             };
-            take_value(document, out, take);
+            take_value(document, keep_messages, out, take);
             Ok(())
         }),
         Err(e)
@@ -98,7 +107,7 @@ pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), se
                 serde_saphyr::Error::MultipleDocuments { .. }
             ) =>
         {
-            whole(bytes, items.abandon())
+            whole(bytes, keep_messages, items.abandon())
         }
         Err(e) => Err(e),
     }
@@ -106,8 +115,19 @@ pub(super) fn stream(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), se
 
 /// Decode a file of any number of documents whole, each an object or a
 /// `List` of objects, and hand on its objects.
-fn whole(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::Error> {
-    let reports: Reports = serde_saphyr::from_bytes_multiple_with_options(bytes, options())?;
+fn whole(
+    bytes: &[u8],
+    keep_messages: bool,
+    out: &mut dyn FnMut(Parsed),
+) -> Result<(), serde_saphyr::Error> {
+    let reports: Reports = if keep_messages {
+        serde_saphyr::from_bytes_multiple_with_options::<WithMessages<Document>, _>(
+            bytes,
+            options(),
+        )?
+    } else {
+        serde_saphyr::from_bytes_multiple_with_options::<Document, _>(bytes, options())?
+    };
     if !reports.other_kinds {
         reports
             .objects
@@ -117,7 +137,7 @@ fn whole(bytes: &[u8], out: &mut dyn FnMut(Parsed)) -> Result<(), serde_saphyr::
     }
     let documents: Vec<Value> = serde_saphyr::from_bytes_multiple_with_options(bytes, options())?;
     for document in documents {
-        take_value(document, out, Take::All);
+        take_value(document, keep_messages, out, Take::All);
     }
     Ok(())
 }
@@ -151,6 +171,12 @@ impl Extend<Document> for Reports {
     }
 }
 
+impl Extend<WithMessages<Document>> for Reports {
+    fn extend<I: IntoIterator<Item = WithMessages<Document>>>(&mut self, documents: I) {
+        self.extend(documents.into_iter().map(|d| d.0));
+    }
+}
+
 /// Which objects [`take_value`] hands on.
 #[derive(Clone, Copy, PartialEq)]
 enum Take {
@@ -160,13 +186,14 @@ enum Take {
 }
 
 /// Hand on the objects of a document read as a value tree: an object, or
-/// the entries of a `List`.
-fn take_value(value: Value, out: &mut dyn FnMut(Parsed), take: Take) {
+/// the entries of a `List`; reports keep each result's message with
+/// `keep_messages`.
+fn take_value(value: Value, keep_messages: bool, out: &mut dyn FnMut(Parsed), take: Take) {
     let Value::Object(mut obj) = value else {
         return;
     };
     if let Some(kind) = kind_of(&obj) {
-        take_object(kind, obj, out, take);
+        take_object(kind, obj, keep_messages, out, take);
         return;
     }
     let list = obj
@@ -178,7 +205,7 @@ fn take_value(value: Value, out: &mut dyn FnMut(Parsed), take: Take) {
             if let Value::Object(obj) = item
                 && let Some(kind) = kind_of(&obj)
             {
-                take_object(kind, obj, out, take);
+                take_object(kind, obj, keep_messages, out, take);
             }
         }
     }
@@ -193,6 +220,7 @@ fn kind_of(obj: &serde_json::Map<String, Value>) -> Option<Kind> {
 fn take_object(
     kind: Kind,
     obj: serde_json::Map<String, Value>,
+    keep_messages: bool,
     out: &mut dyn FnMut(Parsed),
     take: Take,
 ) {
@@ -200,7 +228,12 @@ fn take_object(
         if take == Take::OtherKinds {
             return;
         }
-        Report::deserialize(Value::Object(obj)).map(|r| SourceObject::report(kind, r))
+        let report = if keep_messages {
+            WithMessages::deserialize(Value::Object(obj)).map(|r| r.0)
+        } else {
+            Report::deserialize(Value::Object(obj))
+        };
+        report.map(|r| SourceObject::report(kind, r))
     } else {
         RawObject::from_value(&Value::Object(obj)).map(|o| SourceObject::object(kind, o))
     };
@@ -213,7 +246,7 @@ mod tests {
     use super::*;
 
     fn streamed(text: &str) -> (Vec<String>, bool) {
-        super::super::items::streamed(text, stream)
+        super::super::items::streamed(text, |bytes, out| stream(bytes, false, out))
     }
 
     /// A report as `kubectl get -o yaml` prints an entry of `items`.
@@ -381,7 +414,7 @@ mod tests {
     /// The file's objects as they are kept: a Restart voids what came before.
     fn collect(bytes: &[u8]) -> Result<FileContents, String> {
         let mut out = FileContents::default();
-        stream(bytes, &mut |p| out.take(p)).map_err(|e| e.to_string())?;
+        stream(bytes, false, &mut |p| out.take(p)).map_err(|e| e.to_string())?;
         Ok(out)
     }
 

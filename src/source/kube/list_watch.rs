@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::Options;
 use crate::kind::Kind;
 use crate::object::RawObject;
-use crate::report::Report;
+use crate::report::{Report, WithMessages};
 use crate::source::list::{self, ListError, Shape};
 use crate::source::{Closed, Origin, RelistReason, SourceEvent, SourceObject};
 
@@ -51,7 +51,10 @@ pub async fn watch(
     if kind.row().metadata_only {
         requests.shape = Shape::Metadata;
     }
-    if kind.is_report() {
+    if kind.is_report() && options.keep_messages {
+        let wrap = |kind, report: WithMessages| SourceObject::report(kind, report.0);
+        forward::<WithMessages>(client, kind, &ar, requests, tx, wrap).await;
+    } else if kind.is_report() {
         forward::<Report>(client, kind, &ar, requests, tx, SourceObject::report).await;
     } else {
         forward::<RawObject>(client, kind, &ar, requests, tx, SourceObject::object).await;
