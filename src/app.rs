@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use crate::aggregate::{self, Aggregate, Config, LabelOptions};
-use crate::cli::{Compat, ServeArgs, SourceArgs};
+use crate::aggregate::{self, Aggregate, Config, Outputs};
+use crate::cli::{ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
 use crate::namespace_filter::{NamespaceFilter, NamespaceFilterError};
@@ -54,38 +54,14 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
     }))
 }
 
-/// What the aggregate keeps beyond what every command needs.
-#[derive(Clone, Debug, Default)]
-pub struct Outputs {
-    /// Optional labels of `policyreport_results`.
-    pub labels: LabelOptions,
-    /// Policy Reporter's families (`--compat policy-reporter`).
-    pub policy_reporter: bool,
-    /// Namespace label keys for `policyreport_namespace_info`
-    /// (`--namespace-labels`).
-    pub namespace_labels: Vec<String>,
-    /// Each result's message, decoded with its report (the work list of
-    /// `summary`).
-    pub messages: bool,
-}
-
-impl Outputs {
-    /// The outputs `serve` flags select.
-    pub fn of(args: &ServeArgs) -> Self {
-        Self {
-            labels: LabelOptions::of(&args.extra_labels),
-            policy_reporter: args.compat == Some(Compat::PolicyReporter),
-            namespace_labels: args.namespace_labels.clone(),
-            messages: false,
-        }
-    }
-}
-
 /// Build the aggregate for these flags and outputs and start the sources
-/// feeding `tx`. With `follow`, file sources keep watching for changes.
+/// feeding `tx`. With `messages`, reports keep each result's message (the
+/// work list of `summary`); with `follow`, file sources keep watching for
+/// changes.
 pub async fn start(
     source: &SourceArgs,
     outputs: Outputs,
+    messages: bool,
     follow: bool,
     tx: mpsc::Sender<SourceEvent>,
 ) -> Result<Aggregate, AppError> {
@@ -104,16 +80,14 @@ pub async fn start(
         );
     }
     let mut aggregate = Aggregate::new(Config {
-        labels,
+        outputs,
         controls,
-        policy_reporter: outputs.policy_reporter,
         namespace_filter,
-        namespace_labels: outputs.namespace_labels,
         stale_after: source.stale_after,
         clock: aggregate::Clock::system(),
     });
     info!(labels = ?labels.names(), "policyreport_results labels");
-    let input = crate::source::select(source, follow, outputs.messages).await?;
+    let input = crate::source::select(source, follow, messages).await?;
     aggregate.expect_sync(input.sync_target());
     input.start(tx)?;
     Ok(aggregate)
@@ -125,7 +99,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let aggregate = start(&args.source, Outputs::of(&args), true, tx).await?;
+    let aggregate = start(&args.source, args.outputs(), false, true, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
     tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::aggregate::ExtraLabel;
+use crate::aggregate::{LabelOptions, Outputs};
 
 /// Prometheus exporter for Kyverno PolicyReports: pass/fail counts per
 /// namespace, policy and category, bounded by policies × namespaces.
@@ -249,6 +250,17 @@ pub struct ServeArgs {
         env = "POLICYREPORT_EXPORTER_NAMESPACE_LABELS"
     )]
     pub namespace_labels: Vec<String>,
+}
+
+impl ServeArgs {
+    /// What these flags add to the aggregate.
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            labels: LabelOptions::of(&self.extra_labels),
+            policy_reporter: self.compat == Some(Compat::PolicyReporter),
+            namespace_labels: self.namespace_labels.clone(),
+        }
+    }
 }
 
 /// Other exporters whose metric families `--compat` serves.

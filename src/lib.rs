@@ -14,6 +14,7 @@ pub mod cli;
 pub mod controls;
 pub mod decode;
 pub mod event;
+pub mod exposition;
 pub mod glob;
 pub mod gzip;
 pub mod kind;

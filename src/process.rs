@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::metrics::{Exposition, Family, Type, always};
+use crate::exposition::{Exposition, Family, Type, always};
 
 /// Write the process families.
 pub fn write(out: &mut Exposition) {

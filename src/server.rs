@@ -25,8 +25,9 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 use tracing::{debug, warn};
 
+use crate::exposition::Exposition;
 use crate::gzip;
-use crate::metrics::{Exposition, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
+use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
 use crate::process;
 
 /// The receiving side of published snapshots.

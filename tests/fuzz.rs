@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Metrics, Rng, gen_event, gen_policy, gen_report, render_family};
-use policyreport_exporter::aggregate::{Aggregate, Config, ExtraLabel, LabelOptions};
+use policyreport_exporter::aggregate::{Aggregate, Config, ExtraLabel, LabelOptions, Outputs};
 use policyreport_exporter::event;
 use policyreport_exporter::kind::{Kind, Role};
 use policyreport_exporter::metrics::Snapshot;
@@ -1311,13 +1311,15 @@ fn the_aggregate_always_equals_a_from_scratch_count_of_the_valid_objects() {
         CASES_AGGREGATE,
         strategy,
         |(ops, rule, kind)| {
+            let extra: Vec<ExtraLabel> = [(rule, ExtraLabel::Rule), (kind, ExtraLabel::Kind)]
+                .into_iter()
+                .filter_map(|(on, l)| on.then_some(l))
+                .collect();
             let config = Config {
-                labels: LabelOptions::of(
-                    &[(rule, ExtraLabel::Rule), (kind, ExtraLabel::Kind)]
-                        .into_iter()
-                        .filter_map(|(on, l)| on.then_some(l))
-                        .collect::<Vec<_>>(),
-                ),
+                outputs: Outputs {
+                    labels: LabelOptions::of(&extra),
+                    ..Outputs::default()
+                },
                 ..Config::default()
             };
             let mut agg = Aggregate::new(config.clone());

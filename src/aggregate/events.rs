@@ -26,6 +26,7 @@ use super::uid::Key;
 use super::{Aggregate, Map};
 use crate::decode::DecodeError;
 use crate::event;
+use crate::exposition::{Family, Samples, Type, always};
 use crate::kind::Kind;
 use crate::source::{Body, Origin, SourceObject};
 
@@ -344,6 +345,41 @@ impl Aggregate {
                 n,
             );
         }
+    }
+}
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[
+    Family {
+        name: "policyreport_admission_blocked",
+        help: "Admission requests Kyverno blocked, counted from its PolicyViolation Events.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| a.for_each_blocked(admission_samples(s)),
+    },
+    Family {
+        name: "policyreport_admission_audit_failures",
+        help: "Admission requests Audit let through with a failing or erroring rule, which Enforce would have refused, counted from Kyverno's PolicyViolation Events.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| a.for_each_audit_failure(admission_samples(s)),
+    },
+];
+
+/// A writer of admission counter samples (blocked, audit failures), as the
+/// aggregate's `for_each_blocked` and `for_each_audit_failure` visit them.
+fn admission_samples<'s, 'b>(
+    s: &'s mut Samples<'b>,
+) -> impl FnMut(&str, &str, &str, &str, &str, u64) {
+    move |namespace, policy, rule, kind, control, n| {
+        let labels = [
+            ("namespace", namespace),
+            ("policy", policy),
+            ("rule", rule),
+            ("kind", kind),
+            ("control", control),
+        ];
+        s.write(labels, n)
     }
 }
 

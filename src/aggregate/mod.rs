@@ -51,6 +51,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::controls::Controls;
+use crate::exposition::Family;
 use crate::kind::Kind;
 use crate::namespace_filter::NamespaceFilter;
 use crate::source::{Origin, SourceEvent, SourceObject};
@@ -62,6 +63,20 @@ use readiness::Readiness;
 use relist::Store;
 use reports::Reports;
 
+/// Every family the indexes serve, in serving order; each index declares
+/// its own beside its state.
+pub static FAMILIES: &[&[Family<Aggregate>]] = &[
+    reports::FAMILIES,
+    reports::tallies::FAMILIES,
+    events::FAMILIES,
+    policies::FAMILIES,
+    namespaces::FAMILIES,
+    reports::freshness::FAMILIES,
+    policy_reporter::FAMILIES,
+    stats::FAMILIES,
+    readiness::FAMILIES,
+];
+
 /// Hash maps of the aggregate: foldhash is fast, and seeded per process so
 /// crafted names cannot force collisions.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -72,21 +87,29 @@ type OrderedMap<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 /// (`--backgroundScanInterval`, 1h by default) plus an hour of margin.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3 * 3600);
 
-/// How the aggregate is set up.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Optional labels of `policyreport_results`.
+/// What the aggregate keeps beyond what every command needs: what
+/// `serve`'s flags add (`ServeArgs::outputs` maps them).
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// Optional labels of `policyreport_results` (`--extra-labels`).
     pub labels: LabelOptions,
-    /// The compliance controls.
-    pub controls: Arc<Controls>,
     /// Also count Policy Reporter's simple-mode families
     /// (`--compat policy-reporter`).
     pub policy_reporter: bool,
-    /// Which namespaces count (`--namespace-include`, `--namespace-exclude`).
-    pub namespace_filter: NamespaceFilter,
     /// Namespace label keys served in `policyreport_namespace_info`
     /// (`--namespace-labels`); none serves no such family.
     pub namespace_labels: Vec<String>,
+}
+
+/// How the aggregate is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// What it serves beyond what every command needs.
+    pub outputs: Outputs,
+    /// The compliance controls.
+    pub controls: Arc<Controls>,
+    /// Which namespaces count (`--namespace-include`, `--namespace-exclude`).
+    pub namespace_filter: NamespaceFilter,
     /// A report is stale when its newest result timestamp is older than
     /// this (`--stale-after`); zero turns staleness off.
     pub stale_after: Duration,
@@ -97,11 +120,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            labels: LabelOptions::default(),
+            outputs: Outputs::default(),
             controls: Arc::default(),
-            policy_reporter: false,
             namespace_filter: NamespaceFilter::default(),
-            namespace_labels: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
             clock: Clock::system(),
         }
@@ -142,7 +163,7 @@ impl Aggregate {
             admissions: Admissions::default(),
             events: EventTables::default(),
             policies: Policies::default(),
-            namespaces: Namespaces::new(&config.namespace_labels),
+            namespaces: Namespaces::new(&config.outputs.namespace_labels),
             objects: Store::default(),
             stats: Stats::new(),
             readiness: Readiness::default(),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use tracing::warn;
 
 use super::{Aggregate, remove_copy};
+use crate::exposition::{Family, Type};
 use crate::namespace::NamespaceInfo;
 use crate::policy::Labels;
 
@@ -110,3 +111,19 @@ fn namespace_label_names(keys: &[String]) -> Vec<(String, String)> {
     }
     out
 }
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[Family {
+    name: "policyreport_namespace_info",
+    help: "Namespaces and the labels --namespace-labels names (as kube-state-metrics' kube_namespace_labels); always 1.",
+    kind: Type::Gauge,
+    when: |a| a.namespace_label_names().len() > 0,
+    samples: |a, s| {
+        let names: Vec<&str> = a.namespace_label_names().collect();
+        a.for_each_namespace_info(|namespace, values| {
+            let labels = std::iter::once(("namespace", namespace))
+                .chain(names.iter().copied().zip(values.iter().copied()));
+            s.write(labels, 1)
+        })
+    },
+}];

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::labels::{CATEGORY, NAMESPACE, POLICY};
 use super::{Aggregate, Map, remove_copy};
+use crate::exposition::{Family, Type, always};
 use crate::policy::{self, Mode, Policy, PolicyInfo, Routing};
 
 /// The policies held.
@@ -130,3 +131,42 @@ impl Aggregate {
 /// A policy's copies, the namespaces it has a mode in, and whether any
 /// copy is cluster-wide.
 type ModeTarget<'a> = (&'a [Routing], BTreeSet<&'a str>, bool);
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[
+    Family {
+        name: "policyreport_policy_info",
+        help: "Kyverno policies and their mode (audit, enforce, mixed or none); always 1.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            for p in a.policies() {
+                let labels = [
+                    ("policy", p.policy.as_str()),
+                    ("mode", p.mode.as_str()),
+                    ("category", p.category.as_str()),
+                    ("severity", p.severity.as_str()),
+                    ("title", p.title.as_str()),
+                    ("background", if p.background { "true" } else { "false" }),
+                ];
+                s.write(labels, 1)
+            }
+        },
+    },
+    Family {
+        name: "policyreport_policy_namespace_mode",
+        help: "The mode (audit, enforce or mixed) a policy is in, per namespace where it has results or that its overrides name; always 1.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            a.for_each_namespace_mode(|policy, namespace, mode| {
+                let labels = [
+                    ("policy", policy),
+                    ("namespace", namespace),
+                    ("mode", mode.as_str()),
+                ];
+                s.write(labels, 1)
+            })
+        },
+    },
+];

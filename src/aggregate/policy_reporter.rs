@@ -8,6 +8,7 @@
 use super::Aggregate;
 use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SLOTS, SOURCE};
 use super::series::{SeriesId, SeriesTable};
+use crate::exposition::{Family, Type};
 use crate::report::Report;
 
 /// The labels of one Policy Reporter simple-mode series.
@@ -112,3 +113,52 @@ impl Aggregate {
         });
     }
 }
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[
+    // Policy Reporter's names, help and label order (`--compat
+    // policy-reporter`), for the rules and dashboards written for it.
+    Family {
+        name: "policy_report_result",
+        help: "Gauge of Results by Policy",
+        kind: Type::Gauge,
+        when: Aggregate::policy_reporter_enabled,
+        samples: |a, s| {
+            a.for_each_policy_reporter_result(|l, n| {
+                if l.namespace.is_empty() {
+                    return;
+                }
+                let labels = [
+                    ("namespace", l.namespace),
+                    ("policy", l.policy),
+                    ("status", l.status),
+                    ("severity", l.severity),
+                    ("category", l.category),
+                    ("source", l.source),
+                ];
+                s.write(labels, n)
+            })
+        },
+    },
+    Family {
+        name: "cluster_policy_report_result",
+        help: "Gauge of Results by Policy",
+        kind: Type::Gauge,
+        when: Aggregate::policy_reporter_enabled,
+        samples: |a, s| {
+            a.for_each_policy_reporter_result(|l, n| {
+                if !l.namespace.is_empty() {
+                    return;
+                }
+                let labels = [
+                    ("policy", l.policy),
+                    ("status", l.status),
+                    ("severity", l.severity),
+                    ("category", l.category),
+                    ("source", l.source),
+                ];
+                s.write(labels, n)
+            })
+        },
+    },
+];

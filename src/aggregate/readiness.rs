@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::Aggregate;
+use crate::exposition::{Family, Type, always};
 
 /// Where a sync target stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,6 +115,19 @@ impl Aggregate {
         &self.readiness.sync
     }
 }
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[Family {
+    name: "policyreport_exporter_synced",
+    help: "1 once the initial list of a source is complete, 0 before it and while its list or watch requests fail.",
+    kind: Type::Gauge,
+    when: always,
+    samples: |a, s| {
+        for (target, state) in a.sync_state() {
+            s.write([("resource", target.as_str())], u64::from(state.synced()));
+        }
+    },
+}];
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::Aggregate;
 use crate::decode::DecodeError;
+use crate::exposition::{Family, Samples, Type, always};
 use crate::kind::Kind;
 use crate::source::files::FILE_RESOURCE;
 use crate::source::{Origin, RelistReason, SourceObject};
@@ -137,5 +138,48 @@ impl Aggregate {
             let location = format!("{origin}: {} {namespace}/{name}", object.kind);
             self.problem(object.kind.resource(), location, err.to_string());
         }
+    }
+}
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[
+    Family {
+        name: "policyreport_exporter_objects",
+        help: "Objects currently held, per watched resource.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| per_resource(s, &a.stats().objects),
+    },
+    Family {
+        name: "policyreport_exporter_invalid_objects",
+        help: "Objects or files skipped because they could not be decoded.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| per_resource(s, &a.stats().invalid),
+    },
+    Family {
+        name: "policyreport_exporter_watch_errors",
+        help: "Failed list or watch requests against the API server.",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| per_resource(s, &a.stats().watch_errors),
+    },
+    Family {
+        name: "policyreport_exporter_relists",
+        help: "Full relists of a watched resource, by reason: expired (the server answered 410), error (a failed list retried), interval (--relist-interval).",
+        kind: Type::Counter,
+        when: always,
+        samples: |a, s| {
+            for ((resource, reason), n) in &a.stats().relists {
+                s.write([("resource", *resource), ("reason", *reason)], *n);
+            }
+        },
+    },
+];
+
+/// One sample per watched resource.
+fn per_resource(s: &mut Samples<'_>, map: &BTreeMap<&str, u64>) {
+    for (resource, n) in map {
+        s.write([("resource", *resource)], *n);
     }
 }

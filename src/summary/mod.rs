@@ -392,11 +392,7 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     let (tx, rx) = mpsc::channel(app::CHANNEL);
     // Markdown always shows the first entries of the work list.
     let work = args.failing.failing || args.output == Output::Markdown;
-    let outputs = app::Outputs {
-        messages: work,
-        ..app::Outputs::default()
-    };
-    let mut agg = app::start(&args.source, outputs, false, tx).await?;
+    let mut agg = app::start(&args.source, aggregate::Outputs::default(), work, false, tx).await?;
     agg.keep_problems();
     if work {
         agg.keep_failing();

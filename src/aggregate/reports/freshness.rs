@@ -21,6 +21,7 @@ use string_interner::DefaultSymbol as Sym;
 
 use crate::aggregate::Aggregate;
 use crate::aggregate::Map;
+use crate::exposition::{Family, Type, always};
 
 /// Index of a (namespace, source) entry.
 pub type FreshId = u32;
@@ -302,6 +303,48 @@ impl Aggregate {
         rows.sort_unstable_by(|a, b| (a.namespace, a.source).cmp(&(b.namespace, b.source)));
         rows.into_iter().for_each(&mut f);
     }
+}
+
+/// The families this index serves, in serving order.
+pub(in crate::aggregate) const FAMILIES: &[Family<Aggregate>] = &[
+    Family {
+        name: "policyreport_reports",
+        help: "Reports with results from this source, per namespace; a report with results from several sources counts once for each.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| a.for_each_freshness(|r| s.write(freshness_labels(&r), r.reports)),
+    },
+    Family {
+        name: "policyreport_reports_stale",
+        help: "Of policyreport_reports, those whose newest result timestamp from this source is older than --stale-after; reports without timestamps never count.",
+        kind: Type::Gauge,
+        when: |a| a.stale_after().is_some(),
+        samples: |a, s| {
+            a.for_each_freshness(|r| {
+                if let Some(stale) = r.stale {
+                    s.write(freshness_labels(&r), stale)
+                }
+            })
+        },
+    },
+    Family {
+        name: "policyreport_report_oldest_refresh_timestamp_seconds",
+        help: "The oldest among these reports' newest result timestamps from this source (Unix seconds); absent when none has a timestamp.",
+        kind: Type::Gauge,
+        when: always,
+        samples: |a, s| {
+            a.for_each_freshness(|r| {
+                if let Some(t) = r.oldest.and_then(|t| u64::try_from(t).ok()) {
+                    s.write(freshness_labels(&r), t)
+                }
+            })
+        },
+    },
+];
+
+/// The labels of the report freshness families.
+fn freshness_labels<'a>(r: &FreshnessRow<'a>) -> [(&'static str, &'a str); 2] {
+    [("namespace", r.namespace), ("source", r.source)]
 }
 
 #[cfg(test)]

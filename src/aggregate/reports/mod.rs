@@ -27,6 +27,7 @@ use super::policy_reporter;
 use super::series::{SLOTS, SeriesId, SeriesTable};
 use super::{Aggregate, Config, Map};
 use crate::controls::Controls;
+use crate::exposition::{Family, Type, always};
 use crate::report::{Outcome, Report};
 use freshness::{Clock, FreshId, FreshnessTable, Stamp};
 use tallies::{ControlDelta, ControlState, Matcher};
@@ -99,10 +100,10 @@ impl Reports {
     /// Empty tables for this configuration.
     pub(super) fn new(config: &Config) -> Self {
         Self {
-            labels: config.labels,
+            labels: config.outputs.labels,
             controls: Arc::clone(&config.controls),
             series: SeriesTable::default(),
-            policy_reporter: config.policy_reporter.then(SeriesTable::default),
+            policy_reporter: config.outputs.policy_reporter.then(SeriesTable::default),
             control_state: config
                 .controls
                 .iter()
@@ -342,3 +343,15 @@ fn newest_per_source(report: &Report) -> Vec<(&str, Option<i64>)> {
     }
     out
 }
+
+/// The families this index serves, in serving order.
+pub(super) const FAMILIES: &[Family<Aggregate>] = &[Family {
+    name: "policyreport_results",
+    help: "Number of policy report results currently present, per subject.",
+    kind: Type::Gauge,
+    when: always,
+    samples: |a, s| {
+        let names = a.labels().names();
+        a.for_each_result(|values, n| s.write(names.iter().copied().zip(values.iter().copied()), n))
+    },
+}];

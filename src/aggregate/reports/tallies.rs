@@ -21,6 +21,7 @@ use crate::aggregate::Map;
 use crate::aggregate::series::{SeriesTable, same};
 use crate::aggregate::uid::{Key, KeyRef};
 use crate::controls::Controls;
+use crate::exposition::{Family, Type, always};
 use crate::report::{Outcome, Report, SubjectView};
 
 /// Where a resource stands under a control: the `status` label of
@@ -329,3 +330,22 @@ impl Aggregate {
         }
     }
 }
+
+/// The families this index serves, in serving order.
+pub(in crate::aggregate) const FAMILIES: &[Family<Aggregate>] = &[Family {
+    name: "policyreport_control_resources",
+    help: "Resources per compliance control: compliant when all matching results pass, noncompliant when any fails, warns or errors, excepted when all are skips.",
+    kind: Type::Gauge,
+    when: always,
+    samples: |a, s| {
+        a.for_each_control(|control, namespace, kind, status, n| {
+            let labels = [
+                ("control", control),
+                ("namespace", namespace),
+                ("kind", kind),
+                ("status", status.as_str()),
+            ];
+            s.write(labels, n)
+        })
+    },
+}];

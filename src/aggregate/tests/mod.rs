@@ -28,7 +28,10 @@ fn object(kind: Kind, ns: &str, name: &str, body: serde_json::Value) -> SourceOb
 
 fn new_agg(labels: LabelOptions) -> Aggregate {
     Aggregate::new(Config {
-        labels,
+        outputs: Outputs {
+            labels,
+            ..Outputs::default()
+        },
         ..Config::default()
     })
 }

@@ -17,7 +17,10 @@ fn policy_reporter_snapshot(agg: &Aggregate) -> Vec<String> {
 #[test]
 fn policy_reporter_counts_results_not_subjects() {
     let mut agg = Aggregate::new(Config {
-        policy_reporter: true,
+        outputs: Outputs {
+            policy_reporter: true,
+            ..Outputs::default()
+        },
         ..Config::default()
     });
     let report = |results: serde_json::Value| {
