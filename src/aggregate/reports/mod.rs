@@ -1,6 +1,6 @@
 //! The report index: what each report contributes ([`ReportPart`]) and
-//! the tables it adds to ([`Reports`]). A report's results are counted by the rules of
-//! `policyreport_results` into the [`SeriesTable`](super::series::SeriesTable)
+//! the tables it adds to ([`Reports`]). A report's results are counted by
+//! the rules of `policyreport_results` into the [`SeriesTable`](super::series::SeriesTable)
 //! (and Policy Reporter's, see [`super::policy_reporter`]); its matching
 //! results into per-control resource tallies ([`tallies`]); its newest
 //! result timestamp per source into the freshness index ([`freshness`]);
@@ -17,9 +17,9 @@ pub(super) mod worklist;
 
 use std::collections::BTreeMap;
 
-use tracing::warn;
-
 use std::sync::Arc;
+
+use tracing::warn;
 
 use super::contribution::Contribution;
 use super::labels::{ExtraLabel, KIND, LINEAR, LabelOptions, NAMESPACE, RESULT, Row, Rows};
