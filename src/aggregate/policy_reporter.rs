@@ -8,7 +8,7 @@
 use super::Aggregate;
 use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SLOTS, SOURCE};
 use super::series::{SeriesId, SeriesTable};
-use crate::exposition::{Family, Type};
+use crate::exposition::{Family, Samples, Type};
 use crate::report::Report;
 
 /// The labels of one Policy Reporter simple-mode series.
@@ -123,42 +123,32 @@ pub(super) const FAMILIES: &[Family<Aggregate>] = &[
         help: "Gauge of Results by Policy",
         kind: Type::Gauge,
         when: Aggregate::policy_reporter_enabled,
-        samples: |a, s| {
-            a.for_each_policy_reporter_result(|l, n| {
-                if l.namespace.is_empty() {
-                    return;
-                }
-                let labels = [
-                    ("namespace", l.namespace),
-                    ("policy", l.policy),
-                    ("status", l.status),
-                    ("severity", l.severity),
-                    ("category", l.category),
-                    ("source", l.source),
-                ];
-                s.write(labels, n)
-            })
-        },
+        samples: |a, s| samples(a, s, true),
     },
     Family {
         name: "cluster_policy_report_result",
         help: "Gauge of Results by Policy",
         kind: Type::Gauge,
         when: Aggregate::policy_reporter_enabled,
-        samples: |a, s| {
-            a.for_each_policy_reporter_result(|l, n| {
-                if !l.namespace.is_empty() {
-                    return;
-                }
-                let labels = [
-                    ("policy", l.policy),
-                    ("status", l.status),
-                    ("severity", l.severity),
-                    ("category", l.category),
-                    ("source", l.source),
-                ];
-                s.write(labels, n)
-            })
-        },
+        samples: |a, s| samples(a, s, false),
     },
 ];
+
+/// The samples of namespaced reports' results, or of cluster-scoped ones'
+/// (which have no `namespace` label).
+fn samples(a: &Aggregate, s: &mut Samples<'_>, namespaced: bool) {
+    a.for_each_policy_reporter_result(|l, n| {
+        if l.namespace.is_empty() == namespaced {
+            return;
+        }
+        let namespace = namespaced.then_some(("namespace", l.namespace));
+        let labels = namespace.into_iter().chain([
+            ("policy", l.policy),
+            ("status", l.status),
+            ("severity", l.severity),
+            ("category", l.category),
+            ("source", l.source),
+        ]);
+        s.write(labels, n)
+    })
+}
