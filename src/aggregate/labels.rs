@@ -124,7 +124,8 @@ impl LabelOptions {
     ) -> [&'a str; SLOTS] {
         // An optional slot's value goes through `on`. Filling the array
         // first and blanking the slots that are off afterwards made
-        // `handle(Apply)` 8% slower (docs/benchmarks.md, micro-benchmarks).
+        // `handle(Apply)` about 5% slower (docs/benchmarks.md,
+        // micro-benchmarks).
         let on = |slot: usize, v: &'a str| if self.enabled[slot] { v } else { "" };
         let mut values = [""; SLOTS];
         values[NAMESPACE] = namespace;
