@@ -17,7 +17,7 @@
 //! a generic store (`relist`) applies: an update makes the new one visible
 //! and retires the old one, a delete retires, and a relist replaces an
 //! origin's whole set atomically when it completes. Readers see the state only
-//! through the read methods, and [`run`] hands it to a publisher after each
+//! through the read methods, and [`run()`] hands it to a publisher after each
 //! batch of changes.
 
 mod contribution;

@@ -1,4 +1,4 @@
-//! The report format: the verdicts, a result's subject, and ([`decode`]) the
+//! The report format: the verdicts, a result's subject, and (`decode`) the
 //! one-pass decoder that reduces a report to the [`Report`] the aggregator
 //! reads.
 

@@ -1,7 +1,7 @@
 //! The report index: what each report contributes ([`ReportPart`]) and
 //! the tables it adds to ([`Reports`]). A report's results are counted by
-//! the rules of `policyreport_results` into the [`SeriesTable`](super::series::SeriesTable)
-//! (and Policy Reporter's, see [`super::policy_reporter`]); its matching
+//! the rules of `policyreport_results` into the [`SeriesTable`] (and
+//! Policy Reporter's, see [`super::policy_reporter`]); its matching
 //! results into per-control resource tallies ([`tallies`]); its newest
 //! result timestamp per source into the freshness index ([`freshness`]);
 //! and, for `summary --failing` only, its failing entries ([`worklist`]).

@@ -128,9 +128,9 @@ pub fn parse(bytes: &[u8], json: bool) -> Result<FileContents, FileError> {
 
 /// Parse a file's bytes, handing each object to `out` as it is decoded.
 /// Both formats stream the entries of a single `List` document as they are
-/// decoded (see [`json::stream`] and [`yaml::stream`]). On an error,
+/// decoded (see `json::stream` and `yaml::stream`). On an error,
 /// what was handed on is void. Leading `kyverno apply` warning lines are
-/// skipped (see [`after_cli_warnings`]). Reports keep each result's
+/// skipped (see `after_cli_warnings`). Reports keep each result's
 /// message with `keep_messages`.
 pub fn parse_into(
     bytes: &[u8],
