@@ -129,9 +129,6 @@ fn memory_rows_at_tiny_scale() {
         "counts exact after the sync and the forced relist: {r:?}"
     );
     assert!(r.baseline.steady_rss > 0 && r.baseline.relist_peak_rss >= r.baseline.steady_rss);
-    for row in &r.rows {
-        assert!(row.relist_peak_rss >= row.sync_peak_rss, "{row:?}");
-    }
     let table = r.table();
     assert!(table.contains("| empty cluster (baseline) |"), "{table}");
     assert!(table.contains("| 30 live admission Events |"), "{table}");
