@@ -277,8 +277,8 @@ impl Aggregate {
 
     /// How often [`run()`](crate::aggregate::run()) ticks: 1% of
     /// `--stale-after`, between 1 s and 15 s (a common scrape interval), so
-    /// a stale count lags the clock by at most that; `None` when staleness is off. A tick costs one range
-    /// lookup per (namespace, source).
+    /// a stale count lags the clock by at most that; `None` when staleness
+    /// is off. A tick costs one range lookup per (namespace, source).
     pub fn tick_interval(&self) -> Option<Duration> {
         let after = u64::try_from(self.reports.stale_after?).unwrap_or(u64::MAX);
         Some(Duration::from_secs((after / 100).clamp(1, 15)))
