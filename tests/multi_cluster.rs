@@ -19,7 +19,7 @@ use common::monitoring::{
     JOB, fmt_missing, panel_expr, panel_queries, record_expr, rule_names, run, substitute,
     variable_queries, variables,
 };
-use common::prometheus::{Prometheus, SETTLE, global_config, value};
+use common::prometheus::{Prometheus, SETTLE, global_config, service_monitor_targets, value};
 use common::{Exporter, Metrics};
 
 /// The flag that starts Prometheus in agent mode: `--agent` from 3.0,
@@ -49,12 +49,7 @@ fn agent_flag() -> &'static str {
 /// label, and remote-writes everything to the central Prometheus, which
 /// evaluates the rules (agents cannot).
 fn agent_config(cluster: &str, exporters: &[SocketAddr], central: SocketAddr) -> String {
-    let mut targets = String::new();
-    for (i, addr) in exporters.iter().enumerate() {
-        targets.push_str(&format!(
-            "      - targets: ['{addr}']\n        labels: {{namespace: policyreport-exporter, pod: policyreport-exporter-{i}, service: policyreport-exporter, endpoint: http, container: exporter}}\n"
-        ));
-    }
+    let targets = service_monitor_targets(exporters);
     format!(
         r#"global:
   scrape_interval: 1s

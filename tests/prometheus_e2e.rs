@@ -34,7 +34,7 @@ use common::monitoring::{
     JOB, fmt_missing, panel_queries, record_expr, rule_groups, rule_names, substitute,
     variable_queries, variables,
 };
-use common::prometheus::{Prometheus, SETTLE, global_config};
+use common::prometheus::{Prometheus, SETTLE, global_config, service_monitor_targets};
 use common::{Exporter, Metrics, repo};
 
 use semantics::check_semantics;
@@ -54,13 +54,7 @@ fn write_deploy_rules(dir: &Path) -> PathBuf {
 
 fn cluster_config(exporters: &[SocketAddr], global: SocketAddr, rules: &Path) -> String {
     let rules = rules.display().to_string();
-    let mut targets = String::new();
-    for (i, addr) in exporters.iter().enumerate() {
-        // The target labels the Prometheus Operator sets from a ServiceMonitor.
-        targets.push_str(&format!(
-            "      - targets: ['{addr}']\n        labels: {{namespace: policyreport-exporter, pod: policyreport-exporter-{i}, service: policyreport-exporter, endpoint: http, container: exporter}}\n"
-        ));
-    }
+    let targets = service_monitor_targets(exporters);
     format!(
         r#"global:
   scrape_interval: 1s

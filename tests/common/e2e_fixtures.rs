@@ -221,42 +221,42 @@ pub fn mutate_only_policy(name: &str) -> Value {
 /// Kyverno >= 1.12 writes it: one Event per occurrence, `action: Resource
 /// Passed`, no count.
 pub fn audit_failure_event(n: u32, policy: &str, rule: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": format!("{policy}.e2eaudit{n:04}"),
-            "namespace": "default",
-            "uid": format!("e2e0a0d1-0000-4000-8000-{n:012}"),
-        },
-        "type": "Warning",
-        "reason": "PolicyViolation",
-        "action": "Resource Passed",
-        "eventTime": "2024-11-12T10:04:01.000001Z",
-        "involvedObject": {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "name": policy},
-        "related": {"apiVersion": "v1", "kind": "Pod", "name": format!("e2e-admitted-{n}"), "namespace": NS},
-        "message": format!("Pod {NS}/e2e-admitted-{n}: [{rule}] fail; validation error: rule {rule} failed"),
-        "reportingComponent": "kyverno-admission",
-        "reportingInstance": "kyverno-admission-controller-e2e",
-        "source": {},
-    })
+    let pod = format!("e2e-admitted-{n}");
+    let mut event = policy_violation(policy, rule, &pod, "Resource Passed", "fail");
+    event["eventTime"] = json!("2024-11-12T10:04:01.000001Z");
+    event["metadata"] = json!({
+        "name": format!("{policy}.e2eaudit{n:04}"),
+        "namespace": "default",
+        "uid": format!("e2e0a0d1-0000-4000-8000-{n:012}"),
+    });
+    event
 }
 
+/// An admission request an Enforce policy blocked, `count` times (the
+/// Event's `series`).
 pub fn blocked_event(n: u32, policy: &str, rule: &str, count: u64) -> Value {
+    let pod = format!("e2e-blocked-{n}");
+    let mut event = policy_violation(policy, rule, &pod, "Resource Blocked", "fail (blocked)");
+    event["eventTime"] = json!("2024-11-12T10:02:17.412345Z");
+    event["metadata"] = json!({"name": format!("{policy}.e2e{n:04}"), "namespace": "default"});
+    event["series"] = json!({"count": count, "lastObservedTime": "2024-11-12T10:09:52.207113Z"});
+    event
+}
+
+/// Kyverno's `PolicyViolation` Event on the admission of Pod `pod` in
+/// [`NS`], without its metadata and time.
+fn policy_violation(policy: &str, rule: &str, pod: &str, action: &str, verdict: &str) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": format!("{policy}.e2e{n:04}"), "namespace": "default"},
         "type": "Warning",
         "reason": "PolicyViolation",
-        "action": "Resource Blocked",
-        "eventTime": "2024-11-12T10:02:17.412345Z",
+        "action": action,
         "involvedObject": {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "name": policy},
-        "related": {"apiVersion": "v1", "kind": "Pod", "name": format!("e2e-blocked-{n}"), "namespace": NS},
-        "message": format!("Pod {NS}/e2e-blocked-{n}: [{rule}] fail (blocked); validation error: rule {rule} failed"),
+        "related": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": NS},
+        "message": format!("Pod {NS}/{pod}: [{rule}] {verdict}; validation error: rule {rule} failed"),
         "reportingComponent": "kyverno-admission",
         "reportingInstance": "kyverno-admission-controller-e2e",
-        "series": {"count": count, "lastObservedTime": "2024-11-12T10:09:52.207113Z"},
         "source": {},
     })
 }

@@ -162,3 +162,15 @@ pub fn global_config() -> String {
         rules_path().display()
     )
 }
+
+/// `static_configs` entries for the exporter replicas at `exporters`, with
+/// the target labels the Prometheus Operator sets from a ServiceMonitor.
+pub fn service_monitor_targets(exporters: &[std::net::SocketAddr]) -> String {
+    let mut targets = String::new();
+    for (i, addr) in exporters.iter().enumerate() {
+        targets.push_str(&format!(
+            "      - targets: ['{addr}']\n        labels: {{namespace: policyreport-exporter, pod: policyreport-exporter-{i}, service: policyreport-exporter, endpoint: http, container: exporter}}\n"
+        ));
+    }
+    targets
+}
