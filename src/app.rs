@@ -9,12 +9,14 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::aggregate::{self, Aggregate, Config, Outputs};
-use crate::cli::{ServeArgs, SourceArgs};
+use crate::cli::{MetricsAuth, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
 use crate::namespace_filter::{NamespaceFilter, NamespaceFilterError};
 use crate::server;
+use crate::source::kube::KubeSourceError;
 use crate::source::{SourceError, SourceEvent};
+use crate::web::{self, Access, config::WebConfigError};
 
 /// Capacity of the source → aggregator channel; a full channel makes
 /// sources wait, so memory stays bounded when input outruns the aggregator.
@@ -44,6 +46,33 @@ pub enum AppError {
     /// A namespace pattern is not a glob.
     #[error(transparent)]
     NamespaceFilter(#[from] NamespaceFilterError),
+    /// The web configuration file is unusable.
+    #[error("--web-config-file: {0}")]
+    WebConfig(#[from] WebConfigError),
+    /// `--metrics-auth kubernetes` found no cluster to review tokens with.
+    #[error("--metrics-auth kubernetes: {0}")]
+    MetricsAuth(#[source] KubeSourceError),
+}
+
+/// The access rules `serve`'s flags ask for; a web configuration or a
+/// cluster that cannot be used stops the exporter before it listens.
+pub async fn access(args: &ServeArgs) -> Result<Arc<Access>, AppError> {
+    let reviewer = match args.metrics_auth {
+        MetricsAuth::None => None,
+        MetricsAuth::Kubernetes => {
+            let timeout = Duration::from_secs(10);
+            let client = crate::source::kube::client(args.source.context.as_deref(), timeout)
+                .await
+                .map_err(AppError::MetricsAuth)?;
+            info!("/metrics needs a token allowed to get it (TokenReview, SubjectAccessReview)");
+            Some(web::kubernetes::Reviewer::new(client))
+        }
+    };
+    let access = Access::new(args.web_config_file.as_deref(), reviewer)?;
+    if let Some(watch) = access.watcher() {
+        tokio::spawn(watch);
+    }
+    Ok(Arc::new(access))
 }
 
 /// The controls selected by `--controls`, or the built-in ones.
@@ -98,6 +127,7 @@ pub async fn serve(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    let access = access(&args).await?;
     let (tx, rx) = mpsc::channel(CHANNEL);
     let aggregate = start(&args.source, args.outputs(), false, true, tx).await?;
 
@@ -119,12 +149,13 @@ pub async fn serve(
             source,
         })?;
     let addr = listener.local_addr().unwrap_or(args.listen);
-    info!(address = %addr, "listening");
+    info!(address = %addr, tls = access.tls().is_some(), "listening");
     let limits = server::Limits::default();
     server::serve(
         listener,
-        server::router(snapshot_rx, limits),
+        server::router(snapshot_rx, limits, access.clone()),
         limits,
+        access,
         shutdown,
     )
     .await

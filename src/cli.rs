@@ -250,6 +250,38 @@ pub struct ServeArgs {
         env = "POLICYREPORT_EXPORTER_NAMESPACE_LABELS"
     )]
     pub namespace_labels: Vec<String>,
+    /// TLS, basic auth and response headers of the HTTP server, from a web
+    /// configuration file in the format of the Prometheus exporter-toolkit
+    /// (tls_server_config, basic_auth_users, http_server_config.headers,
+    /// rate_limit). The file and the certificates it names are re-read when
+    /// they change; a change that does not load keeps the last good
+    /// configuration serving. See docs/security.md.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "POLICYREPORT_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    pub web_config_file: Option<PathBuf>,
+    /// Who may read /metrics. `kubernetes`: a bearer token that a
+    /// TokenReview authenticates and a SubjectAccessReview authorizes for
+    /// `get` on the path (as kube-rbac-proxy does), decisions cached for
+    /// 60 s (refusals 10 s); /healthz and /readyz stay open.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = MetricsAuth::None,
+        env = "POLICYREPORT_EXPORTER_METRICS_AUTH"
+    )]
+    pub metrics_auth: MetricsAuth,
+}
+
+/// Values of `--metrics-auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricsAuth {
+    /// Anyone who can connect may read /metrics.
+    None,
+    /// Kubernetes TokenReview and SubjectAccessReview of the scraper's token.
+    Kubernetes,
 }
 
 impl ServeArgs {

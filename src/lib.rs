@@ -30,6 +30,7 @@ pub mod report;
 pub mod server;
 pub mod source;
 pub mod summary;
+pub mod web;
 // The only unsafe code: the calls into the C library.
 #[allow(unsafe_code)]
 mod sys;

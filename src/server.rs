@@ -1,9 +1,11 @@
 //! HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and an index page. The
 //! handlers read the latest published [`Snapshot`]; only the small
 //! `process_*` families are read (and, for gzip, compressed) per request.
-//! The server bounds the work clients can cause: a header read timeout, a
-//! cap on open connections, a cap on requests in flight (excess requests get
-//! 503 at once) and a per-request timeout.
+//! The server bounds the work clients can cause: a header read timeout (the
+//! TLS handshake included), a cap on open connections, a cap on requests in
+//! flight (excess requests get 503 at once) and a per-request timeout. Who
+//! may connect and over what ([`crate::web`]) is decided per connection
+//! (TLS) and per request (authentication).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::exposition::Exposition;
 use crate::gzip;
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, Snapshot};
 use crate::process;
+use crate::web::{self, Access};
 
 /// The receiving side of published snapshots.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
@@ -60,8 +63,8 @@ impl Default for Limits {
     }
 }
 
-/// The exporter's routes. Unknown paths get 404.
-pub fn router(snapshots: Snapshots, limits: Limits) -> Router {
+/// The exporter's routes behind `access`. Unknown paths get 404.
+pub fn router(snapshots: Snapshots, limits: Limits, access: Arc<Access>) -> Router {
     let guard = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
             if err.is::<tower::timeout::error::Elapsed>() {
@@ -82,16 +85,19 @@ pub fn router(snapshots: Snapshots, limits: Limits) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::from_fn_with_state(access, web::guard))
         .layer(guard)
         .with_state(snapshots)
 }
 
 /// Serve `router` on `listener` until `shutdown` completes, then give open
-/// connections `limits.shutdown_grace` to finish.
+/// connections `limits.shutdown_grace` to finish. Each connection is TLS
+/// when `access` has a TLS configuration at the time it is accepted.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    access: Arc<Access>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
@@ -124,9 +130,33 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let tls = access.tls();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(config) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                    match tokio::time::timeout(limits.header_timeout, accept).await {
+                        Ok(Ok(stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);

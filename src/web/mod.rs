@@ -1,0 +1,198 @@
+//! Who may reach the HTTP server, and how: the web configuration file
+//! (`--web-config-file`, exporter-toolkit's format: TLS, basic auth, extra
+//! headers, a rate limit; re-read when it changes) and Kubernetes
+//! authentication of scrapers (`--metrics-auth kubernetes`). `server` asks
+//! [`Access::tls`] for each new connection and runs [`guard`] before every
+//! handler. `/healthz` and `/readyz` are never behind auth or the rate
+//! limit, so kubelet's probes keep working; every other path is.
+
+mod basic_auth;
+pub mod config;
+pub mod kubernetes;
+mod reload;
+mod tls;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::warn;
+
+use self::basic_auth::BasicAuth;
+use self::config::{RateLimit, WebConfig, WebConfigError};
+use self::kubernetes::{Reviewer, Verdict};
+use self::reload::Live;
+
+pub use self::reload::POLL;
+
+/// Paths open to anyone who can connect: the probes.
+const OPEN: &[&str] = &["/healthz", "/readyz"];
+
+/// The server's access rules: the web configuration in force, if any, and
+/// the Kubernetes reviewer, if `--metrics-auth kubernetes`.
+#[derive(Debug, Default)]
+pub struct Access {
+    web: Option<Arc<Live>>,
+    basic: Arc<BasicAuth>,
+    kubernetes: Option<Reviewer>,
+    bucket: Mutex<Option<Bucket>>,
+}
+
+impl Access {
+    /// Load the web configuration file, if given, and check it against the
+    /// reviewer: both basic auth and Kubernetes auth would need the
+    /// `Authorization` header, so they cannot be combined.
+    pub fn new(
+        web_config_file: Option<&Path>,
+        kubernetes: Option<Reviewer>,
+    ) -> Result<Self, WebConfigError> {
+        let rule: reload::Rule = if kubernetes.is_some() {
+            no_users
+        } else {
+            |_| Ok(())
+        };
+        let web = web_config_file
+            .map(|path| Live::load(path, rule).map(Arc::new))
+            .transpose()?;
+        Ok(Self {
+            web,
+            kubernetes,
+            ..Self::default()
+        })
+    }
+
+    /// The task that re-reads the web configuration when it changes.
+    pub fn watcher(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        self.web.clone().map(Live::watch)
+    }
+
+    /// The TLS configuration for a new connection; `None` serves plain HTTP.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.web.as_ref().and_then(|w| w.current().tls.clone())
+    }
+
+    fn web_config(&self) -> Arc<WebConfig> {
+        self.web
+            .as_ref()
+            .map_or_else(|| Arc::new(WebConfig::default()), |w| w.current())
+    }
+
+    /// Whether one more request fits the rate limit.
+    fn within_rate(&self, limit: Option<RateLimit>) -> bool {
+        let Some(limit) = limit else { return true };
+        let mut bucket = match self.bucket.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        let b = match &mut *bucket {
+            Some(b) if b.limit == limit => b,
+            slot => slot.insert(Bucket {
+                limit,
+                tokens: f64::from(limit.burst),
+                at: now,
+            }),
+        };
+        let refill = now.duration_since(b.at).as_secs_f64() / limit.interval.as_secs_f64();
+        b.tokens = (b.tokens + refill).min(f64::from(limit.burst));
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `Ok` when the request may go on, else the answer to give.
+    async fn admit(
+        &self,
+        web: &WebConfig,
+        headers: &HeaderMap,
+        path: &str,
+    ) -> Result<(), Response> {
+        if !web.users.is_empty()
+            && !self
+                .basic
+                .allows(&web.users, headers.get(header::AUTHORIZATION))
+                .await
+        {
+            return Err(unauthorized("Basic"));
+        }
+        let Some(reviewer) = &self.kubernetes else {
+            return Ok(());
+        };
+        let Some(token) = bearer(headers) else {
+            return Err(unauthorized("Bearer"));
+        };
+        match reviewer.review(token, path).await {
+            Ok(Verdict::Allowed) => Ok(()),
+            Ok(Verdict::Unauthenticated) => Err(unauthorized("Bearer")),
+            Ok(Verdict::Forbidden) => {
+                Err((StatusCode::FORBIDDEN, format!("forbidden: get {path}\n")).into_response())
+            }
+            Err(e) => {
+                warn!(error = %e, "reviewing a scraper's token failed");
+                Err((StatusCode::SERVICE_UNAVAILABLE, "cannot review the token\n").into_response())
+            }
+        }
+    }
+}
+
+fn no_users(config: &WebConfig) -> Result<(), String> {
+    if config.users.is_empty() {
+        Ok(())
+    } else {
+        Err("basic_auth_users cannot be combined with --metrics-auth kubernetes: both use the Authorization header".into())
+    }
+}
+
+/// A token bucket: `limit.burst` requests at once, refilled one per
+/// `limit.interval` (what Go's `rate.NewLimiter(rate.Every(interval),
+/// burst)` allows, as exporter-toolkit uses it).
+#[derive(Debug)]
+struct Bucket {
+    limit: RateLimit,
+    tokens: f64,
+    at: Instant,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+fn unauthorized(scheme: &'static str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, scheme)],
+        "unauthorized\n",
+    )
+        .into_response()
+}
+
+/// The middleware: the rate limit and authentication on every path but the
+/// probes, and the configured headers on every answer.
+pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let web = access.web_config();
+    let path = request.uri().path().to_owned();
+    let mut response = if OPEN.contains(&path.as_str()) {
+        next.run(request).await
+    } else if !access.within_rate(web.rate_limit) {
+        (StatusCode::TOO_MANY_REQUESTS, "too many requests\n").into_response()
+    } else {
+        match access.admit(&web, request.headers(), &path).await {
+            Ok(()) => next.run(request).await,
+            Err(refused) => refused,
+        }
+    };
+    for (name, value) in &web.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
