@@ -196,3 +196,50 @@ pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Ne
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_allows_a_burst_then_one_per_interval() {
+        let access = Access::default();
+        assert!(access.within_rate(None), "no limit");
+        let limit = RateLimit {
+            burst: 2,
+            interval: Duration::from_millis(200),
+        };
+        assert!(access.within_rate(Some(limit)));
+        assert!(access.within_rate(Some(limit)));
+        assert!(!access.within_rate(Some(limit)), "the burst is spent");
+        std::thread::sleep(Duration::from_millis(220));
+        assert!(access.within_rate(Some(limit)), "one more per interval");
+        assert!(!access.within_rate(Some(limit)));
+        // A changed limit (a reloaded file) starts a full bucket.
+        let other = RateLimit { burst: 1, ..limit };
+        assert!(access.within_rate(Some(other)));
+        assert!(!access.within_rate(Some(other)));
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer abc.def".parse().expect("value"),
+        );
+        assert_eq!(bearer(&h), Some("abc.def"));
+        h.insert(
+            header::AUTHORIZATION,
+            "bearer  xyz ".parse().expect("value"),
+        );
+        assert_eq!(bearer(&h), Some("xyz"));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().expect("value"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().expect("value"));
+        assert_eq!(bearer(&h), None);
+    }
+}
