@@ -20,12 +20,26 @@ runs it on both, with the values it rendered them with.
 - With `--networkpolicy` (deploy/ plus the component
   deploy/components/networkpolicy): the NetworkPolicy selects the exporter's
   pods and admits only the Prometheus namespace, only to the metrics port.
+- With `--web-config` (deploy/components/web-config, or the chart's
+  webConfig): the Secret NAME-web-config holds a web config file the exporter
+  can read, which serves TLS; the Deployment mounts it and the TLS Secret
+  read-only, passes --web-config-file, and probes with HTTPS; the
+  ServiceMonitor scrapes with https and the expected tlsConfig, and with
+  basicAuth exactly when the file has basic_auth_users.
+- With `--metrics-auth` (deploy/components/metrics-auth, or the chart's
+  metricsAuth: kubernetes): the ClusterRole NAME-metrics-auth grants exactly
+  create on tokenreviews and subjectaccessreviews, bound to the exporter's
+  ServiceAccount; NAME-metrics-reader grants exactly get on /metrics, bound to
+  the expected scrapers; the Deployment passes --metrics-auth kubernetes; the
+  ServiceMonitor sends its ServiceAccount token.
 - With `--same-as FILE` (a render of deploy/): the Deployment, ServiceAccount,
   ClusterRole, ClusterRoleBinding and PrometheusRule equal FILE's, but for the
-  labels Helm adds to every object (HELM_LABELS).
+  labels Helm adds to every object (HELM_LABELS). With `--rbac-same-as FILE`:
+  the exporter's own ClusterRole and ClusterRoleBinding equal FILE's.
 """
 
 import argparse
+import base64
 import difflib
 import json
 import os
@@ -47,6 +61,24 @@ DASHBOARDS = ["overview", "rollout", "namespace", "exporter-health"]
 HELM_LABELS = {"app.kubernetes.io/instance", "app.kubernetes.io/managed-by", "helm.sh/chart"}
 # What --same-as compares: the exporter, its RBAC and its rules.
 SAME_KINDS = ("Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "PrometheusRule")
+# Where the web config file and the TLS Secret are mounted, and the flag that
+# names the file.
+WEB_DIR = "/etc/policyreport-exporter/web"
+WEB_FILE = "web-config.yml"
+TLS_DIR = "/etc/policyreport-exporter/tls"
+# The keys of a kubernetes.io/tls Secret as cert-manager writes it.
+TLS_KEYS = {"tls.crt", "tls.key", "ca.crt"}
+# The top-level sections of an exporter-toolkit web config file, and the
+# tls_server_config fields that turn TLS on (exporter-toolkit's IsEnabled).
+WEB_SECTIONS = {"tls_server_config", "http_server_config", "rate_limit", "basic_auth_users"}
+TLS_ON = ("cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type")
+# The Prometheus pod's own ServiceAccount token, which the ServiceMonitor sends
+# with --metrics-auth kubernetes.
+TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+METRICS_AUTH_RULES = {
+    ("authentication.k8s.io", "tokenreviews", "create"),
+    ("authorization.k8s.io", "subjectaccessreviews", "create"),
+}
 
 
 def parse_args():
@@ -63,9 +95,22 @@ def parse_args():
     p.add_argument("--service-port", type=int, default=8080)
     p.add_argument("--prometheus-namespace", default="monitoring")
     p.add_argument("--same-as", type=Path, help="a render of deploy/ whose exporter, RBAC and rules must be the same")
+    p.add_argument("--rbac-same-as", type=Path, help="a render of deploy/ whose exporter's ClusterRole and binding must be the same")
+    p.add_argument("--web-config", action="store_true", help="expect the web config Secret, its mounts, and TLS")
+    p.add_argument("--tls-secret", default="policyreport-exporter-tls", help="the Secret with tls.crt, tls.key and ca.crt")
+    p.add_argument("--sm-tls-config", type=json.loads, help="the ServiceMonitor's tlsConfig, as JSON; default: "
+                   "the CA from --tls-secret and serverName NAME.NAMESPACE.svc")
+    p.add_argument("--basic-auth", action="store_true", help="expect basic_auth_users and the ServiceMonitor's basicAuth")
+    p.add_argument("--metrics-auth", action="store_true", help="expect --metrics-auth kubernetes and its RBAC")
+    p.add_argument("--metrics-readers", type=json.loads, default=[],
+                   help='the ServiceAccounts bound to NAME-metrics-reader, as JSON: [{"name": ..., "namespace": ...}]')
     a = p.parse_args()
     a.service_account = a.service_account or a.name
     a.dashboards_namespace = a.dashboards_namespace or a.namespace
+    a.sm_tls_config = a.sm_tls_config or {
+        "ca": {"secret": {"name": a.tls_secret, "key": "ca.crt"}},
+        "serverName": f"{a.name}.{a.namespace}.svc",
+    }
     return a
 
 
@@ -80,6 +125,13 @@ def expected_objects(a):
         out |= {("ConfigMap", prefix + d) for d in DASHBOARDS}
     if a.networkpolicy:
         out.add(("NetworkPolicy", a.name))
+    if a.web_config:
+        out.add(("Secret", f"{a.name}-web-config"))
+    if a.metrics_auth:
+        out |= {(k, f"{a.name}-metrics-auth") for k in ("ClusterRole", "ClusterRoleBinding")}
+        out.add(("ClusterRole", f"{a.name}-metrics-reader"))
+        if a.metrics_readers:
+            out.add(("ClusterRoleBinding", f"{a.name}-metrics-reader"))
     return out
 
 
@@ -97,12 +149,12 @@ def without_helm_labels(obj):
     return obj
 
 
-def compare_with(docs, path):
-    """The exporter, its RBAC and its rules equal those of another render."""
+def compare_with(docs, path, kinds=SAME_KINDS, name=None):
+    """The objects of these kinds (named `name`, if given) equal those of another render."""
     theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d}
     compared = 0
     for d in docs:
-        if d["kind"] not in SAME_KINDS:
+        if d["kind"] not in kinds or (name is not None and d["metadata"]["name"] != name):
             continue
         other = theirs.get((d["kind"], d["metadata"]["name"]))
         if other is None:
@@ -115,8 +167,8 @@ def compare_with(docs, path):
             )
             fail(f"{d['kind']} {d['metadata']['name']} differs:\n" + "\n".join(list(diff)[:40]))
         compared += 1
-    if compared != len(SAME_KINDS):
-        fail(f"compared {compared} objects with {path}, expected {len(SAME_KINDS)} ({', '.join(SAME_KINDS)})")
+    if compared != len(kinds):
+        fail(f"compared {compared} objects with {path}, expected {len(kinds)} ({', '.join(kinds)})")
     return compared
 
 EXPECTED_RBAC = {
@@ -140,6 +192,19 @@ META = {
     "type": "object",
     "required": ["name"],
     "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "labels": STR_MAP, "annotations": STR_MAP},
+}
+SECRET_KEY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "key"],
+    "properties": {"name": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1}, "optional": {"type": "boolean"}},
+}
+SECRET_OR_CONFIGMAP = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+    "properties": {"secret": SECRET_KEY, "configMap": SECRET_KEY},
 }
 PROMETHEUS_RULE = {
     "type": "object",
@@ -221,6 +286,29 @@ SERVICE_MONITOR = {
                             "interval": DURATION,
                             "scrapeTimeout": DURATION,
                             "honorLabels": {"type": "boolean"},
+                            "tlsConfig": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "ca": SECRET_OR_CONFIGMAP,
+                                    "cert": SECRET_OR_CONFIGMAP,
+                                    "keySecret": SECRET_KEY,
+                                    "caFile": {"type": "string"},
+                                    "certFile": {"type": "string"},
+                                    "keyFile": {"type": "string"},
+                                    "serverName": {"type": "string", "minLength": 1},
+                                    "insecureSkipVerify": {"type": "boolean"},
+                                    "minVersion": {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]},
+                                    "maxVersion": {"enum": ["TLS10", "TLS11", "TLS12", "TLS13"]},
+                                },
+                            },
+                            "bearerTokenFile": {"type": "string", "minLength": 1},
+                            "basicAuth": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["username", "password"],
+                                "properties": {"username": SECRET_KEY, "password": SECRET_KEY},
+                            },
                             "relabelings": {"type": "array"},
                             "metricRelabelings": {"type": "array"},
                         },
@@ -250,6 +338,11 @@ errors = []
 
 def fail(msg):
     errors.append(msg)
+
+
+def flag_value(args, flag):
+    """The value after `flag` in a container's args, or None."""
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
 
 
 def pss_and_resources(name, pod):
@@ -373,10 +466,25 @@ def main():
 
     # RBAC: list and watch on exactly the resources the exporter reads (the
     # real API server's audit log shows it never gets one object:
-    # bench/tests/real_apiserver.rs).
+    # bench/tests/real_apiserver.rs). With --metrics-auth, two more roles:
+    # the exporter's reviews, and the scrapers' get on /metrics.
     for role in by_kind.get("ClusterRole", []):
+        name = role["metadata"]["name"]
+        rules = role.get("rules", [])
+        if name == f"{a.name}-metrics-auth":
+            granted = {
+                (g, r, v) for rule in rules for g in rule.get("apiGroups", []) for r in rule.get("resources", [])
+                for v in rule.get("verbs", [])
+            }
+            if granted != METRICS_AUTH_RULES or any(rule.get("resourceNames") or rule.get("nonResourceURLs") for rule in rules):
+                fail(f"ClusterRole {name}: {rules}; expected exactly create on tokenreviews and subjectaccessreviews")
+            continue
+        if name == f"{a.name}-metrics-reader":
+            if rules != [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]:
+                fail(f"ClusterRole {name}: {rules}; expected exactly get on the non-resource URL /metrics")
+            continue
         granted = set()
-        for rule in role.get("rules", []):
+        for rule in rules:
             if sorted(rule.get("verbs", [])) != ["list", "watch"]:
                 fail(f"ClusterRole: verbs {rule.get('verbs')} (only list, watch)")
             if rule.get("resourceNames") or rule.get("nonResourceURLs"):
@@ -388,11 +496,38 @@ def main():
             fail(f"ClusterRole grants {sorted(granted - EXPECTED_RBAC)} too many, {sorted(EXPECTED_RBAC - granted)} missing")
         if any(r in ("*", "secrets") or g == "*" for g, r in granted):
             fail("ClusterRole: no wildcards and no Secrets")
+    exporter_sa = [{"kind": "ServiceAccount", "name": a.service_account, "namespace": a.namespace}]
+    readers = [{"kind": "ServiceAccount", "name": r["name"], "namespace": r["namespace"]} for r in a.metrics_readers]
     for b in by_kind.get("ClusterRoleBinding", []):
-        if b["roleRef"]["name"] != a.name or b["subjects"] != [
-            {"kind": "ServiceAccount", "name": a.service_account, "namespace": a.namespace}
-        ]:
-            fail(f"ClusterRoleBinding binds {b['roleRef']} to {b['subjects']}")
+        name = b["metadata"]["name"]
+        subjects = readers if name == f"{a.name}-metrics-reader" else exporter_sa
+        if b["roleRef"] != {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name} or b["subjects"] != subjects:
+            fail(f"ClusterRoleBinding {name} binds {b['roleRef']} to {b['subjects']}, expected ClusterRole {name} to {subjects}")
+
+    # The web config file: what the exporter reads, and whether it serves TLS.
+    web = None
+    for secret in by_kind.get("Secret", []):
+        name = secret["metadata"]["name"]
+        if secret.get("type", "Opaque") != "Opaque" or set(secret.get("data", {})) != {WEB_FILE} or secret.get("stringData"):
+            fail(f"Secret {name}: an Opaque Secret with data {WEB_FILE} only")
+            continue
+        try:
+            web = yaml.safe_load(base64.b64decode(secret["data"][WEB_FILE]).decode("utf-8")) or {}
+        except (ValueError, yaml.YAMLError) as e:
+            fail(f"Secret {name}: {WEB_FILE} is not YAML: {e}")
+            continue
+        if not isinstance(web, dict) or set(web) - WEB_SECTIONS:
+            fail(f"Secret {name}: {WEB_FILE} has sections {sorted(web)}; the exporter reads only {sorted(WEB_SECTIONS)}")
+            web = {}
+    web_tls = web and (web.get("tls_server_config") or {})
+    tls = bool(web_tls) and any(web_tls.get(k) for k in TLS_ON)
+    users = bool(web and web.get("basic_auth_users"))
+    if a.web_config and not tls:
+        fail(f"the web config file does not serve TLS: {web}")
+    if users != a.basic_auth:
+        fail(f"basic_auth_users in the web config file: {users}, expected {a.basic_auth}")
+    if users and a.metrics_auth:
+        fail("basic_auth_users and --metrics-auth kubernetes both need the Authorization header; the exporter refuses them together")
 
     # The Deployment.
     for dep in by_kind.get("Deployment", []):
@@ -407,12 +542,41 @@ def main():
             fail(f"Deployment: image {c['image']}")
         if c.get("args") != a.args:
             fail(f"Deployment: args {c.get('args')}")
+        args = c.get("args", [])
+        metrics_auth = flag_value(args, "--metrics-auth")
+        if (metrics_auth == "kubernetes") != a.metrics_auth:
+            fail(f"Deployment: --metrics-auth {metrics_auth}, expected {'kubernetes' if a.metrics_auth else 'none'}")
+        want_file = f"{WEB_DIR}/{WEB_FILE}" if a.web_config else None
+        if flag_value(args, "--web-config-file") != want_file:
+            fail(f"Deployment: --web-config-file {flag_value(args, '--web-config-file')}, expected {want_file}")
+        # The web config Secret and the TLS Secret, read-only, where the file
+        # and its certificate paths point; nothing else.
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+        want = {WEB_DIR: f"{a.name}-web-config", TLS_DIR: a.tls_secret} if a.web_config else {}
+        got = {path: volumes.get(m["name"], {}).get("secret", {}).get("secretName") for path, m in mounts.items()}
+        if got != want or len(volumes) != len(want):
+            fail(f"Deployment: mounts {got} of volumes {sorted(volumes)}, expected the Secrets {want}")
+        for path, m in mounts.items():
+            if m.get("readOnly") is not True or m.get("subPath"):
+                fail(f"Deployment: the mount at {path} must be readOnly, without subPath")
+        if a.web_config and web_tls:
+            for field in ("cert_file", "key_file", "client_ca_file"):
+                if not web_tls.get(field):
+                    continue
+                path = os.path.normpath(os.path.join(WEB_DIR, web_tls[field]))
+                if os.path.dirname(path) != TLS_DIR or os.path.basename(path) not in TLS_KEYS:
+                    fail(f"web config: tls_server_config.{field} {web_tls[field]} is not a key of the TLS Secret ({TLS_DIR}/{{{','.join(sorted(TLS_KEYS))}}})")
         if c.get("ports") != [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]:
             fail(f"Deployment: ports {c.get('ports')}")
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             got = c.get(probe, {}).get("httpGet", {})
             if got.get("path") != path or got.get("port") not in ("http", 8080):
                 fail(f"Deployment: {probe} {got}")
+            # With TLS the port serves HTTPS only; the kubelet does not check
+            # the certificate.
+            if got.get("scheme", "HTTP") != ("HTTPS" if tls else "HTTP"):
+                fail(f"Deployment: {probe} scheme {got.get('scheme', 'HTTP')}, the port serves {'HTTPS' if tls else 'HTTP'}")
         sc = c.get("securityContext", {})
         if sc.get("runAsUser", spec.get("securityContext", {}).get("runAsUser")) != 65532:
             fail("Deployment: runAsUser 65532")
@@ -432,6 +596,15 @@ def main():
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") != "http" or ep.get("honorLabels") is not True:
                 fail(f"ServiceMonitor: endpoint {ep} (port http, honorLabels true)")
+            if ep.get("scheme", "http") != ("https" if tls else "http"):
+                fail(f"ServiceMonitor: scheme {ep.get('scheme', 'http')}, the port serves {'https' if tls else 'http'}")
+            want_tls = a.sm_tls_config if tls else None
+            if ep.get("tlsConfig") != want_tls:
+                fail(f"ServiceMonitor: tlsConfig {ep.get('tlsConfig')}, expected {want_tls}")
+            if ep.get("bearerTokenFile") != (TOKEN_FILE if a.metrics_auth else None):
+                fail(f"ServiceMonitor: bearerTokenFile {ep.get('bearerTokenFile')} (the scraper's token with --metrics-auth kubernetes only)")
+            if ("basicAuth" in ep) != users:
+                fail(f"ServiceMonitor: basicAuth {ep.get('basicAuth')}, but basic_auth_users in the web config file: {users}")
         # The rules and dashboards expect job="policyreport-exporter": the
         # Service's name, or the value of the Service label named by jobLabel.
         job_label = sm["spec"].get("jobLabel")
@@ -504,6 +677,9 @@ def main():
             fail(f"{p.relative_to(ROOT)}: a copied dashboard; generate it from dashboards/ instead")
 
     same = compare_with(docs, a.same_as) if a.same_as else 0
+    if a.rbac_same_as:
+        same += compare_with(docs, a.rbac_same_as, ("ClusterRole", "ClusterRoleBinding"), a.name)
+    same_file = a.same_as or a.rbac_same_as
 
     if errors:
         for e in errors:
@@ -511,11 +687,13 @@ def main():
         return 1
     what = "chart" if a.helm else "deploy"
     print(
-        f"{what}{' + networkpolicy' if a.networkpolicy else ''}{' (exporter only)' if a.only_exporter else ''}: "
+        f"{what}{' + networkpolicy' if a.networkpolicy else ''}{' + web-config' if a.web_config else ''}"
+        f"{' + basic auth' if a.basic_auth else ''}{' + metrics-auth' if a.metrics_auth else ''}"
+        f"{' (exporter only)' if a.only_exporter else ''}: "
         f"{len(docs)} objects OK ({validated} schema validations, Kubernetes {', '.join(K8S_VERSIONS)}; "
         f"RBAC, Pod Security restricted, requests/limits"
         f"{'' if a.only_exporter else f', PrometheusRule, {len(shipped)} dashboards'}"
-        f"{f'; {same} objects the same as {a.same_as.name}' if same else ''})"
+        f"{f'; {same} objects the same as {same_file.name}' if same else ''})"
     )
     return 0
 

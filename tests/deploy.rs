@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::repo;
-use policyreport_exporter::cli::{Cli, Command as Cmd, Compat, ExtraLabel, LogFormat};
+use policyreport_exporter::cli::{Cli, Command as Cmd, Compat, ExtraLabel, LogFormat, MetricsAuth};
 
 /// A tool is missing: the check cannot run, so the test fails.
 fn missing(what: &str) -> ! {
@@ -130,6 +130,10 @@ fn the_chart_renders_flags_the_exporter_accepts() {
             "6h",
             "--extra-labels",
             "rule,kind",
+            "--metrics-auth",
+            "kubernetes",
+            "--web-config-file",
+            "/etc/policyreport-exporter/web/web-config.yml",
             "--page-size",
             "200",
         ]
@@ -154,6 +158,13 @@ fn the_chart_renders_flags_the_exporter_accepts() {
     assert_eq!(serve.source.stale_after, Duration::from_secs(6 * 3600));
     assert_eq!(serve.extra_labels, [ExtraLabel::Rule, ExtraLabel::Kind]);
     assert_eq!(serve.source.page_size, 200);
+    assert_eq!(serve.metrics_auth, MetricsAuth::Kubernetes);
+    assert_eq!(
+        serve.web_config_file,
+        Some(PathBuf::from(
+            "/etc/policyreport-exporter/web/web-config.yml"
+        ))
+    );
 
     // `relistInterval: 0` (a number) disables the periodic relist.
     let off = rendered_args(&["--set", "relistInterval=0"]);

@@ -149,17 +149,28 @@ fn deploy_and_the_chart_pass_server_side_dry_run_on_a_real_api_server() -> Resul
     let root = workspace_root();
     let helm_values = root.join("charts/policyreport-exporter/ci/all-options-values.yaml");
     // Render first: a missing tool fails before the cluster starts.
-    // An overlay with the optional NetworkPolicy component, as a user's: in
-    // target/, since kustomize takes only relative paths.
-    let overlay = tempfile::tempdir_in(root.join("target"))?;
-    std::fs::write(
-        overlay.path().join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy\n\
-         components:\n  - ../../deploy/components/networkpolicy\n",
-    )?;
+    // Overlays with the optional components, as a user's: in target/, since
+    // kustomize takes only relative paths. The web-config component mounts
+    // the Secret policyreport-exporter-tls, which it does not create: a
+    // Deployment that names a missing Secret is valid.
+    let overlay = |components: &[&str]| -> Result<String> {
+        let dir = tempfile::tempdir_in(root.join("target"))?;
+        let mut text = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+                        resources:\n  - ../../deploy\ncomponents:\n"
+            .to_owned();
+        for c in components {
+            text.push_str(&format!("  - ../../deploy/components/{c}\n"));
+        }
+        std::fs::write(dir.path().join("kustomization.yaml"), text)?;
+        kustomize(dir.path())
+    };
     let renders = [
         ("deploy/", kustomize(&root.join("deploy"))?),
-        ("deploy/ + networkpolicy", kustomize(overlay.path())?),
+        ("deploy/ + networkpolicy", overlay(&["networkpolicy"])?),
+        (
+            "deploy/ + web-config + metrics-auth",
+            overlay(&["web-config", "metrics-auth"])?,
+        ),
         (
             "chart, defaults",
             chart("policyreport-exporter", "policyreport-exporter", &[])?,

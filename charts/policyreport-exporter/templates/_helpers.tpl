@@ -65,6 +65,35 @@ exporter reads it (an empty item stays: `--namespace-exclude ,kube-*`).
 {{- with .Values.relistInterval | toString }}{{ $args = concat $args (list "--relist-interval" .) }}{{ end }}
 {{- with .Values.staleAfter | toString }}{{ $args = concat $args (list "--stale-after" .) }}{{ end }}
 {{- with .Values.extraLabels }}{{ $args = concat $args (list "--extra-labels" (join "," .)) }}{{ end }}
+{{- if eq .Values.metricsAuth "kubernetes" }}{{ $args = concat $args (list "--metrics-auth" "kubernetes") }}{{ end }}
+{{- if .Values.webConfig.enabled }}{{ $args = concat $args (list "--web-config-file" (include "policyreport-exporter.webConfigFile" .)) }}{{ end }}
 {{- $args = concat $args .Values.extraArgs }}
 {{- toJson $args }}
+{{- end }}
+
+{{/* Where the web config file is mounted (the Secret <fullname>-web-config). */}}
+{{- define "policyreport-exporter.webConfigFile" -}}
+/etc/policyreport-exporter/web/web-config.yml
+{{- end }}
+
+{{/*
+"true" when the exporter serves HTTPS: webConfig is enabled and its
+tls_server_config sets one of the fields that turn TLS on (as the exporter
+and exporter-toolkit decide); empty otherwise.
+*/}}
+{{- define "policyreport-exporter.tls" -}}
+{{- if .Values.webConfig.enabled }}
+{{- $tls := dig "tls_server_config" dict (.Values.webConfig.config | default dict) | default dict }}
+{{- $on := false }}
+{{- range list "cert_file" "cert" "key_file" "key" "client_ca_file" "client_ca" "client_auth_type" }}
+{{- if get $tls . }}{{ $on = true }}{{ end }}
+{{- end }}
+{{- if $on }}
+{{- /* The *_file paths can only name files of the mounted TLS Secret. */}}
+{{- if and (or $tls.cert_file $tls.key_file $tls.client_ca_file) (not $.Values.webConfig.tlsSecretName) }}
+{{- fail "webConfig.tlsSecretName is required: webConfig.config.tls_server_config names certificate files" }}
+{{- end }}
+{{- "true" }}
+{{- end }}
+{{- end }}
 {{- end }}
