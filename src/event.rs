@@ -12,7 +12,9 @@
 //!   else `source.component`) must be `kyverno-admission` when set; with no
 //!   component at all only blocked Events count;
 //! - blocked when `action` is `Resource Blocked`, or, for Events without
-//!   `action`, when the status is followed by ` (blocked)`;
+//!   `action`, when the status is followed by ` (blocked)`; for the
+//!   `policies.kyverno.io` CEL kinds this is only the Event's claim (see
+//!   [`Admission::decided_by_policy`]);
 //! - the resource's kind and namespace come from `related` when present;
 //! - the count is `series.count`, else `count` when above 0, else
 //!   `deprecatedCount` when above 0, else 1.
@@ -20,7 +22,7 @@
 use serde::Deserialize;
 
 use crate::decode::{DecodeError, Text};
-use crate::kind::Kind;
+use crate::kind::{Kind, Role};
 
 /// The reporting component of Kyverno's admission controller.
 pub const ADMISSION_COMPONENT: &str = "kyverno-admission";
@@ -39,8 +41,16 @@ pub struct Admission {
     pub kind: String,
     /// Namespace of the resource (empty when cluster-scoped).
     pub namespace: String,
-    /// Whether the request was blocked; otherwise Audit let it through.
+    /// Whether the Event says the request was blocked; otherwise Audit let
+    /// it through.
     pub blocked: bool,
+    /// The policy is of a CEL kind, whose Events say blocked for every
+    /// failing policy of a webhook call in which any policy has the `Deny`
+    /// action, failing or not (Kyverno's `pkg/webhooks/resource/vpol` and
+    /// `ivpol` handlers, `audit()`): a failing Audit-only policy beside a
+    /// passing Deny one is reported blocked though the request was admitted.
+    /// For these, the policy's own `validationActions` decide.
+    pub decided_by_policy: bool,
     /// How many times it happened.
     pub count: u64,
 }
@@ -180,6 +190,7 @@ pub fn decode(raw: &str, event_namespace: &str) -> Result<Option<Admission>, Dec
         kind: kind.to_owned(),
         namespace: namespace.to_owned(),
         blocked,
+        decided_by_policy: policy_kind.role() == Role::CelPolicy,
         count,
     }))
 }
@@ -403,6 +414,7 @@ mod tests {
                 kind: "Pod".into(),
                 namespace: "prod".into(),
                 blocked: true,
+                decided_by_policy: false,
                 count: 1
             }
         );

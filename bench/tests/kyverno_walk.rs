@@ -1414,16 +1414,26 @@ fn the_rollout_guide_walked_with_real_kyverno() -> Result<()> {
 
 // ------------------------------------------------------------------ fixtures
 
-/// Real Kyverno 1.19.1's objects and CLI output (tests/crosscheck/kyverno-1.19.1):
-/// every family the exporter serves equals the hand-checked expectation and
-/// the independent Python count, and nothing is refused.
+/// Real Kyverno 1.19.1's objects and CLI output (tests/crosscheck/kyverno-1.19.1,
+/// and kyverno-1.19.1-mixed from `bench/tests/kyverno_outcomes.rs`): every
+/// family the exporter serves equals the hand-checked expectation and the
+/// independent Python count, and nothing is refused.
 #[test]
 fn kyverno_1_19_1_objects_and_cli_output_are_read_exactly() -> Result<()> {
+    for (name, families) in [("kyverno-1.19.1", 6), ("kyverno-1.19.1-mixed", 3)] {
+        fixture_is_read_exactly(name, families).with_context(|| name.to_owned())?;
+    }
+    Ok(())
+}
+
+/// Serves `tests/crosscheck/NAME` and compares with `expected-NAME.txt`,
+/// which holds `families` families.
+fn fixture_is_read_exactly(name: &str, families: usize) -> Result<()> {
     // A copy: the cross-check writes the metrics next to the objects.
     let tmp = tempfile::tempdir()?;
-    let fixture = tmp.path().join("kyverno-1.19.1");
+    let fixture = tmp.path().join(name);
     std::fs::create_dir_all(&fixture)?;
-    for f in std::fs::read_dir(workspace_root().join("tests/crosscheck/kyverno-1.19.1"))? {
+    for f in std::fs::read_dir(workspace_root().join("tests/crosscheck").join(name))? {
         let f = f?;
         std::fs::copy(f.path(), fixture.join(f.file_name()))?;
     }
@@ -1433,20 +1443,20 @@ fn kyverno_1_19_1_objects_and_cli_output_are_read_exactly() -> Result<()> {
     e.wait_ready(Duration::from_secs(60), Duration::from_millis(100))?;
     let metrics = e.metrics()?;
     let expected = std::fs::read_to_string(
-        workspace_root().join("tests/crosscheck/expected-kyverno-1.19.1.txt"),
+        workspace_root().join(format!("tests/crosscheck/expected-{name}.txt")),
     )?;
-    // The families the hand-checked file holds (the six the cross-check
+    // The families the hand-checked file holds (of the six the cross-check
     // computes).
-    let families: BTreeSet<&str> = expected
+    let held: BTreeSet<&str> = expected
         .lines()
         .filter_map(|l| l.split_once('{').map(|(name, _)| name))
         .collect();
-    assert_eq!(families.len(), 6, "{families:?}");
+    assert_eq!(held.len(), families, "{held:?}");
     let lines = |text: &str| -> BTreeSet<String> {
         text.lines()
             .filter(|l| {
                 l.split_once('{')
-                    .is_some_and(|(name, _)| families.contains(name))
+                    .is_some_and(|(name, _)| held.contains(name))
             })
             .filter(|l| !l.ends_with(" 0"))
             .map(str::to_owned)

@@ -37,7 +37,27 @@ pub(super) struct AdmissionKey {
     policy: Sym,
     rule: Sym,
     kind: Sym,
-    blocked: bool,
+    outcome: Outcome,
+}
+
+/// What an admission counter counts.
+///
+/// One rule for every policy kind: a failure is blocked when the failing
+/// policy itself enforces, else an audit failure. For ClusterPolicy and
+/// Policy, the Event's action says so. For the CEL kinds it may not
+/// ([`event::Admission::decided_by_policy`]), so their blocked Events are
+/// decided by the policy's `validationActions` when the Event is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Outcome {
+    /// The request was refused.
+    Blocked,
+    /// Audit let the request through.
+    Audit,
+    /// A CEL policy's blocked Event counted before the policy was seen (the
+    /// Events listed before the policies at start, or the policy gone):
+    /// decided when read, by the policy's actions then, and taken as blocked
+    /// while the policy is still unknown.
+    Undecided,
 }
 
 /// An Event's identity: its uid, which the API server assigns and never
@@ -263,12 +283,21 @@ impl Aggregate {
         };
         let counted = match decoded {
             Ok(Some(b)) if self.namespace_filter.admits(&b.namespace) => {
+                let outcome = match (b.blocked, b.decided_by_policy) {
+                    (false, _) => Outcome::Audit,
+                    (true, false) => Outcome::Blocked,
+                    (true, true) => match self.policies.denies(&b.policy) {
+                        Some(true) => Outcome::Blocked,
+                        Some(false) => Outcome::Audit,
+                        None => Outcome::Undecided,
+                    },
+                };
                 let key = AdmissionKey {
                     namespace: self.reports.series.intern(&b.namespace),
                     policy: self.reports.series.intern(&b.policy),
                     rule: self.reports.series.intern(&b.rule),
                     kind: self.reports.series.intern(&b.kind),
-                    blocked: b.blocked,
+                    outcome,
                 };
                 Counted {
                     counted: b.count,
@@ -309,41 +338,38 @@ impl Aggregate {
         blocked: bool,
         mut f: impl FnMut(&str, &str, &str, &str, &str, u64),
     ) {
-        let mut keys: Vec<(&AdmissionKey, u64)> = self
-            .admissions
-            .iter()
-            .filter(|(k, _)| k.blocked == blocked)
-            .collect();
-        if keys.is_empty() {
+        let resolve = |s| self.reports.series.resolve(s);
+        // Decided and undecided counters of one series are summed.
+        let mut series: std::collections::BTreeMap<(&str, &str, &str, &str), u64> =
+            std::collections::BTreeMap::new();
+        for (k, n) in self.admissions.iter() {
+            let is_blocked = match k.outcome {
+                Outcome::Blocked => true,
+                Outcome::Audit => false,
+                Outcome::Undecided => self.policies.denies(resolve(k.policy)).unwrap_or(true),
+            };
+            if is_blocked == blocked {
+                let key = (
+                    resolve(k.namespace),
+                    resolve(k.policy),
+                    resolve(k.rule),
+                    resolve(k.kind),
+                );
+                *series.entry(key).or_default() += n;
+            }
+        }
+        if series.is_empty() {
             return;
         }
         let categories = self.policy_categories();
-        let resolve = |s| self.reports.series.resolve(s);
-        keys.sort_by_key(|(k, _)| {
-            (
-                resolve(k.namespace),
-                resolve(k.policy),
-                resolve(k.rule),
-                resolve(k.kind),
-            )
-        });
-        for (k, n) in keys {
-            let policy = self.reports.series.resolve(k.policy);
-            let rule = self.reports.series.resolve(k.rule);
+        for ((namespace, policy, rule, kind), n) in series {
             let category = categories.get(policy).copied().unwrap_or("");
             let control = self
                 .reports
                 .controls
                 .first_for(policy, category, rule)
                 .map_or("", |c| c.name.as_str());
-            f(
-                self.reports.series.resolve(k.namespace),
-                policy,
-                rule,
-                self.reports.series.resolve(k.kind),
-                control,
-                n,
-            );
+            f(namespace, policy, rule, kind, control, n);
         }
     }
 }

@@ -32,6 +32,14 @@ impl Policies {
             .push(p.routing.clone());
     }
 
+    /// Whether the policy named `policy` has the `Deny` action everywhere
+    /// (a CEL policy whose `validationActions` include Deny); `None` when no
+    /// copy of it is held. Decides what its admission Events count as.
+    pub(super) fn denies(&self, policy: &str) -> Option<bool> {
+        let routing = self.routing.get(policy)?.first()?;
+        Some(routing.rules == policy::Rules::Fixed(Mode::Enforce))
+    }
+
     /// A visible policy went away.
     pub(super) fn delete(&mut self, p: &Policy) {
         if let Some(n) = self.known.get_mut(&p.info) {

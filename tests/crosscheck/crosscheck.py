@@ -99,7 +99,13 @@ policyreport_admission_audit_failures_total{namespace, policy, rule, kind, contr
   first result with that `policy` in a valid report that has one, else "".
 - Value = sum over counted events of the first of `series.count`, `count`,
   `deprecatedCount` that is above 0, else 1. Blocked Events go to
-  ..._blocked_total, the others to ..._audit_failures_total.
+  ..._blocked_total, the others to ..._audit_failures_total, except that a
+  blocked Event about one of the four CEL kinds goes to
+  ..._blocked_total only when a valid copy of its policy (the first) has
+  mode enforce (Deny in validationActions), to ..._audit_failures_total
+  when it has mode audit, and to ..._blocked_total when no copy exists:
+  Kyverno marks every failing CEL policy of a webhook call blocked when any
+  policy of the call has Deny.
 - Malformed events are skipped: `reason`, the message field, `action`, the
   component field are not strings, `series` or `source` not a map,
   `series.count`/`count`/`deprecatedCount` not integers, the object
@@ -502,7 +508,7 @@ INVALID = "invalid"
 
 
 def admission_event(obj):
-    """(namespace, policy, rule, kind, blocked, count) for a counted,
+    """(namespace, policy, rule, kind, blocked, count, cel) for a counted,
     well-formed Event; None when it does not count; INVALID for a Kyverno
     admission Event that cannot be read."""
     core = obj.get("apiVersion") == "v1"
@@ -530,6 +536,7 @@ def admission_event(obj):
     blocked = action == "Resource Blocked" if action else message_blocked
     if not component and not blocked:
         return None
+    ref_kind = _str(ref, "kind")
     ref_name = _str(ref, "name")
     if not ref_name:
         return INVALID
@@ -547,7 +554,7 @@ def admission_event(obj):
     series = obj.get("series") if isinstance(obj.get("series"), dict) else {}
     count = next((c for c in (series.get("count"), obj.get("count"), obj.get("deprecatedCount"))
                   if c is not None and c > 0), 1)
-    return namespace, policy, rule, kind, blocked, count
+    return namespace, policy, rule, kind, blocked, count, ref_kind in CEL_KINDS
 
 
 # --------------------------------------------------------------------------- policies
@@ -809,7 +816,9 @@ def expected_series(paths, log=None):
     for labels, v in controls.series().items():
         out[(CONTROLS, labels)] = v
     admissions = defaultdict(int)
-    for namespace, policy, rule, kind, blocked, count in events:
+    for namespace, policy, rule, kind, blocked, count, cel in events:
+        if blocked and cel and policy in routings:
+            blocked = routings[policy][0][1] == "enforce"
         category = policy_category.get(policy) or result_category.get(policy) or ""
         control = next(iter(matching_controls(policy, category)), "")
         family = BLOCKED if blocked else AUDIT_FAILURES

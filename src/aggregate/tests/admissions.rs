@@ -279,3 +279,169 @@ fn blocked_control_follows_the_policy_category() {
         )])
     );
 }
+
+/// A CEL policy's admission Event, as Kyverno 1.19's vpol handler writes
+/// it: blocked whenever any policy of the webhook call has Deny.
+fn cel_event(uid: &str, policy: &str, pod: &str, blocked: bool) -> SourceObject {
+    let (action, status) = if blocked {
+        ("Resource Blocked", "fail (blocked)")
+    } else {
+        ("Resource Passed", "fail")
+    };
+    let v = json!({
+        "apiVersion": "v1", "kind": "Event", "reason": "PolicyViolation", "type": "Warning",
+        "action": action, "reportingComponent": "kyverno-admission",
+        "involvedObject": {"apiVersion": "policies.kyverno.io/v1beta1", "kind": "ValidatingPolicy", "name": policy},
+        "related": {"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": pod},
+        "message": format!("Pod shop/{pod}: {status}; denied"),
+    });
+    let mut o = object(Kind::Event, "default", uid, v);
+    if let Body::Object(raw) = &mut o.body {
+        raw.metadata.uid = Some(uid.into());
+    }
+    o
+}
+
+fn validating_policy(name: &str, actions: &[&str]) -> SourceObject {
+    object(
+        Kind::ValidatingPolicy,
+        "",
+        name,
+        json!({"metadata": {"name": name}, "spec": {"validationActions": actions, "validations": [{"expression": "true"}]}}),
+    )
+}
+
+fn audit_failures_of(agg: &Aggregate) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    agg.for_each_audit_failure(|_, p, _, _, _, n| {
+        *out.entry((p.to_owned(), String::new())).or_default() += n;
+    });
+    out
+}
+
+fn blocked_by_policy(agg: &Aggregate) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    agg.for_each_blocked(|_, p, _, _, _, n| {
+        *out.entry((p.to_owned(), String::new())).or_default() += n;
+    });
+    out
+}
+
+fn per_policy(rows: &[(&str, u64)]) -> BTreeMap<(String, String), u64> {
+    rows.iter()
+        .map(|(p, n)| (((*p).to_owned(), String::new()), *n))
+        .collect()
+}
+
+#[test]
+fn a_cel_policys_blocked_event_counts_as_its_own_actions_say() {
+    let mut agg = new_agg(LabelOptions::default());
+    let pol = Origin::Watch(Kind::ValidatingPolicy);
+    let ev = Origin::Watch(Kind::Event);
+    apply(
+        &mut agg,
+        &pol,
+        validating_policy("deny-privileged", &["Deny"]),
+    );
+    apply(
+        &mut agg,
+        &pol,
+        validating_policy("audit-limits", &["Audit"]),
+    );
+    // Pod a fails only the Audit policy; the Deny policy in the same call
+    // makes Kyverno write "(blocked)", yet the Pod was admitted.
+    apply(&mut agg, &ev, cel_event("e1", "audit-limits", "a", true));
+    // Pod b fails the Deny policy: refused.
+    apply(&mut agg, &ev, cel_event("e2", "deny-privileged", "b", true));
+    // Pod c in a call with no Deny policy: an ordinary audit Event.
+    apply(&mut agg, &ev, cel_event("e3", "audit-limits", "c", false));
+    assert_eq!(
+        blocked_by_policy(&agg),
+        per_policy(&[("deny-privileged", 1)])
+    );
+    assert_eq!(audit_failures_of(&agg), per_policy(&[("audit-limits", 2)]));
+
+    // Switching the Audit policy to Deny leaves what was counted alone.
+    apply(&mut agg, &pol, validating_policy("audit-limits", &["Deny"]));
+    assert_eq!(
+        blocked_by_policy(&agg),
+        per_policy(&[("deny-privileged", 1)])
+    );
+    assert_eq!(audit_failures_of(&agg), per_policy(&[("audit-limits", 2)]));
+    apply(&mut agg, &ev, cel_event("e4", "audit-limits", "d", true));
+    assert_eq!(
+        blocked_by_policy(&agg),
+        per_policy(&[("audit-limits", 1), ("deny-privileged", 1)])
+    );
+}
+
+#[test]
+fn a_cel_event_before_its_policy_is_decided_when_the_policy_is_seen() {
+    let mut agg = new_agg(LabelOptions::default());
+    let ev = Origin::Watch(Kind::Event);
+    apply(&mut agg, &ev, cel_event("e1", "audit-limits", "a", true));
+    apply(&mut agg, &ev, cel_event("e2", "deny-privileged", "b", true));
+    // Neither policy known yet: the Events' word is taken.
+    assert_eq!(
+        blocked_by_policy(&agg),
+        per_policy(&[("audit-limits", 1), ("deny-privileged", 1)])
+    );
+    let pol = Origin::Watch(Kind::ValidatingPolicy);
+    apply(
+        &mut agg,
+        &pol,
+        validating_policy("audit-limits", &["Audit", "Warn"]),
+    );
+    apply(
+        &mut agg,
+        &pol,
+        validating_policy("deny-privileged", &["Deny", "Audit"]),
+    );
+    assert_eq!(
+        blocked_by_policy(&agg),
+        per_policy(&[("deny-privileged", 1)])
+    );
+    assert_eq!(audit_failures_of(&agg), per_policy(&[("audit-limits", 1)]));
+    // A later Event of the same series, decided on arrival, adds to the
+    // same sample: one series, not two.
+    apply(&mut agg, &ev, cel_event("e3", "audit-limits", "a", true));
+    assert_eq!(audit_failures_of(&agg), per_policy(&[("audit-limits", 2)]));
+    let mut samples = 0;
+    agg.for_each_audit_failure(|_, _, _, _, _, _| samples += 1);
+    assert_eq!(samples, 1);
+}
+
+#[test]
+fn a_cluster_policys_event_keeps_its_own_word() {
+    let mut agg = new_agg(LabelOptions::default());
+    let pol = Origin::Watch(Kind::ClusterPolicy);
+    apply(
+        &mut agg,
+        &pol,
+        object(
+            Kind::ClusterPolicy,
+            "",
+            "require-requests-limits",
+            json!({"metadata": {"name": "require-requests-limits"},
+                   "spec": {"validationFailureAction": "Audit", "rules": [{"validate": {}}]}}),
+        ),
+    );
+    let ev = Origin::Watch(Kind::Event);
+    apply(
+        &mut agg,
+        &ev,
+        blocked_event(
+            "e1",
+            "u1",
+            "ClusterPolicy",
+            "require-requests-limits",
+            MSG,
+            json!({}),
+        ),
+    );
+    assert_eq!(
+        blocked_by_policy(&agg),
+        per_policy(&[("require-requests-limits", 1)]),
+        "Kyverno decides blocking per ClusterPolicy itself; its Event is right"
+    );
+}
