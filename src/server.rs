@@ -1,6 +1,7 @@
 //! HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and an index page. The
 //! handlers read the latest published [`Snapshot`]; only the small
-//! `process_*` families are read (and, for gzip, compressed) per request.
+//! `process_*` families and the web configuration's gauge are read (and, for
+//! gzip, compressed) per request.
 //! The server bounds the work clients can cause: a header read timeout (the
 //! TLS handshake included), a cap on open connections, a cap on requests in
 //! flight (excess requests get 503 at once) and a per-request timeout. Who
@@ -14,7 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -63,6 +64,26 @@ impl Default for Limits {
     }
 }
 
+/// What the handlers read: the snapshots, and the access rules (for their
+/// own family).
+#[derive(Clone)]
+struct Shared {
+    snapshots: Snapshots,
+    access: Arc<Access>,
+}
+
+impl FromRef<Shared> for Snapshots {
+    fn from_ref(shared: &Shared) -> Self {
+        shared.snapshots.clone()
+    }
+}
+
+impl FromRef<Shared> for Arc<Access> {
+    fn from_ref(shared: &Shared) -> Self {
+        shared.access.clone()
+    }
+}
+
 /// The exporter's routes behind `access`. Unknown paths get 404.
 pub fn router(snapshots: Snapshots, limits: Limits, access: Arc<Access>) -> Router {
     let guard = ServiceBuilder::new()
@@ -85,9 +106,12 @@ pub fn router(snapshots: Snapshots, limits: Limits, access: Arc<Access>) -> Rout
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .layer(axum::middleware::from_fn_with_state(access, web::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            access.clone(),
+            web::guard,
+        ))
         .layer(guard)
-        .with_state(snapshots)
+        .with_state(Shared { snapshots, access })
 }
 
 /// Serve `router` on `listener` until `shutdown` completes, then give open
@@ -205,11 +229,16 @@ fn wants_gzip(headers: &HeaderMap) -> bool {
 /// The cached rendering (shared, not copied), followed by the process
 /// families read now; gzip-compressed when the client accepts it, from the
 /// rendering's cached compression plus the compressed tail.
-async fn metrics(State(snapshots): State<Snapshots>, headers: HeaderMap) -> Response {
+async fn metrics(
+    State(snapshots): State<Snapshots>,
+    State(access): State<Arc<Access>>,
+    headers: HeaderMap,
+) -> Response {
     let snapshot = snapshots.borrow().clone();
     let openmetrics = wants_openmetrics(&headers);
     let mut process = Exposition::default();
     process::write(&mut process);
+    access.write(&mut process);
     let (content_type, cached, tail) = if openmetrics {
         process.openmetrics.push_str("# EOF\n");
         (

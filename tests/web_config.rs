@@ -315,6 +315,15 @@ fn certificates_and_the_file_are_reloaded_without_a_restart() {
     };
     assert_eq!(get(&old, &[]).1, 200);
     assert_eq!(get(&new, &[]).0, 60, "not yet the new certificate");
+    let in_force = |args: &[String], extra: &[&str]| {
+        let (_, status, body) = get(args, extra);
+        assert_eq!(status, 200);
+        Metrics::parse(&body).value(
+            "policyreport_exporter_web_config_last_reload_successful",
+            &[],
+        )
+    };
+    assert_eq!(in_force(&old, &[]), Some(1.0));
 
     // The certificate is replaced on disk: within a poll or two, new
     // connections get the new one, from the same process.
@@ -347,6 +356,7 @@ fn certificates_and_the_file_are_reloaded_without_a_restart() {
             200,
             "{what}: the last good configuration serves"
         );
+        assert_eq!(in_force(&new, &[]), Some(0.0), "{what}: not in force");
         assert_eq!(
             exporter.count_logs("ERROR", "cannot be loaded"),
             before + 1,
@@ -373,7 +383,7 @@ fn certificates_and_the_file_are_reloaded_without_a_restart() {
         &format!("{TLS}basic_auth_users:\n  prometheus: {hash}\n"),
     );
     wait_until(Duration::from_secs(10), || get(&new, &[]).1 == 401);
-    assert_eq!(get(&new, &["-u", "prometheus:pw"]).1, 200);
+    assert_eq!(in_force(&new, &["-u", "prometheus:pw"]), Some(1.0));
 }
 
 #[test]
@@ -416,6 +426,40 @@ fn an_unusable_file_at_start_is_a_clear_error() {
             "{text}\n{stderr}"
         );
     }
+    // Basic auth and --metrics-auth kubernetes would both need the
+    // Authorization header. A kubeconfig that is never dialled: the client
+    // is built, then the file is refused.
+    let kubeconfig = d.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n\
+         current-context: x\n",
+    )
+    .expect("write");
+    let hash = bcrypt::hash("pw", 4).expect("bcrypt");
+    let config = write_config(d, &format!("basic_auth_users:\n  prometheus: {hash}\n"));
+    let out = Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-auth",
+            "kubernetes",
+            "--files",
+        ])
+        .arg(repo().join("examples"))
+        .arg("--web-config-file")
+        .arg(&config)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("run the exporter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot be combined with --metrics-auth kubernetes"),
+        "{stderr}"
+    );
     // The variable sets the flag too.
     let config = write_config(d, "basic_auth_users:\n  prometheus: nope\n");
     let out = Command::new(env!("CARGO_BIN_EXE_policyreport-exporter"))

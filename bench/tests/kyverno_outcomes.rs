@@ -298,43 +298,42 @@ fn mixed_deny_and_audit_policies_count_the_refusals_the_api_server_gave() -> Res
 }
 
 /// Writes the policies and Kyverno's admission Events of this run as
-/// `kubectl get -o json` Lists, for `tests/crosscheck/kyverno-1.19.1-mixed/`.
+/// `kubectl get -o json` Lists, for `tests/crosscheck/kyverno-1.19.1-mixed/`:
+/// the cluster's snapshot, less what the fixture does not pin.
 fn capture(c: &RealCluster, dir: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let list = |args: &[&str]| -> Result<Value> { Ok(serde_json::from_str(&c.kubectl(args)?)?) };
-    let mut events = list(&[
-        "get",
-        "events",
-        "-A",
-        "--field-selector",
-        "reason=PolicyViolation",
-        "-o",
-        "json",
-    ])?;
+    let snapshot = tempfile::tempdir()?;
+    c.snapshot(snapshot.path())?;
+    let read = |name: &str| -> Result<Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            snapshot.path().join(name),
+        )?)?)
+    };
+    let mut events = read("events.json")?;
     if let Some(items) = events["items"].as_array_mut() {
         items.retain(|e| e["reportingComponent"] == "kyverno-admission");
-        items.sort_by_key(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        });
     }
-    let policies = json!({"apiVersion": "v1", "kind": "List", "items": [
-        list(&["get", "clusterpolicies.kyverno.io", "-o", "json"])?["items"],
-        list(&["get", "validatingpolicies.policies.kyverno.io", "-o", "json"])?["items"],
-    ]});
-    let mut items: Vec<Value> = Vec::new();
-    for group in policies["items"].as_array().into_iter().flatten() {
-        items.extend(group.as_array().into_iter().flatten().cloned());
+    let mut policies = Vec::new();
+    for name in [
+        "clusterpolicies.kyverno.io.json",
+        "validatingpolicies.policies.kyverno.io.json",
+    ] {
+        policies.extend(
+            read(name)?["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
     }
+    std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("events.json"),
         serde_json::to_string_pretty(&events)?,
     )?;
+    let policies = json!({"apiVersion": "v1", "kind": "List", "items": policies});
     std::fs::write(
         dir.join("policies.json"),
-        serde_json::to_string_pretty(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
+        serde_json::to_string_pretty(&policies)?,
     )?;
     Ok(())
 }

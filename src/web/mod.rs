@@ -5,6 +5,9 @@
 //! [`Access::tls`] for each new connection and runs [`guard`] before every
 //! handler. `/healthz` and `/readyz` are never behind auth or the rate
 //! limit, so kubelet's probes keep working; every other path is.
+//!
+//! Serves `policyreport_exporter_web_config_last_reload_successful`, read
+//! at each scrape.
 
 mod basic_auth;
 pub mod config;
@@ -26,6 +29,7 @@ use self::basic_auth::BasicAuth;
 use self::config::{RateLimit, WebConfig, WebConfigError};
 use self::kubernetes::{Reviewer, Verdict};
 use self::reload::Live;
+use crate::exposition::{Exposition, Family, Type, always};
 
 pub use self::reload::POLL;
 
@@ -73,6 +77,19 @@ impl Access {
     /// The TLS configuration for a new connection; `None` serves plain HTTP.
     pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
         self.web.as_ref().and_then(|w| w.current().tls.clone())
+    }
+
+    /// Whether the web configuration files on disk are the ones in force
+    /// (true without `--web-config-file`).
+    pub fn in_force(&self) -> bool {
+        self.web.as_ref().is_none_or(|w| w.in_force())
+    }
+
+    /// Write this module's families.
+    pub fn write(&self, out: &mut Exposition) {
+        for family in FAMILIES {
+            out.family(family, self);
+        }
     }
 
     fn web_config(&self) -> Arc<WebConfig> {
@@ -142,6 +159,15 @@ impl Access {
         }
     }
 }
+
+/// The families of the access rules, rendered at each scrape.
+static FAMILIES: &[Family<Access>] = &[Family {
+    name: "policyreport_exporter_web_config_last_reload_successful",
+    help: "1 unless the web configuration file or a certificate it names changed and could not be loaded (the last good configuration keeps serving); 1 without --web-config-file.",
+    kind: Type::Gauge,
+    when: always,
+    samples: |a, s| s.float(if a.in_force() { 1.0 } else { 0.0 }),
+}];
 
 fn no_users(config: &WebConfig) -> Result<(), String> {
     if config.users.is_empty() {

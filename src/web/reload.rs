@@ -7,6 +7,7 @@
 //! per distinct content.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub struct Live {
     rule: Rule,
     current: RwLock<Arc<WebConfig>>,
     state: Mutex<State>,
+    /// Whether the files on disk are what is in force: false from a change
+    /// that did not load until one that does.
+    in_force: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -52,7 +56,13 @@ impl Live {
                 loaded: loaded.inputs,
                 failed: None,
             }),
+            in_force: AtomicBool::new(true),
         })
+    }
+
+    /// Whether the last change to the files loaded (true until one fails).
+    pub fn in_force(&self) -> bool {
+        self.in_force.load(Ordering::Relaxed)
     }
 
     /// The configuration in force.
@@ -87,6 +97,7 @@ impl Live {
                 log_loaded(&self.path, &loaded.config, "web configuration reloaded");
                 state.loaded = loaded.inputs;
                 state.failed = None;
+                self.in_force.store(true, Ordering::Relaxed);
                 let mut current = match self.current.write() {
                     Ok(c) => c,
                     Err(poisoned) => poisoned.into_inner(),
@@ -101,6 +112,7 @@ impl Live {
                     "the web configuration changed but cannot be loaded; the last good one keeps serving"
                 );
                 state.failed = Some(now);
+                self.in_force.store(false, Ordering::Relaxed);
                 false
             }
         }
