@@ -344,13 +344,16 @@ fn certificates_and_the_file_are_reloaded_without_a_restart() {
             format!("{TLS}basic_auth_users:\n  prometheus: $2y$10$short\n"),
         ),
     ];
-    for (what, text) in &broken {
+    for (i, (what, text)) in broken.iter().enumerate() {
         let before = exporter.count_logs("ERROR", "cannot be loaded");
         write_config(d, text);
         wait_until(Duration::from_secs(10), || {
             exporter.count_logs("ERROR", "cannot be loaded") > before
         });
-        std::thread::sleep(2 * policyreport_exporter::web::POLL);
+        if i + 1 == broken.len() {
+            // Two more polls of the same broken file: still one line.
+            std::thread::sleep(2 * policyreport_exporter::web::POLL);
+        }
         assert_eq!(
             get(&new, &[]).1,
             200,
