@@ -16,7 +16,7 @@ mod reload;
 mod tls;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -92,10 +92,13 @@ impl Access {
         }
     }
 
+    /// The configuration in force; without a file, an empty one (shared,
+    /// so a request allocates nothing for it).
     fn web_config(&self) -> Arc<WebConfig> {
+        static NONE: LazyLock<Arc<WebConfig>> = LazyLock::new(Arc::default);
         self.web
             .as_ref()
-            .map_or_else(|| Arc::new(WebConfig::default()), |w| w.current())
+            .map_or_else(|| NONE.clone(), |w| w.current())
     }
 
     /// Whether one more request fits the rate limit.
@@ -206,13 +209,15 @@ fn unauthorized(scheme: &'static str) -> Response {
 /// probes, and the configured headers on every answer.
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
     let web = access.web_config();
-    let path = request.uri().path().to_owned();
-    let mut response = if OPEN.contains(&path.as_str()) {
+    let mut response = if OPEN.contains(&request.uri().path()) {
         next.run(request).await
     } else if !access.within_rate(web.rate_limit) {
         (StatusCode::TOO_MANY_REQUESTS, "too many requests\n").into_response()
     } else {
-        match access.admit(&web, request.headers(), &path).await {
+        match access
+            .admit(&web, request.headers(), request.uri().path())
+            .await
+        {
             Ok(()) => next.run(request).await,
             Err(refused) => refused,
         }
