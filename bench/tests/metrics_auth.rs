@@ -9,7 +9,6 @@
 //! its audit log). `#[ignore]`d in a plain `cargo test`; `scripts/test` runs
 //! it.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,14 +19,13 @@ use policyreport_bench::real::{RealCluster, eventually, kubectl_binary};
 /// The ClusterRoles and ClusterRoleBindings `deploy/components/metrics-auth`
 /// adds, rendered through an overlay as a user's would be.
 fn component_rbac() -> Result<String> {
-    let overlay = tempfile::tempdir()?;
-    let deploy = workspace_root().join("deploy");
-    let rel = pathdiff(&deploy, overlay.path());
+    // Two levels under the workspace, as manifests_dry_run.rs writes its
+    // overlays: kustomize wants relative paths.
+    let overlay = tempfile::tempdir_in(workspace_root().join("target"))?;
     std::fs::write(
         overlay.path().join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {rel}\ncomponents:\n  - {rel}/components/metrics-auth\n"
-        ),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../deploy\n\
+         components:\n  - ../../deploy/components/metrics-auth\n",
     )?;
     let out = Command::new(kubectl_binary())
         .arg("kustomize")
@@ -55,16 +53,6 @@ fn component_rbac() -> Result<String> {
         );
     }
     Ok(docs.join("\n---\n"))
-}
-
-/// `to` relative to `from` (both absolute), as kustomize requires.
-fn pathdiff(to: &Path, from: &Path) -> String {
-    let up = from.components().count() - 1;
-    format!(
-        "{}{}",
-        "../".repeat(up),
-        to.display().to_string().trim_start_matches('/')
-    )
 }
 
 /// The HTTP status of GET `path` with this bearer token, if any.

@@ -38,8 +38,8 @@ impl BasicAuth {
         let Some((user, password)) = header.and_then(credentials) else {
             return false;
         };
-        let known = users.get(&user);
-        let hash = known.cloned().unwrap_or_else(|| UNKNOWN_USER.clone());
+        let known = users.get(&user).cloned();
+        let hash = known.as_deref().unwrap_or("");
         let key = super::config::digest(
             [user.as_bytes(), hash.as_bytes(), password.as_bytes()]
                 .join(&0u8)
@@ -49,12 +49,18 @@ impl BasicAuth {
             return verdict;
         }
         let _one_at_a_time = self.bcrypt.lock().await;
-        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
-        let verdict = matches && known.is_some();
+        let is_known = known.is_some();
+        // The dummy hash is made (once) and checked here, off the async
+        // workers, like a real one.
+        let matches = tokio::task::spawn_blocking(move || {
+            let hash = known.unwrap_or_else(|| UNKNOWN_USER.clone());
+            bcrypt::verify(password, &hash)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+        let verdict = matches && is_known;
         let mut verdicts = self.remembered();
         if verdicts.len() >= REMEMBERED {
             verdicts.clear();
