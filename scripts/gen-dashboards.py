@@ -67,6 +67,53 @@ def counted(metric, sel, rng):
     )
 
 
+# Kyverno's own count of failed rules at admission, relabelled per Kyverno
+# instance by the recording rule of the same name (rules/policyreport.rules.yaml).
+KYVERNO_FAILURES = "instance_policy_rule:kyverno_admission_failures_total:sum"
+INFO = "policyreport_policy_info"
+
+
+def admissions(metric, sel, rng):
+    """Blocked admissions (metric BLOCKED) or audit admission failures
+    (AUDIT_FAILURES) over `rng`, per cluster, policy, namespace, kind, rule and
+    control: from Kyverno's own counters where Prometheus scrapes them (they see
+    every request, and leave out the dry runs of ClusterPolicy and Policy), else
+    from the exporter's Events. Policies in mode mixed take the Events, whose
+    outcome is per rule and namespace. Kyverno's replicas each count the
+    requests they served, so they add up; the exporter's replicas are merged.
+    The control comes from the policy's Events (none when it has none)."""
+    mode = "enforce" if metric == BLOCKED else "audit"
+    mixed = dd(INFO, 'mode="mixed", ' + sel.split(",")[0])
+    k = f'{KYVERNO_FAILURES}{{mode="{mode}", dry_run!="true", {sel}}}'
+    kyverno = (
+        f"(\n"
+        f"    sum by (cluster, policy, namespace, kind, rule) (\n"
+        f"        {k}\n"
+        f"      unless\n"
+        f"        {k} offset {rng}\n"
+        f"      or\n"
+        f"        increase({k}[{rng}])\n"
+        f"    )\n"
+        f"  unless on (cluster, policy)\n"
+        f"    {mixed}\n"
+        f")"
+    )
+    control = (
+        f"topk by (cluster, policy) (1, group by (cluster, policy, control) (\n"
+        f"  {dd(BLOCKED, sel)} or {dd(AUDIT_FAILURES, sel)}\n"
+        f"))"
+    )
+    return (
+        f"(\n"
+        f"    {kyverno} * on (cluster, policy) group_left (control) {control}\n"
+        f"  or on (cluster, policy, namespace, kind, rule)\n"
+        f"    {kyverno}\n"
+        f"  or on (cluster, policy, namespace, kind, rule)\n"
+        f"    {counted(metric, sel, rng)}\n"
+        f")"
+    )
+
+
 def excepted(sel, by):
     """Resources whose results for a control are all skip (a PolicyException), 0
     where there are none. Not part of the compliance percentage."""
@@ -661,7 +708,7 @@ def overview():
             [
                 (
                     empty_as(
-                        f"sum by (control) {counted(BLOCKED, s, '$__rate_interval')}",
+                        f"sum by (control) {admissions(BLOCKED, s, '$__rate_interval')}",
                         "control",
                         "(none)",
                     ),
@@ -759,7 +806,7 @@ def rollout():
     # The verdict per policy, with `summary`'s rules. Failing: fail + warn +
     # error results now; audit admission failures: in the selected range.
     failing = f"sum by (cluster, policy) ({dd('policyreport_results', FAILING + s)}) > 0"
-    audited = f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')} > 0"
+    audited = f"sum by (cluster, policy) {admissions(AUDIT_FAILURES, s, '$__range')} > 0"
     needs_work = f"(\n    {failing}\n  or\n    {audited}\n)"
     verdicts = [
         ("ready", f"{policy_mode('audit')}\nunless on (cluster, policy)\n{needs_work}"),
@@ -801,7 +848,7 @@ def rollout():
         f"unless on (cluster, policy)\n"
         f"  max by (cluster, policy) (max_over_time(policyreport_results{{{FAILING}{s}}}[7d]) > 0)\n"
         f"unless on (cluster, policy)\n"
-        f"  sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '7d')} > 0"
+        f"  sum by (cluster, policy) {admissions(AUDIT_FAILURES, s, '7d')} > 0"
     )
     b.add(
         stat(
@@ -827,7 +874,7 @@ def rollout():
     b.add(
         stat(
             "Blocked admissions",
-            f"sum{counted(BLOCKED, s, '$__range')}",
+            f"sum{admissions(BLOCKED, s, '$__range')}",
             "Admissions Kyverno denied in the selected time range.",
             th=thresholds(("green", None), ("orange", 1)),
             decimals=0,
@@ -838,7 +885,7 @@ def rollout():
     b.add(
         stat(
             "Would have been blocked",
-            f"sum {counted(AUDIT_FAILURES, s, '$__range')} or vector(0)",
+            f"sum {admissions(AUDIT_FAILURES, s, '$__range')} or vector(0)",
             "Admission requests that failed a policy in Audit mode in the selected time range (Kyverno let them through): "
             "what Enforce would have refused.",
             th=thresholds(("green", None), ("orange", 1)),
@@ -898,14 +945,14 @@ def rollout():
                     "color-text",
                 ),
                 (
-                    per_policy(f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')}"),
+                    per_policy(f"sum by (cluster, policy) {admissions(AUDIT_FAILURES, s, '$__range')}"),
                     "Audit admission failures",
                     "none",
                     orange_from_1,
                     "color-text",
                 ),
                 (
-                    per_policy(f"sum by (cluster, policy) {counted(BLOCKED, s, '$__range')}"),
+                    per_policy(f"sum by (cluster, policy) {admissions(BLOCKED, s, '$__range')}"),
                     "Blocked admissions",
                     "none",
                     None,
@@ -949,7 +996,7 @@ def rollout():
         8,
         10,
     )
-    would_block = f"sum by (cluster, policy) {counted(AUDIT_FAILURES, s, '$__range')} > 0"
+    would_block = f"sum by (cluster, policy) {admissions(AUDIT_FAILURES, s, '$__range')} > 0"
     b.add(
         table(
             "Would have been blocked: audit admission failures by policy",
@@ -973,7 +1020,7 @@ def rollout():
             "Would have been blocked by namespace and rule",
             empty_as(
                 empty_as(
-                    f"sum by (namespace, policy, rule, kind, control) {counted(AUDIT_FAILURES, s, '$__range')} > 0",
+                    f"sum by (namespace, policy, rule, kind, control) {admissions(AUDIT_FAILURES, s, '$__range')} > 0",
                     "control",
                     "(none)",
                 ),
@@ -994,7 +1041,7 @@ def rollout():
             "Would have been blocked, by policy",
             [
                 (
-                    f"sum by (policy) {counted(AUDIT_FAILURES, s, '$__rate_interval')}",
+                    f"sum by (policy) {admissions(AUDIT_FAILURES, s, '$__rate_interval')}",
                     "{{policy}}",
                 )
             ],
@@ -1011,7 +1058,7 @@ def rollout():
             "Blocked admissions by policy",
             [
                 (
-                    f"sum by (policy) {counted(BLOCKED, s, '$__rate_interval')}",
+                    f"sum by (policy) {admissions(BLOCKED, s, '$__rate_interval')}",
                     "{{policy}}",
                 )
             ],
@@ -1074,7 +1121,7 @@ def rollout():
         table(
             "Blocked admissions by policy and rule",
             empty_as(
-                f"sum by (policy, rule, kind, control) {counted(BLOCKED, s, '$__range')}",
+                f"sum by (policy, rule, kind, control) {admissions(BLOCKED, s, '$__range')}",
                 "control",
                 "(none)",
             ),
@@ -1084,6 +1131,29 @@ def rollout():
         ),
         12,
         9,
+    )
+    b.add(
+        timeseries(
+            "Admission results without an Event",
+            [
+                (
+                    f'sum by (policy) (policy:policyreport_admission_events_missing:increase1h{{{s.split(",")[0]}}}) > 0',
+                    "{{policy}}",
+                ),
+                (
+                    f'sum (increase(kyverno_events_dropped_total{{{s.split(",")[0]}}}[1h])) > 0',
+                    "dropped by Kyverno",
+                ),
+            ],
+            "Per policy, over the hour before each point: failed rules Kyverno counted at admission "
+            "(kyverno_policy_results_total, kyverno_validating_policy_results_total) that no PolicyViolation Event "
+            "reached the exporter for, and Events Kyverno counted as dropped. Empty when Prometheus does not scrape "
+            "Kyverno. Blocked counts on these dashboards come from Kyverno's counters and stay right; the exporter's "
+            "own families and `summary` read low (alert PolicyReportAdmissionEventsMissing).",
+            bars=True,
+        ),
+        24,
+        8,
     )
     b.add(
         table(
@@ -1162,7 +1232,7 @@ def namespace_detail():
     b.add(
         stat(
             "Blocked admissions",
-            f"sum{counted(BLOCKED, s, '$__range')}",
+            f"sum{admissions(BLOCKED, s, '$__range')}",
             "Admissions Kyverno denied for resources of this namespace in the selected time range.",
             th=thresholds(("green", None), ("orange", 1)),
             decimals=0,
@@ -1225,7 +1295,7 @@ def namespace_detail():
     b.add(
         table(
             "Blocked admissions by policy and rule",
-            f"sum by (policy, rule, kind) {counted(BLOCKED, s, '$__range')}",
+            f"sum by (policy, rule, kind) {admissions(BLOCKED, s, '$__range')}",
             "Admissions Kyverno denied in this namespace in the selected time range.",
             "Blocked",
             sort="Blocked",
@@ -1252,7 +1322,7 @@ def namespace_detail():
     b.add(
         table(
             "Would have been blocked by policy and rule",
-            f"sum by (policy, rule, kind) {counted(AUDIT_FAILURES, s, '$__range')} > 0",
+            f"sum by (policy, rule, kind) {admissions(AUDIT_FAILURES, s, '$__range')} > 0",
             "Admissions in this namespace that failed a policy Kyverno only audits here, in the selected time range: "
             "what Enforce would have refused.",
             "Would have been blocked",
@@ -1288,7 +1358,7 @@ def namespace_detail():
             "Blocked admissions by policy",
             [
                 (
-                    f"sum by (policy) {counted(BLOCKED, s, '$__rate_interval')}",
+                    f"sum by (policy) {admissions(BLOCKED, s, '$__rate_interval')}",
                     "{{policy}}",
                 )
             ],

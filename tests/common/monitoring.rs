@@ -38,6 +38,17 @@ pub fn rule_groups() -> Vec<(String, Vec<serde_yaml_ng::Value>)> {
         .collect()
 }
 
+/// Recording rules and panels that answer only where Prometheus scrapes
+/// Kyverno's own admission metrics (or, for the panel, only when Events are
+/// missing). The tests with real Kyverno check them:
+/// `bench/tests/kyverno_burst.rs`, `kyverno_outcomes.rs`, `kyverno_walk.rs`.
+pub const NEEDS_KYVERNO: &[&str] = &[
+    "instance_policy_rule:kyverno_admission_failures_total:sum",
+    "policy:kyverno_admission_failures:increase1h",
+    "policy:policyreport_admission_events_missing:increase1h",
+    "Admission results without an Event",
+];
+
 pub fn rule_names(kind: &str) -> Vec<String> {
     rule_groups()
         .into_iter()
