@@ -231,6 +231,42 @@ impl RealCluster {
         self.create(objects, concurrency, false)
     }
 
+    /// Sends a create for each of `objects`, `concurrency` at a time, as
+    /// server-side dry runs with `dry_run`; for each, in order, `None` when the
+    /// API server accepted it, or the message of its refusal (an admission
+    /// webhook's denial, say). Fails only when a request gets no answer.
+    pub fn try_create_each(
+        &self,
+        objects: &[Value],
+        concurrency: usize,
+        dry_run: bool,
+    ) -> Result<Vec<Option<String>>> {
+        let mut jobs = Vec::with_capacity(objects.len());
+        for o in objects {
+            let api = self.api(o)?;
+            let obj: DynamicObject = serde_json::from_value(o.clone())?;
+            jobs.push((api, obj));
+        }
+        let params = PostParams {
+            dry_run,
+            ..PostParams::default()
+        };
+        let params = &params;
+        self.rt.block_on(
+            futures::stream::iter(jobs)
+                .map(|(api, obj)| async move {
+                    match api.create(params, &obj).await {
+                        Ok(_) => Ok(None),
+                        Err(kube::Error::Api(s)) => Ok(Some(s.message)),
+                        Err(e) => Err(anyhow!(e))
+                            .with_context(|| format!("creating {:?}", obj.metadata.name)),
+                    }
+                })
+                .buffered(concurrency.max(1))
+                .try_collect(),
+        )
+    }
+
     /// Creates `objects`; with `existing_ok`, one that exists already is left
     /// as it is.
     fn create(&self, objects: &[Value], concurrency: usize, existing_ok: bool) -> Result<()> {
@@ -619,6 +655,42 @@ impl RealCluster {
             .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("no {key} in DIR/env"))
+    }
+
+    /// Waits until Kyverno's admission controller reports each ClusterPolicy
+    /// or Policy of `policies` (name, `enforce` or `audit`) ready in that
+    /// mode (`kyverno_policy_rule_info_total`), then 2 s more: the webhook
+    /// handlers read that cache at each request.
+    pub fn kyverno_has_modes(&self, policies: &[(&str, &str)]) -> Result<()> {
+        let port: u16 = self.env("KYVERNO_ADMISSION_METRICS_PORT")?.parse()?;
+        eventually(
+            "Kyverno's policy cache",
+            Duration::from_secs(180),
+            Duration::from_millis(500),
+            || {
+                let (_, body) =
+                    crate::exporter::get_once(([127, 0, 0, 1], port).into(), "/metrics")
+                        .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&body);
+                let rules = crate::exporter::samples(&text, "kyverno_policy_rule_info_total");
+                for (name, mode) in policies {
+                    let is = |l: &BTreeMap<String, String>, k: &str, v: &str| {
+                        l.get(k).is_some_and(|x| x == v)
+                    };
+                    if !rules.iter().any(|(l, v)| {
+                        *v == 1.0
+                            && is(l, "policy_name", name)
+                            && is(l, "policy_validation_mode", mode)
+                            && is(l, "status_ready", "true")
+                    }) {
+                        return Err(format!("{name} is not {mode} and ready"));
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(())
     }
 
     /// `scripts/kyverno gc DIR`: deletes the reports whose owner is gone, as

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use policyreport_bench::exporter::{Build, Exporter, exporter_binary, get_once, samples};
+use policyreport_bench::exporter::{Build, Exporter, exporter_binary, samples};
+use policyreport_bench::prometheus::{Prometheus, deploy_rules};
 use policyreport_bench::real::{RealCluster, eventually};
 use serde_json::{Value, json};
 
@@ -124,32 +125,15 @@ fn create(c: &RealCluster, pod: &Value, dry_run: bool) -> Result<Vec<&'static st
 /// Waits until Kyverno's admission controller has the ClusterPolicies
 /// ready in their modes and the ValidatingPolicies ready.
 fn kyverno_has_policies(c: &RealCluster) -> Result<()> {
-    let port: u16 = c.env("KYVERNO_ADMISSION_METRICS_PORT")?.parse()?;
+    c.kyverno_has_modes(&[
+        ("enforce-registry", "enforce"),
+        ("audit-team-label", "audit"),
+    ])?;
     eventually(
-        "Kyverno's policy cache",
+        "Kyverno's ValidatingPolicies",
         Duration::from_secs(180),
         Duration::from_millis(500),
         || {
-            let (_, body) =
-                get_once(([127, 0, 0, 1], port).into(), "/metrics").map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&body);
-            for (name, mode) in [
-                ("enforce-registry", "enforce"),
-                ("audit-team-label", "audit"),
-            ] {
-                let ready =
-                    samples(&text, "kyverno_policy_rule_info_total")
-                        .iter()
-                        .any(|(l, v)| {
-                            *v == 1.0
-                                && l.get("policy_name").is_some_and(|n| n == name)
-                                && l.get("policy_validation_mode").is_some_and(|m| m == mode)
-                                && l.get("status_ready").is_some_and(|r| r == "true")
-                        });
-                if !ready {
-                    return Err(format!("{name} is not {mode} and ready"));
-                }
-            }
             for name in ["deny-privileged", "audit-limits"] {
                 let out = c
                     .kubectl(&[
@@ -168,7 +152,6 @@ fn kyverno_has_policies(c: &RealCluster) -> Result<()> {
             Ok(())
         },
     )?;
-    // The webhook handlers read those caches at each request.
     std::thread::sleep(Duration::from_secs(2));
     Ok(())
 }
@@ -291,9 +274,74 @@ fn mixed_deny_and_audit_policies_count_the_refusals_the_api_server_gave() -> Res
         .entry("deny-privileged".to_owned())
         .or_default() += 1;
     expect(&e, &with_preview, &audit)?;
+
+    // The fixture holds the Events up to here.
     if let Some(dir) = std::env::var_os("KYVERNO_OUTCOMES_CAPTURE") {
         capture(&c, std::path::Path::new(&dir))?;
     }
+
+    // Where Prometheus also scrapes Kyverno's own counters, the dashboards
+    // count from them. More previews: a refused one of the Enforce
+    // ClusterPolicy, admitted ones failing each Audit policy.
+    let tmp = tempfile::tempdir()?;
+    let prom = Prometheus::start(&tmp.path().join("prometheus"), &[deploy_rules(tmp.path())?])?;
+    prom.set_targets(&[e.addr])?;
+    let port: u16 = c.env("KYVERNO_ADMISSION_METRICS_PORT")?.parse()?;
+    prom.set_kyverno_target(([127, 0, 0, 1], port).into())?;
+    let previews: [(&str, &[&str], &[&str]); 3] = [
+        ("preview-registry", &["registry"], &["enforce-registry"]),
+        ("preview-limits", &["limits"], &[]),
+        ("preview-label", &["label"], &[]),
+    ];
+    for (name, fails, want) in previews {
+        let by = create(&c, &pod(name, fails), true)?;
+        if by != want {
+            bail!("{name} (dry run): refused by {by:?}, expected {want:?}");
+        }
+    }
+    // The exporter's Events count every preview, like a real request.
+    *with_preview.get_mut("enforce-registry").expect("counted") += 1;
+    let mut audit_with_previews = audit.clone();
+    for p in ["audit-limits", "audit-team-label"] {
+        *audit_with_previews.get_mut(p).expect("counted") += 1;
+    }
+    expect(&e, &with_preview, &audit_with_previews)?;
+    // The dashboards leave out the ClusterPolicies' previews (Kyverno labels
+    // them dry_run="true"); the CEL kinds' counters do not say, so their
+    // previews still count: deny-privileged's refused one, audit-limits'
+    // admitted one.
+    let mut dash_blocked = refused.clone();
+    *dash_blocked.get_mut("deny-privileged").expect("counted") += 1;
+    let mut dash_audit = audit.clone();
+    *dash_audit.get_mut("audit-limits").expect("counted") += 1;
+    let per_policy = |title: &str| -> Result<BTreeMap<String, u64>, String> {
+        let mut out = BTreeMap::new();
+        for s in prom
+            .panel("policyreport-rollout.json", title, "A", "1h")
+            .map_err(|e| format!("{e:#}"))?
+        {
+            let policy = s.labels.get("policy").cloned().unwrap_or_default();
+            *out.entry(policy).or_default() += s.value as u64;
+        }
+        Ok(out)
+    };
+    eventually(
+        "the rollout dashboard's admissions through Prometheus",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || {
+            let blocked = per_policy("Blocked admissions by policy and rule")?;
+            let audit = per_policy("Would have been blocked by namespace and rule")?;
+            if blocked == dash_blocked && audit == dash_audit {
+                Ok(())
+            } else {
+                Err(format!(
+                    "blocked {blocked:?} (want {dash_blocked:?}), would have been blocked {audit:?} (want {dash_audit:?})"
+                ))
+            }
+        },
+    )?;
+    eprintln!("dashboards: blocked {dash_blocked:?}, would have been blocked {dash_audit:?}");
     Ok(())
 }
 
