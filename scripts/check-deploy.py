@@ -50,6 +50,8 @@ from pathlib import Path
 
 import yaml
 
+from kinds import read_kinds  # scripts/kinds.py: the table of src/kind.rs
+
 ROOT = Path(__file__).resolve().parent.parent
 NS = "policyreport-exporter"
 IMAGE = "ghcr.io/policyreport-exporter/policyreport-exporter:0.1.0"
@@ -171,20 +173,8 @@ def compare_with(docs, path, kinds=SAME_KINDS, name=None):
         fail(f"compared {compared} objects with {path}, expected {len(kinds)} ({', '.join(kinds)})")
     return compared
 
-EXPECTED_RBAC = {
-    ("wgpolicyk8s.io", "policyreports"),
-    ("wgpolicyk8s.io", "clusterpolicyreports"),
-    ("openreports.io", "reports"),
-    ("openreports.io", "clusterreports"),
-    ("", "events"),
-    ("", "namespaces"),
-    ("kyverno.io", "clusterpolicies"),
-    ("kyverno.io", "policies"),
-    ("policies.kyverno.io", "validatingpolicies"),
-    ("policies.kyverno.io", "namespacedvalidatingpolicies"),
-    ("policies.kyverno.io", "imagevalidatingpolicies"),
-    ("policies.kyverno.io", "namespacedimagevalidatingpolicies"),
-}
+# What the ClusterRole must grant, list and watch only: every kind of the table in src/kind.rs.
+EXPECTED_RBAC = {(k["group"], k["plural"]) for k in read_kinds()}
 
 STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
@@ -493,7 +483,14 @@ def main():
                 for r in rule.get("resources", []):
                     granted.add((g, r))
         if granted != EXPECTED_RBAC:
-            fail(f"ClusterRole grants {sorted(granted - EXPECTED_RBAC)} too many, {sorted(EXPECTED_RBAC - granted)} missing")
+            missing = "".join(
+                f'\n  - apiGroups: ["{g}"]\n    resources: ["{r}"]\n    verbs: ["list", "watch"]'
+                for g, r in sorted(EXPECTED_RBAC - granted)
+            )
+            fail(
+                f"ClusterRole {name}: grants {sorted(granted - EXPECTED_RBAC)} too many (not in src/kind.rs)"
+                + (f"; missing, for the kinds of src/kind.rs, add to its rules:{missing}" if missing else "")
+            )
         if any(r in ("*", "secrets") or g == "*" for g, r in granted):
             fail("ClusterRole: no wildcards and no Secrets")
     exporter_sa = [{"kind": "ServiceAccount", "name": a.service_account, "namespace": a.namespace}]

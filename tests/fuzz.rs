@@ -785,15 +785,15 @@ fn model_event(v: &Value) -> Option<Result<Option<AdmissionModel>, ()>> {
         },
     };
     let s = |k: &str| about.get(k).and_then(Value::as_str).unwrap_or("");
-    let (group, namespaced) = match s("kind") {
-        "ClusterPolicy" => ("kyverno.io", false),
-        "Policy" => ("kyverno.io", true),
-        "ValidatingPolicy" | "ImageValidatingPolicy" => ("policies.kyverno.io", false),
-        "NamespacedValidatingPolicy" | "NamespacedImageValidatingPolicy" => {
-            ("policies.kyverno.io", true)
-        }
-        _ => return Some(Ok(None)),
+    // The policy kinds come from the table; what the model does with them
+    // is its own.
+    let Some(about_kind) = Kind::ALL
+        .into_iter()
+        .find(|k| k.is_policy() && k.kind() == s("kind"))
+    else {
+        return Some(Ok(None));
     };
+    let (group, namespaced) = (about_kind.group(), about_kind.namespaced());
     if !s("apiVersion").is_empty() && !s("apiVersion").starts_with(&format!("{group}/")) {
         return Some(Ok(None));
     }

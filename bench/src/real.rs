@@ -21,14 +21,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
 use serde_json::Value;
 
-use crate::exporter::workspace_root;
+use policyreport_exporter::kind::Kind;
 
-/// The kinds a snapshot lists for the cross-check (`kubectl get` names).
-const SNAPSHOT_KINDS: &str = "policyreports.wgpolicyk8s.io,clusterpolicyreports.wgpolicyk8s.io,\
-reports.openreports.io,clusterreports.openreports.io,clusterpolicies.kyverno.io,policies.kyverno.io,\
-validatingpolicies.policies.kyverno.io,namespacedvalidatingpolicies.policies.kyverno.io,\
-imagevalidatingpolicies.policies.kyverno.io,namespacedimagevalidatingpolicies.policies.kyverno.io,\
-namespaces";
+use crate::exporter::workspace_root;
 
 /// A running control plane; stopped (`scripts/cluster stop`) on drop.
 pub struct RealCluster {
@@ -395,7 +390,10 @@ impl RealCluster {
     /// Namespaces, and the Events with reason PolicyViolation.
     pub fn snapshot(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        for kind in SNAPSHOT_KINDS.split(',') {
+        // Every kind the exporter reads (`kubectl get` names), Events apart:
+        // only Kyverno's are listed, below.
+        let kinds = Kind::ALL.into_iter().filter(|k| *k != Kind::Event);
+        for kind in kinds.map(Kind::resource) {
             match self.kubectl(&["get", kind, "-A", "-o", "json"]) {
                 Ok(list) => std::fs::write(dir.join(format!("{kind}.json")), list)?,
                 // A kind whose CRD is gone holds nothing.

@@ -173,6 +173,7 @@ import os
 import re
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 try:
     import yaml
@@ -197,33 +198,24 @@ FAMILIES = {
     NAMESPACE_MODE: ("policy", "namespace", "mode"),
 }
 
-OPENREPORTS = "openreports.io/v1alpha1"
+# The kinds come from the exporter's one table (src/kind.rs, read by scripts/kinds.py); what is counted
+# from them is written here independently.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from kinds import read_kinds  # noqa: E402
+
+ROLES = {"Report": "report", "Admission": "event", "NamespaceLabels": "namespace", "Policy": "policy", "CelPolicy": "policy"}
 # The CEL policy kinds -> namespaced?
-CEL_KINDS = {
-    "ValidatingPolicy": False,
-    "NamespacedValidatingPolicy": True,
-    "ImageValidatingPolicy": False,
-    "NamespacedImageValidatingPolicy": True,
-}
+CEL_KINDS = {k["kind"]: k["namespaced"] for k in read_kinds() if k["role"] == "CelPolicy"}
 # (apiVersion, kind) -> (role, namespaced?)
 KINDS = {
-    (OPENREPORTS, "Report"): ("report", True),
-    (OPENREPORTS, "ClusterReport"): ("report", False),
-    ("v1", "Event"): ("event", True),
-    ("events.k8s.io/v1", "Event"): ("event", True),
-    ("v1", "Namespace"): ("namespace", False),
-    ("kyverno.io/v1", "ClusterPolicy"): ("policy", False),
-    ("kyverno.io/v1", "Policy"): ("policy", True),
+    (f"{k['group']}/{v}" if k["group"] else v, k["kind"]): (ROLES[k["role"]], k["namespaced"])
+    for k in read_kinds()
+    for v in k["versions"]
 }
-for _v in ("v1alpha2", "v1beta1"):
-    KINDS[(f"wgpolicyk8s.io/{_v}", "PolicyReport")] = ("report", True)
-    KINDS[(f"wgpolicyk8s.io/{_v}", "ClusterPolicyReport")] = ("report", False)
-for _v in ("v1", "v1beta1", "v1alpha1"):
-    for _k, _ns in CEL_KINDS.items():
-        KINDS[(f"policies.kyverno.io/{_v}", _k)] = ("policy", _ns)
+# Events are read from events.k8s.io/v1 too.
+KINDS[("events.k8s.io/v1", "Event")] = ("event", True)
 # The kinds an admission Event may be about: kind -> (API group, namespaced?)
-POLICY_REFS = {"ClusterPolicy": ("kyverno.io", False), "Policy": ("kyverno.io", True)}
-POLICY_REFS.update({k: ("policies.kyverno.io", ns) for k, ns in CEL_KINDS.items()})
+POLICY_REFS = {k["kind"]: (k["group"], k["namespaced"]) for k in read_kinds() if k["role"] in ("Policy", "CelPolicy")}
 RESULT_VALUES = ("pass", "fail", "warn", "error", "skip")
 STRING_FIELDS = ("source", "policy", "rule", "category", "severity", "result", "message")
 
