@@ -487,9 +487,11 @@ def main():
                 f'\n  - apiGroups: ["{g}"]\n    resources: ["{r}"]\n    verbs: ["list", "watch"]'
                 for g, r in sorted(EXPECTED_RBAC - granted)
             )
+            extra = sorted(granted - EXPECTED_RBAC)
             fail(
-                f"ClusterRole {name}: grants {sorted(granted - EXPECTED_RBAC)} too many (not in src/kind.rs)"
-                + (f"; missing, for the kinds of src/kind.rs, add to its rules:{missing}" if missing else "")
+                f"ClusterRole {name}:"
+                + (f" grants {extra}, which no kind of src/kind.rs needs;" if extra else "")
+                + (f" missing, for the kinds of src/kind.rs, add to its rules:{missing}" if missing else "")
             )
         if any(r in ("*", "secrets") or g == "*" for g, r in granted):
             fail("ClusterRole: no wildcards and no Secrets")
