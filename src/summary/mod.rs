@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use crate::aggregate::{self, Aggregate, FailingEntry, Problem, Publisher};
 use crate::app::{self, AppError};
 use crate::cli::{Output, SummaryArgs};
+use crate::kind::FILE_RESOURCE;
 use crate::policy::Mode;
-use crate::source::files::FILE_RESOURCE;
 use crate::source::{Origin, SourceEvent};
 
 pub use worklist::work_list;

@@ -28,13 +28,10 @@ use tracing::{debug, info, warn};
 
 use super::{Closed, Origin, Source, SourceError, SourceEvent};
 use crate::cli::SourceArgs;
+use crate::kind::FILE_RESOURCE;
 
 /// The sync target name of the files source.
 pub const SYNC_TARGET: &str = "files";
-/// The resource label under which unreadable files are counted (in
-/// `policyreport_exporter_invalid_objects_total`, from the start, whatever
-/// the source).
-pub const FILE_RESOURCE: &str = "files";
 
 /// How long file events are debounced before a rescan.
 const DEBOUNCE: Duration = Duration::from_millis(200);
