@@ -270,7 +270,7 @@ impl FilesSource {
 
     /// Compare the files on disk with what was sent; send what changed.
     /// Returns the number of files found.
-    fn scan(&mut self) -> usize {
+    pub(crate) fn scan(&mut self) -> usize {
         let seen = self.walk();
         self.forget_gone(&seen);
         let count = seen.len();
