@@ -26,8 +26,7 @@ use notify::RecursiveMode;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Closed, Origin, Source, SourceError, SourceEvent};
-use crate::cli::SourceArgs;
+use super::{Closed, Config, Origin, Source, SourceError, SourceEvent};
 use crate::kind::FILE_RESOURCE;
 
 /// The sync target name of the files source.
@@ -152,14 +151,14 @@ impl Files {
         }
     }
 
-    /// The files the flags name; with `follow`, changes are followed after
+    /// The files `config` names; with `follow`, changes are followed after
     /// the first read, and with `keep_messages`, reports keep each result's
     /// message.
-    pub fn of(args: &SourceArgs, follow: bool, keep_messages: bool) -> Self {
+    pub fn of(config: &Config, follow: bool, keep_messages: bool) -> Self {
         Self {
-            roots: args.files.clone(),
+            roots: config.files.clone(),
             follow,
-            max_file_size: args.max_file_size,
+            max_file_size: config.max_file_size,
             keep_messages,
         }
     }
