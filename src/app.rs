@@ -1,7 +1,10 @@
-//! Wiring of the commands: sources → aggregator → snapshots → HTTP for
-//! `serve`, and sources → aggregator → report for `summary`.
+//! Wiring of the commands, and what it takes to start them
+//! ([`StartConfig`], [`ServeConfig`]): sources → aggregator → snapshots →
+//! HTTP for `serve`, and sources → aggregator → report for `summary`.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,13 +12,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::aggregate::{self, Aggregate, Config, Outputs};
-use crate::cli::{MetricsAuth, ServeArgs, SourceArgs};
 use crate::controls::{Controls, ControlsError};
 use crate::metrics::Snapshot;
 use crate::namespace_filter::{NamespaceFilter, NamespaceFilterError};
 use crate::server;
 use crate::source::kube::KubeSourceError;
-use crate::source::{SourceError, SourceEvent};
+use crate::source::{self, SourceError, SourceEvent};
 use crate::web::{self, Access, config::WebConfigError};
 
 /// Capacity of the source → aggregator channel; a full channel makes
@@ -54,21 +56,64 @@ pub enum AppError {
     MetricsAuth(#[source] KubeSourceError),
 }
 
-/// The access rules `serve`'s flags ask for; a web configuration or a
-/// cluster that cannot be used stops the exporter before it listens.
-pub async fn access(args: &ServeArgs) -> Result<Arc<Access>, AppError> {
-    let reviewer = match args.metrics_auth {
+/// What [`start`] needs, for both commands: where objects come from, and
+/// which controls, namespaces and staleness they are counted with.
+#[derive(Clone, Debug)]
+pub struct StartConfig {
+    /// Where objects come from.
+    pub source: source::Config,
+    /// A YAML file of controls replacing the built-in ones.
+    pub controls: Option<PathBuf>,
+    /// Count only namespaces matching one of these globs (none: all).
+    pub namespace_include: Vec<String>,
+    /// Leave out namespaces matching any of these globs.
+    pub namespace_exclude: Vec<String>,
+    /// A report whose newest result is older than this is stale (zero:
+    /// never).
+    pub stale_after: Duration,
+}
+
+/// What `serve` needs beyond [`StartConfig`].
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The sources and how they are counted.
+    pub start: StartConfig,
+    /// Address to serve /metrics, /healthz and /readyz on.
+    pub listen: SocketAddr,
+    /// What the aggregate keeps beyond what every command needs.
+    pub outputs: Outputs,
+    /// The web configuration file (TLS, basic auth, headers, rate limit).
+    pub web_config_file: Option<PathBuf>,
+    /// Who may read /metrics.
+    pub metrics_auth: MetricsAuth,
+}
+
+/// Who may read /metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAuth {
+    /// Anyone who can connect.
+    None,
+    /// A bearer token that Kubernetes authenticates (TokenReview) and
+    /// authorizes (SubjectAccessReview).
+    Kubernetes,
+}
+
+/// The access rules `serve`'s configuration asks for; a web configuration
+/// or a cluster that cannot be used stops the exporter before it listens.
+pub async fn access(config: &ServeConfig) -> Result<Arc<Access>, AppError> {
+    let reviewer = match config.metrics_auth {
         MetricsAuth::None => None,
         MetricsAuth::Kubernetes => {
             let timeout = Duration::from_secs(10);
-            let client = crate::source::kube::client(args.source.context.as_deref(), timeout)
+            let context = config.start.source.context.as_deref();
+            let client = crate::source::kube::client(context, timeout)
                 .await
                 .map_err(AppError::MetricsAuth)?;
             info!("/metrics needs a token allowed to get it (TokenReview, SubjectAccessReview)");
             Some(web::kubernetes::Reviewer::new(client))
         }
     };
-    let access = Access::new(args.web_config_file.as_deref(), reviewer)?;
+    let access = Access::new(config.web_config_file.as_deref(), reviewer)?;
     if let Some(watch) = access.watcher() {
         tokio::spawn(watch);
     }
@@ -83,12 +128,12 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
     }))
 }
 
-/// Build the aggregate for these flags and outputs and start the sources
-/// feeding `tx`. With `messages`, reports keep each result's message (the
-/// work list of `summary`); with `follow`, file sources keep watching for
-/// changes.
+/// Build the aggregate for this configuration and these outputs and start
+/// the sources feeding `tx`. With `messages`, reports keep each result's
+/// message (the work list of `summary`); with `follow`, file sources keep
+/// watching for changes.
 pub async fn start(
-    source: &SourceArgs,
+    config: &StartConfig,
     outputs: Outputs,
     messages: bool,
     follow: bool,
@@ -96,15 +141,15 @@ pub async fn start(
 ) -> Result<Aggregate, AppError> {
     crate::memory::tune();
     let labels = outputs.labels;
-    let controls = load_controls(source.controls.as_deref())?;
+    let controls = load_controls(config.controls.as_deref())?;
     let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
     info!(controls = ?names, "compliance controls");
     let namespace_filter =
-        NamespaceFilter::new(&source.namespace_include, &source.namespace_exclude)?;
+        NamespaceFilter::new(&config.namespace_include, &config.namespace_exclude)?;
     if !namespace_filter.is_everything() {
         info!(
-            include = ?source.namespace_include,
-            exclude = ?source.namespace_exclude,
+            include = ?config.namespace_include,
+            exclude = ?config.namespace_exclude,
             "namespace scope"
         );
     }
@@ -112,11 +157,11 @@ pub async fn start(
         outputs,
         controls,
         namespace_filter,
-        stale_after: source.stale_after,
+        stale_after: config.stale_after,
         clock: aggregate::Clock::system(),
     });
     info!(labels = ?labels.names(), "policyreport_results labels");
-    let input = crate::source::select(source, follow, messages).await?;
+    let input = source::select(&config.source, follow, messages).await?;
     aggregate.expect_sync(input.sync_target());
     input.start(tx)?;
     Ok(aggregate)
@@ -124,12 +169,12 @@ pub async fn start(
 
 /// Run the exporter until `shutdown` completes.
 pub async fn serve(
-    args: ServeArgs,
+    config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let access = access(&args).await?;
+    let access = access(&config).await?;
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let aggregate = start(&args.source, args.outputs(), false, true, tx).await?;
+    let aggregate = start(&config.start, config.outputs, false, true, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
     tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {
@@ -142,13 +187,13 @@ pub async fn serve(
         }
     }));
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| AppError::Http {
-            addr: args.listen,
+            addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().unwrap_or(args.listen);
+    let addr = listener.local_addr().unwrap_or(config.listen);
     info!(address = %addr, tls = access.tls().is_some(), "listening");
     let limits = server::Limits::default();
     server::serve(

@@ -1,5 +1,7 @@
-//! Command-line flags. Every flag can also be set through an environment
-//! variable named `POLICYREPORT_EXPORTER_<FLAG>`.
+//! Command-line flags, and their mapping onto the configuration each module
+//! owns ([`app::ServeConfig`], [`summary::Options`], [`logging::Format`]).
+//! Every flag can also be set through an environment variable named
+//! `POLICYREPORT_EXPORTER_<FLAG>`. Only the entry point reads this module.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::aggregate::ExtraLabel;
-use crate::aggregate::{LabelOptions, Outputs};
+use crate::aggregate::{self, LabelOptions, Outputs};
+use crate::{app, logging, source, summary};
 
 /// Prometheus exporter for Kyverno PolicyReports: pass/fail counts per
 /// namespace, policy and category, bounded by policies × namespaces.
@@ -209,6 +211,27 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s}: too large"))
 }
 
+impl From<SourceArgs> for app::StartConfig {
+    fn from(args: SourceArgs) -> Self {
+        Self {
+            source: source::Config {
+                files: args.files,
+                context: args.context,
+                page_size: args.page_size,
+                request_timeout: Duration::from_secs(args.request_timeout),
+                discovery_interval: Duration::from_secs(args.discovery_interval),
+                relist_interval: args.relist_interval,
+                quiet_recovery: args.quiet_recovery,
+                max_file_size: args.max_file_size,
+            },
+            controls: args.controls,
+            namespace_include: args.namespace_include,
+            namespace_exclude: args.namespace_exclude,
+            stale_after: args.stale_after,
+        }
+    }
+}
+
 /// Flags of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -284,13 +307,54 @@ pub enum MetricsAuth {
     Kubernetes,
 }
 
+impl From<MetricsAuth> for app::MetricsAuth {
+    fn from(auth: MetricsAuth) -> Self {
+        match auth {
+            MetricsAuth::None => Self::None,
+            MetricsAuth::Kubernetes => Self::Kubernetes,
+        }
+    }
+}
+
+/// Values of `--extra-labels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExtraLabel {
+    /// The rule name.
+    Rule,
+    /// The kind of the result's subject.
+    Kind,
+}
+
+impl From<ExtraLabel> for aggregate::ExtraLabel {
+    fn from(label: ExtraLabel) -> Self {
+        match label {
+            ExtraLabel::Rule => Self::Rule,
+            ExtraLabel::Kind => Self::Kind,
+        }
+    }
+}
+
 impl ServeArgs {
     /// What these flags add to the aggregate.
     pub fn outputs(&self) -> Outputs {
+        let extra: Vec<aggregate::ExtraLabel> =
+            self.extra_labels.iter().map(|&l| l.into()).collect();
         Outputs {
-            labels: LabelOptions::of(&self.extra_labels),
+            labels: LabelOptions::of(&extra),
             policy_reporter: self.compat == Some(Compat::PolicyReporter),
             namespace_labels: self.namespace_labels.clone(),
+        }
+    }
+}
+
+impl From<ServeArgs> for app::ServeConfig {
+    fn from(args: ServeArgs) -> Self {
+        Self {
+            outputs: args.outputs(),
+            start: args.source.into(),
+            listen: args.listen,
+            web_config_file: args.web_config_file,
+            metrics_auth: args.metrics_auth.into(),
         }
     }
 }
@@ -375,6 +439,34 @@ pub struct FailingFilter {
     pub limit: Option<usize>,
 }
 
+impl From<SummaryArgs> for summary::Options {
+    fn from(args: SummaryArgs) -> Self {
+        Self {
+            start: args.source.into(),
+            output: args.output.into(),
+            fail_on_targets: args.fail_on_targets,
+            allow_invalid: args.allow_invalid,
+            targets: args.targets,
+            target_violation_rate: args.target_violation_rate,
+            failing: args.failing.into(),
+            timeout: Duration::from_secs(args.timeout),
+        }
+    }
+}
+
+impl From<FailingFilter> for summary::FailingFilter {
+    fn from(f: FailingFilter) -> Self {
+        Self {
+            failing: f.failing,
+            policies: f.policies,
+            namespaces: f.namespaces,
+            control_names: f.control_names,
+            kinds: f.kinds,
+            limit: f.limit,
+        }
+    }
+}
+
 fn parse_target(s: &str) -> Result<(String, f64), String> {
     let (name, pct) = s.split_once('=').ok_or("expected CONTROL=PERCENT")?;
     let pct: f64 = pct
@@ -402,6 +494,16 @@ pub enum Output {
     Markdown,
 }
 
+impl From<Output> for summary::Output {
+    fn from(output: Output) -> Self {
+        match output {
+            Output::Table => Self::Table,
+            Output::Json => Self::Json,
+            Output::Markdown => Self::Markdown,
+        }
+    }
+}
+
 /// Log output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -411,116 +513,14 @@ pub enum LogFormat {
     Json,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn log_filter_defaults_per_command() {
-        let f = |args: &[&str]| Cli::try_parse_from(args).expect("valid").log_filter();
-        assert_eq!(f(&["x", "serve"]), "info,kube_client=error");
-        assert_eq!(f(&["x", "summary"]), "warn,kube_client=error");
-        assert_eq!(
-            f(&["x", "--log-level", "debug", "serve"]),
-            "debug,kube_client=error"
-        );
-        assert_eq!(
-            f(&["x", "--log-level", "kube_client=debug", "serve"]),
-            "kube_client=debug"
-        );
-    }
-
-    #[test]
-    fn parses_sizes() {
-        assert_eq!(parse_size("64Mi"), Ok(64 << 20));
-        assert_eq!(parse_size("500M"), Ok(500_000_000));
-        assert_eq!(parse_size("12"), Ok(12));
-        assert!(parse_size("1Ti").is_err());
-        assert!(parse_size("Mi").is_err());
-    }
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("-5s").is_err());
-        let serve = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
-            Command::Serve(s) => s.source.relist_interval,
-            _ => panic!("serve"),
-        };
-        assert_eq!(serve(&["x", "serve"]), Duration::from_secs(600));
-        assert_eq!(
-            serve(&["x", "serve", "--relist-interval", "10s"]),
-            Duration::from_secs(10)
-        );
-        let stale_after = |args: &[&str]| match Cli::try_parse_from(args).expect("valid").command {
-            Command::Serve(s) => s.source.stale_after,
-            Command::Summary(s) => s.source.stale_after,
-        };
-        assert_eq!(stale_after(&["x", "serve"]), Duration::from_secs(3 * 3600));
-        assert_eq!(
-            stale_after(&["x", "summary", "--stale-after", "90m"]),
-            Duration::from_secs(5400)
-        );
-        assert_eq!(
-            stale_after(&["x", "serve", "--stale-after", "0"]),
-            Duration::ZERO
-        );
-    }
-
-    #[test]
-    fn parses_summary_targets() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "summary",
-            "--files",
-            "a",
-            "--target",
-            "resource-limits=95",
-            "--fail-on-targets",
-        ])
-        .expect("valid flags");
-        let Command::Summary(s) = cli.command else {
-            panic!("summary")
-        };
-        assert_eq!(s.targets, vec![("resource-limits".to_string(), 95.0)]);
-        assert!(s.fail_on_targets);
-        assert!(Cli::try_parse_from(["x", "summary", "--target", "x=101"]).is_err());
-        assert!(Cli::try_parse_from(["x", "summary", "--target", "x"]).is_err());
-    }
-
-    #[test]
-    fn parses_serve_flags() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "serve",
-            "--files",
-            "a",
-            "--files",
-            "b",
-            "--extra-labels",
-            "rule,kind",
-            "--listen",
-            "127.0.0.1:9",
-            "--compat",
-            "policy-reporter",
-        ])
-        .expect("valid flags");
-        let Command::Serve(s) = cli.command else {
-            panic!("serve")
-        };
-        assert_eq!(s.compat, Some(Compat::PolicyReporter));
-        assert_eq!(s.source.files, vec![PathBuf::from("a"), PathBuf::from("b")]);
-        assert_eq!(s.extra_labels, vec![ExtraLabel::Rule, ExtraLabel::Kind]);
-        assert_eq!(s.listen.port(), 9);
+impl From<LogFormat> for logging::Format {
+    fn from(format: LogFormat) -> Self {
+        match format {
+            LogFormat::Text => Self::Text,
+            LogFormat::Json => Self::Json,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

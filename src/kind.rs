@@ -1,8 +1,16 @@
-//! The object kinds the exporter reads, with their API coordinates.
+//! The object kinds the exporter reads, with their API coordinates, and the
+//! `resource` label values of everything it reads (each kind's, and
+//! [`FILE_RESOURCE`] for files).
 
 use std::fmt;
 
 use kube::core::ApiResource;
+
+/// The `resource` label of an unreadable file, here beside the kinds' own
+/// `resource` values so that the files source that sends it and the
+/// aggregate that counts it (in `policyreport_exporter_invalid_objects_total`,
+/// from the start, whatever the source) read it without importing each other.
+pub const FILE_RESOURCE: &str = "files";
 
 /// Every kind of object the exporter reads.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

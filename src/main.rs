@@ -10,10 +10,10 @@ use policyreport_exporter::{app, logging, summary};
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init(cli.log_format, &cli.log_filter()).context("invalid --log-level")?;
+    logging::init(cli.log_format.into(), &cli.log_filter()).context("invalid --log-level")?;
     match cli.command {
-        Command::Serve(args) => app::serve(args, shutdown_signal()).await?,
-        Command::Summary(args) => return Ok(ExitCode::from(summary::run(args).await?)),
+        Command::Serve(args) => app::serve(args.into(), shutdown_signal()).await?,
+        Command::Summary(args) => return Ok(ExitCode::from(summary::run(args.into()).await?)),
     }
     Ok(ExitCode::SUCCESS)
 }

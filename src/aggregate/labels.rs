@@ -11,7 +11,7 @@ use crate::report::ResultView;
 
 /// An optional label of `policyreport_results`, turned on with
 /// `--extra-labels`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExtraLabel {
     /// The rule name.
     Rule,

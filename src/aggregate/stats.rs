@@ -13,8 +13,7 @@ use tracing::warn;
 use super::Aggregate;
 use crate::decode::DecodeError;
 use crate::exposition::{Family, Samples, Type, always};
-use crate::kind::Kind;
-use crate::source::files::FILE_RESOURCE;
+use crate::kind::{FILE_RESOURCE, Kind};
 use crate::source::{Origin, RelistReason, SourceObject};
 
 /// Self-observation counters kept next to the state.

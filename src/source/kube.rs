@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::{Origin, Source, SourceError, SourceEvent};
-use crate::cli::SourceArgs;
 use crate::kind::{Kind, Role};
 
 mod list_watch;
@@ -69,14 +68,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// The options the flags select; intervals too short to be meant are
+    /// The options `config` selects; intervals too short to be meant are
     /// raised (discovery to 1 s, quiet recovery to 100 ms).
-    pub fn of(args: &SourceArgs, keep_messages: bool) -> Self {
+    pub fn of(config: &super::Config, keep_messages: bool) -> Self {
         Self {
-            page_size: args.page_size,
-            discovery_interval: Duration::from_secs(args.discovery_interval.max(1)),
-            relist_interval: Some(args.relist_interval).filter(|i| !i.is_zero()),
-            quiet_recovery: args.quiet_recovery.max(Duration::from_millis(100)),
+            page_size: config.page_size,
+            discovery_interval: config.discovery_interval.max(Duration::from_secs(1)),
+            relist_interval: Some(config.relist_interval).filter(|i| !i.is_zero()),
+            quiet_recovery: config.quiet_recovery.max(Duration::from_millis(100)),
             keep_messages,
         }
     }
@@ -89,13 +88,15 @@ pub struct KubeSource {
 }
 
 impl KubeSource {
-    /// A client for the kubeconfig (and `--context`) of the flags; reports
-    /// keep each result's message with `keep_messages`.
-    pub async fn connect(args: &SourceArgs, keep_messages: bool) -> Result<Self, KubeSourceError> {
-        let timeout = Duration::from_secs(args.request_timeout);
+    /// A client for the kubeconfig (and context) of `config`; reports keep
+    /// each result's message with `keep_messages`.
+    pub async fn connect(
+        config: &super::Config,
+        keep_messages: bool,
+    ) -> Result<Self, KubeSourceError> {
         Ok(Self {
-            client: client(args.context.as_deref(), timeout).await?,
-            options: Options::of(args, keep_messages),
+            client: client(config.context.as_deref(), config.request_timeout).await?,
+            options: Options::of(config, keep_messages),
         })
     }
 }

@@ -1,19 +1,19 @@
 //! Sources turn the outside world (a Kubernetes API server, files) into a
 //! stream of [`SourceEvent`]s for the aggregator. Sources never hold state
 //! the metrics depend on; they only describe changes. Each is a [`Source`];
-//! [`select`] picks the one the flags ask for.
+//! [`select`] picks the one its [`Config`] asks for.
 
 pub mod files;
 pub mod kube;
 pub mod list;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::mpsc;
 
-use crate::cli::SourceArgs;
 use crate::kind::Kind;
 use crate::object::RawObject;
 use crate::report::Report;
@@ -43,20 +43,44 @@ pub enum SourceError {
     Thread(std::io::Error),
 }
 
-/// The source the flags select: the files of `--files` (followed with
-/// `follow`), else the cluster of the kubeconfig. Its reports keep each
+/// Where objects come from and how they are fetched: the files to read, or
+/// the cluster and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Files and folders to read instead of a cluster (`--files`); empty for
+    /// the cluster.
+    pub files: Vec<PathBuf>,
+    /// Kubeconfig context (`None`: the current one, or in-cluster).
+    pub context: Option<String>,
+    /// Page size of the initial list requests.
+    pub page_size: u32,
+    /// A request that receives nothing this long fails and is retried.
+    pub request_timeout: Duration,
+    /// How often API discovery runs again.
+    pub discovery_interval: Duration,
+    /// How often each watch restarts with a full list (zero: never).
+    pub relist_interval: Duration,
+    /// After a failed request, how long a watch must stay quiet to count as
+    /// recovered.
+    pub quiet_recovery: Duration,
+    /// Files larger than this are skipped with an error (bytes).
+    pub max_file_size: u64,
+}
+
+/// The source `config` selects: its files (followed with `follow`) when it
+/// names any, else the cluster of the kubeconfig. Its reports keep each
 /// result's message with `keep_messages`.
 pub async fn select(
-    args: &SourceArgs,
+    config: &Config,
     follow: bool,
     keep_messages: bool,
 ) -> Result<Box<dyn Source>, SourceError> {
-    if args.files.is_empty() {
+    if config.files.is_empty() {
         Ok(Box::new(
-            kube::KubeSource::connect(args, keep_messages).await?,
+            kube::KubeSource::connect(config, keep_messages).await?,
         ))
     } else {
-        Ok(Box::new(files::Files::of(args, follow, keep_messages)))
+        Ok(Box::new(files::Files::of(config, follow, keep_messages)))
     }
 }
 

@@ -12,8 +12,8 @@ use super::{
     RolloutRow, SourceFreshness, Summary, SummaryError, Verdict,
 };
 use crate::aggregate::{Aggregate, ControlStatus};
+use crate::kind::FILE_RESOURCE;
 use crate::policy::Mode;
-use crate::source::files::FILE_RESOURCE;
 
 fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)

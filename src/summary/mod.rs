@@ -1,10 +1,11 @@
-//! The `summary` command: list everything once, then print the rollout
-//! numbers the guide tracks (per-namespace counts and violation rates, the
-//! pass/fail ratio, control compliance against targets, blocked admissions,
-//! policies by mode, a rollout verdict per policy, report freshness per
-//! source, and with `--failing` the work list of failing resources) as a
-//! table, JSON or Markdown, and exit with a status a CI job can gate on. It
-//! replaces the guide's `kubectl get policyreport -A -o json | jq …` step.
+//! The `summary` command and its [`Options`]: list everything once, then
+//! print the rollout numbers the guide tracks (per-namespace counts and
+//! violation rates, the pass/fail ratio, control compliance against
+//! targets, blocked admissions, policies by mode, a rollout verdict per
+//! policy, report freshness per source, and with `--failing` the work list
+//! of failing resources) as a table, JSON or Markdown, and exit with a
+//! status a CI job can gate on. It replaces the guide's
+//! `kubectl get policyreport -A -o json | jq …` step.
 
 mod compute;
 mod markdown;
@@ -20,13 +21,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::aggregate::{self, Aggregate, FailingEntry, Problem, Publisher};
-use crate::app::{self, AppError};
-use crate::cli::{Output, SummaryArgs};
+use crate::app::{self, AppError, StartConfig};
+use crate::kind::FILE_RESOURCE;
 use crate::policy::Mode;
-use crate::source::files::FILE_RESOURCE;
 use crate::source::{Origin, SourceEvent};
 
-pub use worklist::work_list;
+pub use worklist::{FailingFilter, work_list};
 
 /// Exit status when a target is missed, or no report was read at all, and
 /// `--fail-on-targets` is set.
@@ -37,6 +37,42 @@ pub const EXIT_INVALID_INPUT: u8 = 4;
 /// How many refused inputs the JSON output names (all are counted, and all
 /// are named on stderr).
 pub const FIRST_PROBLEMS: usize = 10;
+
+/// What `summary` reads, how it prints it, and what it judges.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The sources and how they are counted.
+    pub start: StartConfig,
+    /// Output format.
+    pub output: Output,
+    /// Exit with [`EXIT_TARGET_MISSED`] when a target is missed or not
+    /// measurable, or when no report was read at all.
+    pub fail_on_targets: bool,
+    /// Refused inputs are named and counted but do not make the exit status
+    /// [`EXIT_INVALID_INPUT`].
+    pub allow_invalid: bool,
+    /// Targets overriding the controls' own: control name and percent.
+    pub targets: Vec<(String, f64)>,
+    /// The overall violation rate must stay below this, in percent.
+    pub target_violation_rate: f64,
+    /// The work list, and its filters.
+    pub failing: FailingFilter,
+    /// Give up when the sources have not listed everything by then.
+    pub timeout: Duration,
+}
+
+/// Output formats of `summary`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Aligned text tables.
+    Table,
+    /// One JSON document.
+    Json,
+    /// Markdown for CI pages: the targets with verdict marks, the verdict
+    /// per policy, and the first entries of the work list with a count of
+    /// the rest.
+    Markdown,
+}
 
 /// Errors of the summary command.
 #[derive(Debug, thiserror::Error)]
@@ -388,11 +424,18 @@ impl Summary {
 }
 
 /// Run `summary`: list everything, print, and return the exit status.
-pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
+pub async fn run(options: Options) -> Result<u8, SummaryError> {
     let (tx, rx) = mpsc::channel(app::CHANNEL);
     // Markdown always shows the first entries of the work list.
-    let work = args.failing.failing || args.output == Output::Markdown;
-    let mut agg = app::start(&args.source, aggregate::Outputs::default(), work, false, tx).await?;
+    let work = options.failing.failing || options.output == Output::Markdown;
+    let mut agg = app::start(
+        &options.start,
+        aggregate::Outputs::default(),
+        work,
+        false,
+        tx,
+    )
+    .await?;
     agg.keep_problems();
     if work {
         agg.keep_failing();
@@ -402,7 +445,7 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     let run = aggregate::run(agg, rx, app::PUBLISH_INTERVAL, until);
     tokio::pin!(run);
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = tokio::time::Instant::now() + options.timeout;
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     progress.tick().await;
     let mut agg = loop {
@@ -419,7 +462,7 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(SummaryError::Timeout {
-                    seconds: args.timeout,
+                    seconds: options.timeout.as_secs(),
                     pending: lock(&listing).pending.clone(),
                 });
             }
@@ -428,12 +471,13 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
     let files = std::mem::take(&mut lock(&listing).files);
     // Staleness as of now, not as of the start of a long list.
     agg.tick();
-    let mut summary = Summary::from_aggregate(&agg, &args.targets, args.target_violation_rate)?;
+    let mut summary =
+        Summary::from_aggregate(&agg, &options.targets, options.target_violation_rate)?;
     summary.input.files_read = files.read(agg.problems());
     if work {
-        summary.failing = Some(work_list(&agg, &args.failing)?);
+        summary.failing = Some(work_list(&agg, &options.failing)?);
     }
-    match args.output {
+    match options.output {
         Output::Table => print!("{}", summary.table()),
         Output::Json => match serde_json::to_string_pretty(&summary) {
             Ok(s) => println!("{s}"),
@@ -441,8 +485,8 @@ pub async fn run(args: SummaryArgs) -> Result<u8, SummaryError> {
         },
         Output::Markdown => print!("{}", summary.markdown()),
     }
-    let status = summary.exit_status(args.fail_on_targets, args.allow_invalid);
-    report_problems(agg.problems(), args.allow_invalid);
+    let status = summary.exit_status(options.fail_on_targets, options.allow_invalid);
+    report_problems(agg.problems(), options.allow_invalid);
     Ok(status)
 }
 

@@ -1,12 +1,30 @@
-//! The work list (`--failing`): the failing entries the filters select,
-//! and their text table grouped by policy and namespace.
+//! The work list (`--failing`) and its [`FailingFilter`]: the failing
+//! entries the filter selects, and their text table grouped by policy and
+//! namespace.
 
 use std::fmt::Write;
 
 use super::SummaryError;
 use super::table::shown;
 use crate::aggregate::{Aggregate, FailingEntry};
-use crate::cli::FailingFilter;
+
+/// Whether the work list is made, and which entries it lists: an entry
+/// must match every filter that is not empty, and one of its values.
+#[derive(Clone, Debug, Default)]
+pub struct FailingFilter {
+    /// Make the work list.
+    pub failing: bool,
+    /// Policy globs (`*` matches `/` too).
+    pub policies: Vec<String>,
+    /// Namespace globs.
+    pub namespaces: Vec<String>,
+    /// Controls the entry's result belongs to.
+    pub control_names: Vec<String>,
+    /// Kinds of the entry's subject (case-insensitive).
+    pub kinds: Vec<String>,
+    /// List at most this many entries (after sorting).
+    pub limit: Option<usize>,
+}
 
 /// The work list: the failing entries the filters select, sorted, at most
 /// `--limit` of them.

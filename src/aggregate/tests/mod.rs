@@ -106,6 +106,7 @@ fn freshness_of(agg: &Aggregate) -> Vec<FreshRow> {
 
 mod admissions;
 mod controls;
+mod files;
 mod freshness;
 mod model;
 mod policies;

@@ -26,15 +26,11 @@ use notify::RecursiveMode;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Closed, Origin, Source, SourceError, SourceEvent};
-use crate::cli::SourceArgs;
+use super::{Closed, Config, Origin, Source, SourceError, SourceEvent};
+use crate::kind::FILE_RESOURCE;
 
 /// The sync target name of the files source.
 pub const SYNC_TARGET: &str = "files";
-/// The resource label under which unreadable files are counted (in
-/// `policyreport_exporter_invalid_objects_total`, from the start, whatever
-/// the source).
-pub const FILE_RESOURCE: &str = "files";
 
 /// How long file events are debounced before a rescan.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -155,14 +151,14 @@ impl Files {
         }
     }
 
-    /// The files the flags name; with `follow`, changes are followed after
+    /// The files `config` names; with `follow`, changes are followed after
     /// the first read, and with `keep_messages`, reports keep each result's
     /// message.
-    pub fn of(args: &SourceArgs, follow: bool, keep_messages: bool) -> Self {
+    pub fn of(config: &Config, follow: bool, keep_messages: bool) -> Self {
         Self {
-            roots: args.files.clone(),
+            roots: config.files.clone(),
             follow,
-            max_file_size: args.max_file_size,
+            max_file_size: config.max_file_size,
             keep_messages,
         }
     }
@@ -273,7 +269,7 @@ impl FilesSource {
 
     /// Compare the files on disk with what was sent; send what changed.
     /// Returns the number of files found.
-    fn scan(&mut self) -> usize {
+    pub(crate) fn scan(&mut self) -> usize {
         let seen = self.walk();
         self.forget_gone(&seen);
         let count = seen.len();
