@@ -35,5 +35,9 @@ fn scripts_read_the_kinds_table_exactly() {
             })
         })
         .collect();
-    assert_eq!(read, Value::from(want), "scripts/kinds.py against Kind::ALL");
+    assert_eq!(
+        read,
+        Value::from(want),
+        "scripts/kinds.py against Kind::ALL"
+    );
 }

@@ -275,11 +275,6 @@ fn mixed_deny_and_audit_policies_count_the_refusals_the_api_server_gave() -> Res
         .or_default() += 1;
     expect(&e, &with_preview, &audit)?;
 
-    // The fixture holds the Events up to here.
-    if let Some(dir) = std::env::var_os("KYVERNO_OUTCOMES_CAPTURE") {
-        capture(&c, std::path::Path::new(&dir))?;
-    }
-
     // Where Prometheus also scrapes Kyverno's own counters, the dashboards
     // count from them. More previews: a refused one of the Enforce
     // ClusterPolicy, admitted ones failing each Audit policy.
@@ -342,6 +337,9 @@ fn mixed_deny_and_audit_policies_count_the_refusals_the_api_server_gave() -> Res
         },
     )?;
     eprintln!("dashboards: blocked {dash_blocked:?}, would have been blocked {dash_audit:?}");
+    if let Some(dir) = std::env::var_os("KYVERNO_OUTCOMES_CAPTURE") {
+        capture(&c, std::path::Path::new(&dir))?;
+    }
     Ok(())
 }
 
