@@ -9,10 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::http::HttpConn;
+use policyreport_test_support::metrics::sum_results_with;
+use policyreport_test_support::procfs::{self, Machine, children_cpu, mib};
 
 use crate::cluster::Cluster;
-use crate::exporter::{Exporter, HttpConn, parse_results, sum_results_with};
-use crate::procfs::{self, Machine, mib};
+use crate::exporter::parse_results;
 use crate::reportgen::{self, GenKind, LIBRARY, ReportSet, Spec};
 use crate::stats;
 
@@ -266,15 +269,6 @@ fn jq_version() -> Option<String> {
 /// The jq program of the user's current method.
 pub const JQ_PROGRAM: &str =
     "[.items[] | {namespace: .metadata.namespace, pass: .summary.pass, fail: .summary.fail}]";
-
-/// Children's CPU time so far (waited-for children only).
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 /// Times jq over a List file: best wall time (and its CPU) of `runs`.
 pub fn time_jq(list_file: &Path, runs: usize) -> Result<Option<(Duration, Duration)>> {
