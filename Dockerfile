@@ -12,15 +12,16 @@ WORKDIR /src
 ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 
 # 1. Dependencies only, cached until a manifest or Cargo.lock changes. The other
-#    workspace members (fake-apiserver, a test helper, and bench) are never
+#    workspace members (fake-apiserver, test-support and bench) are never
 #    built, but Cargo needs their manifests, and a stub for each of their
 #    targets, to resolve the workspace.
 COPY Cargo.toml Cargo.lock ./
 COPY fake-apiserver/Cargo.toml fake-apiserver/Cargo.toml
 COPY bench/Cargo.toml bench/Cargo.toml
-RUN mkdir -p src fake-apiserver/src bench/src bench/benches \
+COPY test-support/Cargo.toml test-support/Cargo.toml
+RUN mkdir -p src fake-apiserver/src bench/src bench/benches test-support/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs fake-apiserver/src/lib.rs \
+    && touch src/lib.rs fake-apiserver/src/lib.rs test-support/src/lib.rs \
     && echo 'fn main() {}' > bench/src/main.rs \
     && echo 'fn main() {}' > bench/benches/micro.rs \
     && cargo build --release --locked --bin policyreport-exporter \

@@ -14,8 +14,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Exporter, Metrics, Rng, data_text, from_scratch};
+use common::{Exporter, data_text, from_scratch};
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::metrics::{Metrics, render_family};
+use policyreport_test_support::rng::Rng;
 use serde_json::Value;
 
 const READY: Duration = Duration::from_secs(60);
@@ -204,7 +206,7 @@ fn a_50mb_report_with_100k_results_gives_exact_counts() {
         labels.sort();
         want.insert(labels, *n as f64);
     }
-    let want = common::render_family("policyreport_results", &want);
+    let want = render_family("policyreport_results", &want);
     assert_eq!(m.render_results(), want, "exact policyreport_results");
     assert_eq!(m.sum("policyreport_results"), RESULTS as f64);
     for ((control, status), n) in &controls {

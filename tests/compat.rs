@@ -12,11 +12,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::http::http_get_bytes;
+use policyreport_test_support::metrics::{Metrics, render_family};
 use serde_json::{Value, json};
 
-use common::{
-    Exporter, FakeCluster, Metrics, copy_tree, http_get_bytes, namespace, render_family, repo,
-};
+use common::{Exporter, FakeCluster, copy_tree, namespace, repo};
 
 const READY: Duration = Duration::from_secs(20);
 

@@ -13,9 +13,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Exporter, FakeCluster, Metrics, Workload, assert_objects_held, data_text, poll_until, unsynced,
+    Exporter, FakeCluster, Workload, assert_objects_held, data_text, poll_until, unsynced,
 };
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::metrics::Metrics;
+use policyreport_test_support::rng::Rng;
 
 /// Generous: the machine running the tests may be loaded.
 const READY: Duration = Duration::from_secs(30);
@@ -62,7 +64,7 @@ fn touch_until_synced(c: &FakeCluster, w: &mut Workload, e: &Exporter) -> Durati
         assert!(
             start.elapsed() < CONVERGE,
             "still not synced after {CONVERGE:?}: {pending:?}; logs:\n{}",
-            e.log_lines().join("\n")
+            e.logs().join("\n")
         );
         w.touch_all(c);
         std::thread::sleep(Duration::from_millis(300));
@@ -463,7 +465,7 @@ fn a_burst_of_10k_updates_to_the_same_reports() {
     e.wait_ready(READY);
     e.wait_data("initial", &c.expected(), CONVERGE);
     let start = Instant::now();
-    let mut rng = common::Rng::new(99);
+    let mut rng = Rng::new(99);
     for i in 0..10_000u64 {
         let ns = common::GEN_NAMESPACES[(i % 3) as usize];
         let name = format!("r-{}", (i / 3) % 4);
@@ -619,7 +621,7 @@ fn sigterm_during_the_initial_sync_exits_cleanly_within_5s() {
     })
     .expect("a list request is held");
     assert_eq!(e.ready_status(), 503, "still in the initial sync");
-    let logs = e.logs.clone();
+    let logs = e.log_sink();
     let start = Instant::now();
     let status = e.terminate(Duration::from_secs(10));
     let took = start.elapsed();

@@ -5,7 +5,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Exporter, Metrics, copy_tree, render_family, repo};
+use policyreport_test_support::metrics::{Metrics, render_family};
+
+use common::{Exporter, copy_tree, repo};
 
 const READY: Duration = Duration::from_secs(20);
 const FOLLOW: Duration = Duration::from_secs(2);
@@ -158,7 +160,7 @@ fn fixtures_give_exact_values() {
         ),
         Some(1.0)
     );
-    let logs = e.log_lines().join("\n");
+    let logs = e.logs().join("\n");
     assert!(
         logs.contains("results[1].result") || logs.contains("unknown variant `maybe`"),
         "invalid report logged with reason"
@@ -423,11 +425,7 @@ fn a_missing_path_is_reported_and_the_service_stays_up() {
         ),
         Some(3.0)
     );
-    assert!(
-        e.log_lines()
-            .iter()
-            .any(|l| l.contains("/nonexistent/reports"))
-    );
+    assert!(e.logs().iter().any(|l| l.contains("/nonexistent/reports")));
 }
 
 /// The rollout fixture set: controls, blocked admissions and policy modes.

@@ -7,7 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Exporter, Metrics, freshness_dir, timed_result, unix_now};
+use policyreport_test_support::metrics::Metrics;
+
+use common::{Exporter, freshness_dir, timed_result, unix_now};
 
 const READY: Duration = Duration::from_secs(20);
 const REPORTS: &str = "policyreport_reports";

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Metrics, Rng, gen_event, gen_policy, gen_report, render_family};
+use common::{gen_event, gen_policy, gen_report};
 use policyreport_exporter::aggregate::{Aggregate, Config, ExtraLabel, LabelOptions, Outputs};
 use policyreport_exporter::event;
 use policyreport_exporter::kind::{Kind, Role};
@@ -27,6 +27,8 @@ use policyreport_exporter::policy;
 use policyreport_exporter::report::Report;
 use policyreport_exporter::source::files;
 use policyreport_exporter::source::{Origin, SourceEvent};
+use policyreport_test_support::metrics::{Metrics, render_family};
+use policyreport_test_support::rng::Rng;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::select;

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use common::{Exporter, FakeCluster, Workload, repo};
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::http::http_get;
+use policyreport_test_support::procfs;
+use policyreport_test_support::rng::Rng;
 
 const READY: Duration = Duration::from_secs(30);
 
@@ -116,7 +119,7 @@ fn load(test: &str, seconds: u64) {
     let updater = {
         let (c, stop, updates) = (c.clone(), stop.clone(), updates.clone());
         std::thread::spawn(move || {
-            let mut rng = common::Rng::new(1000);
+            let mut rng = Rng::new(1000);
             let start = Instant::now();
             let mut n: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -147,7 +150,7 @@ fn load(test: &str, seconds: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("pace.lua");
     std::fs::write(&script, "function delay()\n  return 19\nend\n").expect("script");
-    let cpu_before = cpu_seconds(e.pid());
+    let cpu_before = procfs::cpu_time(e.pid).unwrap_or_default().as_secs_f64();
     let out = std::process::Command::new("wrk")
         .args([
             "-t2",
@@ -162,7 +165,7 @@ fn load(test: &str, seconds: u64) {
         .arg(format!("http://{}/metrics", e.addr))
         .output()
         .expect("run wrk");
-    let cpu = cpu_seconds(e.pid()) - cpu_before;
+    let cpu = procfs::cpu_time(e.pid).unwrap_or_default().as_secs_f64() - cpu_before;
     stop.store(true, Ordering::Relaxed);
     let updating = updater.join().expect("updater");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -217,24 +220,6 @@ fn load(test: &str, seconds: u64) {
     );
 }
 
-/// User + system CPU time of a process, from /proc/PID/stat (in ticks of
-/// 1/100 s, the Linux default).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the command name: state is field 3, utime 14 and stime 15.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Whether a connection was closed by the server within `wait`.
 fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
     s.set_read_timeout(Some(wait)).expect("timeout");
@@ -275,7 +260,7 @@ fn idle_connections_beyond_the_cap_cannot_lock_out_a_scrape() {
     let mut first_try = None;
     let answered = common::poll_until(Duration::from_secs(15), || {
         let ok = matches!(
-            common::http_get(e.addr, "/metrics", &[]),
+            http_get(e.addr, "/metrics", &[]),
             Ok((200, _, ref body)) if body.contains("policyreport_results")
         );
         first_try.get_or_insert(ok);

@@ -6,9 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Exporter, FakeCluster, Metrics, render_family, repo};
+use common::{Exporter, FakeCluster, repo};
 use fake_apiserver::ResourceDef;
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::metrics::{Metrics, render_family};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -235,7 +236,7 @@ fn openreports_not_served_is_not_watched_and_still_ready() {
             .iter()
             .all(|r| !r.path.contains("/apis/openreports.io/v1alpha1/"))
     );
-    let logs = e.log_lines().join("\n");
+    let logs = e.logs().join("\n");
     assert!(logs.contains("not served"), "what is not served is logged");
     assert!(logs.contains("reports.openreports.io"));
 }
@@ -286,7 +287,7 @@ fn invalid_reports_from_the_api_are_skipped_and_counted() {
     e.wait_for("now invalid", FOLLOW, |m| {
         m.sum("policyreport_results") == 0.0
     });
-    let logs = e.log_lines().join("\n");
+    let logs = e.logs().join("\n");
     assert!(
         logs.contains("\"name\":\"bad\"") && logs.contains("results[0].result"),
         "logged with name and field"
@@ -443,7 +444,7 @@ fn blocked_event_counts_grow_and_bad_objects_are_skipped() {
     e.wait_for("service still follows", FOLLOW, |m| {
         m.family("policyreport_policy_info").len() == 1
     });
-    let logs = e.log_lines().join("\n");
+    let logs = e.logs().join("\n");
     assert!(
         logs.contains("\"name\":\"odd\"") && logs.contains("unknown failure action"),
         "policy logged with reason"

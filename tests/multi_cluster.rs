@@ -12,15 +12,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use policyreport_test_support::metrics::Metrics;
 use serde_json::{Value, json};
 
+use common::Exporter;
 use common::e2e_fixtures::{NS, pod_report, write_fixtures};
 use common::monitoring::{
     JOB, NEEDS_KYVERNO, fmt_missing, panel_expr, panel_queries, record_expr, rule_names, run,
     substitute, variable_queries, variables,
 };
 use common::prometheus::{Prometheus, SETTLE, global_config, service_monitor_targets, value};
-use common::{Exporter, Metrics};
 
 /// The flag that starts Prometheus in agent mode: `--agent` from 3.0,
 /// `--enable-feature=agent` in 2.x.

@@ -35,8 +35,9 @@ use common::monitoring::{
     substitute, variable_queries, variables,
 };
 use common::prometheus::{Prometheus, SETTLE, global_config, service_monitor_targets};
-use common::{Exporter, Metrics, repo};
+use common::{Exporter, repo};
 
+use policyreport_test_support::metrics::Metrics;
 use semantics::check_semantics;
 
 /// The rules as deploy/ ships them: the PrometheusRule's spec, written as a

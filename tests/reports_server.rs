@@ -12,11 +12,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Exporter, FakeCluster, Metrics, Workload, assert_objects_held, data_text, from_scratch,
-    poll_until, unsynced,
+    Exporter, FakeCluster, Workload, assert_objects_held, data_text, from_scratch, poll_until,
+    unsynced,
 };
 use fake_apiserver::ReportsServerMode;
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::metrics::Metrics;
 
 /// Generous: the machine running the tests may be loaded.
 const READY: Duration = Duration::from_secs(30);

@@ -17,8 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{FakeCluster, Metrics, Rng, Workload, assert_objects_held, data_text, unsynced};
+use common::{FakeCluster, Workload, assert_objects_held, data_text, unsynced};
 use policyreport_exporter::kind::Kind;
+use policyreport_test_support::metrics::Metrics;
+use policyreport_test_support::rng::Rng;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -195,7 +197,7 @@ fn soak(test: &str, seconds: u64) {
             e.get("/healthz").0,
             200,
             "alive after {fault}; logs:\n{}",
-            e.log_lines().join("\n")
+            e.logs().join("\n")
         );
     }
     stop.store(true, Ordering::Relaxed);

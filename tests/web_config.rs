@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use policyreport_test_support::metrics::Metrics;
+
 use common::prometheus::{Prometheus, SETTLE};
-use common::{Exporter, Metrics, repo};
+use common::{Exporter, repo};
 
 /// A certificate authority that signs server and client certificates.
 struct Ca {

@@ -9,9 +9,10 @@
 //! what each one costs the exporter. The same [`EventSpec`] always yields
 //! the same Events, byte for byte.
 
+use policyreport_test_support::rng::Rng;
 use serde_json::{Value, json};
 
-use crate::reportgen::{Check, LIBRARY, Rng};
+use crate::reportgen::{Check, LIBRARY};
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]

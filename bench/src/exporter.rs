@@ -1,15 +1,13 @@
-//! Running the real exporter binary as a separate process and talking to it
-//! over HTTP: finding or building the binary, spawning it, waiting for
-//! `/readyz`, a keep-alive HTTP client, and parsing `/metrics`.
+//! The exporter binary the benchmark runs (found, or built with Cargo), and
+//! its `policyreport_results` read back as the generator counts them.
+//! Spawning it and talking to it are `policyreport_test_support`'s.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
+use policyreport_test_support::metrics::parse_sample;
 
 use crate::reportgen::Counts;
 
@@ -122,287 +120,6 @@ fn cargo_build(release: bool) -> Result<PathBuf> {
     bail!("cargo build did not report the exporter executable")
 }
 
-/// A running exporter process; killed on drop.
-pub struct Exporter {
-    child: Child,
-    /// Its process id.
-    pub pid: u32,
-    /// The HTTP address it listens on.
-    pub addr: SocketAddr,
-    /// When it was spawned.
-    pub started: Instant,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Exporter {
-    /// Starts `BIN --log-format json serve --listen 127.0.0.1:0 ARGS` and
-    /// waits for its "listening" log line.
-    pub fn spawn(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Exporter> {
-        let mut cmd = Command::new(bin);
-        cmd.args(["--log-format", "json", "--log-level", "info", "serve"])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id();
-        let stderr = child.stderr.take().context("stderr is piped")?;
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "listening"
-                {
-                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
-                }
-                let mut logs = sink.lock().unwrap_or_else(|e| e.into_inner());
-                if logs.len() < 10_000 {
-                    logs.push(line);
-                }
-            }
-        });
-        let mut exporter = Exporter {
-            child,
-            pid,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            started,
-            logs,
-        };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => {
-                exporter.addr = a.parse().context("listening address")?;
-                Ok(exporter)
-            }
-            Err(_) => bail!(
-                "the exporter did not start listening; logs:\n{}",
-                exporter.logs().join("\n")
-            ),
-        }
-    }
-
-    /// Log lines so far (JSON), at most the first 10 000.
-    pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Polls `/readyz` every `every` until it answers 200; returns the time
-    /// since the process was spawned.
-    pub fn wait_ready(&self, timeout: Duration, every: Duration) -> Result<Duration> {
-        loop {
-            if let Ok((200, _)) = get_once(self.addr, "/readyz") {
-                return Ok(self.started.elapsed());
-            }
-            if self.started.elapsed() > timeout {
-                bail!(
-                    "not ready after {timeout:?}; last logs:\n{}",
-                    tail(&self.logs(), 20)
-                );
-            }
-            std::thread::sleep(every);
-        }
-    }
-
-    /// The current `/metrics` text.
-    pub fn metrics(&self) -> Result<String> {
-        let (status, body) = get_once(self.addr, "/metrics")?;
-        if status != 200 {
-            bail!("GET /metrics: {status}");
-        }
-        Ok(String::from_utf8_lossy(&body).into_owned())
-    }
-
-    /// A keep-alive connection to the exporter.
-    pub fn connect(&self) -> Result<HttpConn> {
-        Ok(HttpConn::connect(self.addr)?)
-    }
-
-    /// Sends SIGTERM and waits up to `timeout` for a clean exit.
-    pub fn stop(mut self, timeout: Duration) -> bool {
-        // SAFETY: kill(2) with a pid we own.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tail(lines: &[String], n: usize) -> String {
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// One GET on a fresh connection.
-pub fn get_once(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    HttpConn::connect(addr)?.get(path)
-}
-
-/// A minimal HTTP/1.1 keep-alive client, enough for the exporter's answers
-/// (Content-Length or chunked bodies).
-pub struct HttpConn {
-    addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-}
-
-impl HttpConn {
-    /// Connects.
-    pub fn connect(addr: SocketAddr) -> std::io::Result<HttpConn> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(HttpConn {
-            addr,
-            reader: BufReader::with_capacity(256 * 1024, s),
-        })
-    }
-
-    /// GET `path`; returns the status and body. Reconnects once if the
-    /// server closed the connection.
-    pub fn get(&mut self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        let mut body = Vec::new();
-        let status = self.get_into(path, &mut body)?;
-        Ok((status, body))
-    }
-
-    /// Like [`get`](Self::get), reading the body into `body` (cleared first),
-    /// so that a caller polling in a loop reuses one buffer.
-    pub fn get_into(&mut self, path: &str, body: &mut Vec<u8>) -> std::io::Result<u16> {
-        match self.try_get(path, body) {
-            Ok(r) => Ok(r),
-            Err(_) => {
-                *self = HttpConn::connect(self.addr)?;
-                self.try_get(path, body)
-            }
-        }
-    }
-
-    fn try_get(&mut self, path: &str, body: &mut Vec<u8>) -> std::io::Result<u16> {
-        body.clear();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/plain\r\n\r\n");
-        self.reader.get_mut().write_all(req.as_bytes())?;
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                let k = k.trim().to_ascii_lowercase();
-                let v = v.trim();
-                if k == "content-length" {
-                    length = v.parse::<usize>().ok();
-                } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                    chunked = true;
-                }
-            }
-        }
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                let n = usize::from_str_radix(line.trim(), 16)
-                    .map_err(|_| std::io::Error::other("bad chunk size"))?;
-                let start = body.len();
-                body.resize(start + n, 0);
-                self.reader.read_exact(&mut body[start..])?;
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                if n == 0 {
-                    break;
-                }
-            }
-        } else if let Some(n) = length {
-            body.resize(n, 0);
-            self.reader.read_exact(body)?;
-        } else {
-            self.reader.read_to_end(body)?;
-        }
-        Ok(status)
-    }
-}
-
-/// The label pairs of one sample line, unescaped.
-fn parse_labels(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        let name = name.trim_start_matches(',').trim().to_owned();
-        if name.is_empty() {
-            break;
-        }
-        if chars.next() != Some('"') {
-            break;
-        }
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(c) => value.push(c),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        out.push((name, value));
-    }
-    out
-}
-
-/// A sample's label pairs.
-type Labels = Vec<(String, String)>;
-
-/// Splits a sample line into name, labels and value.
-fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
-    if line.starts_with('#') || line.is_empty() {
-        return None;
-    }
-    let (series, value) = line.rsplit_once(' ')?;
-    let value = value.parse().ok()?;
-    match series.split_once('{') {
-        Some((name, rest)) => Some((name, parse_labels(rest.strip_suffix('}')?), value)),
-        None => Some((series, Vec::new(), value)),
-    }
-}
-
 /// The `policyreport_results` series of a `/metrics` text, keyed like
 /// [`crate::reportgen::expected_counts`]. Extra labels are folded together.
 pub fn parse_results(text: &str) -> Counts {
@@ -411,7 +128,7 @@ pub fn parse_results(text: &str) -> Counts {
         if !line.starts_with("policyreport_results{") {
             continue;
         }
-        let Some((_, labels, value)) = parse_sample(line) else {
+        let Ok(Some((_, labels, value))) = parse_sample(line) else {
             continue;
         };
         let get = |k: &str| {
@@ -435,90 +152,19 @@ pub fn parse_results(text: &str) -> Counts {
     out
 }
 
-/// The value of a sample with exactly these labels (any order), if present.
-pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let (n, l, v) = parse_sample(line)?;
-        (n == name
-            && l.len() == labels.len()
-            && labels
-                .iter()
-                .all(|(k, val)| l.iter().any(|(a, b)| a == k && b == val)))
-        .then_some(v)
-    })
-}
-
-/// Every sample of the metric `name`: its labels (by name) and value.
-pub fn samples(text: &str, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
-    text.lines()
-        .filter_map(parse_sample)
-        .filter(|(n, _, _)| *n == name)
-        .map(|(_, labels, v)| (labels.into_iter().collect(), v))
-        .collect()
-}
-
-/// Sum of `policyreport_results` samples whose line contains every one of
-/// `needles` (such as `policy="x"`): a fast scan for polling. Only the lines
-/// holding the first needle are looked at, found with a SIMD substring search.
-pub fn sum_results_with(text: &[u8], needles: &[&str]) -> u64 {
-    const PREFIX: &[u8] = b"policyreport_results{";
-    let Some((first, rest)) = needles.split_first() else {
-        return text
-            .split(|b| *b == b'\n')
-            .filter(|l| l.starts_with(PREFIX))
-            .map(line_value)
-            .sum();
-    };
-    let mut sum = 0;
-    let mut from = 0;
-    let finder = memchr::memmem::Finder::new(first.as_bytes());
-    while let Some(i) = finder.find(&text[from..]) {
-        let at = from + i;
-        let start = memchr::memrchr(b'\n', &text[..at]).map_or(0, |n| n + 1);
-        let end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |n| at + n);
-        let line = &text[start..end];
-        if line.starts_with(PREFIX)
-            && rest
-                .iter()
-                .all(|n| memchr::memmem::find(line, n.as_bytes()).is_some())
-        {
-            sum += line_value(line);
-        }
-        from = end;
-    }
-    sum
-}
-
-/// The value of a sample line (after its last space), truncated to an integer; 0 if unparsable.
-fn line_value(line: &[u8]) -> u64 {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    memchr::memrchr(b' ', line)
-        .and_then(|i| std::str::from_utf8(&line[i + 1..]).ok())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_results_and_samples() {
+    fn parses_results() {
         let text = "# HELP x\npolicyreport_results{namespace=\"a\",policy=\"p\",category=\"C, D\",severity=\"\",source=\"kyverno\",result=\"fail\"} 3\n\
+                    policyreport_results{namespace=\"a\",policy=\"q\",category=\"\",severity=\"\",source=\"kyverno\",result=\"pass\"} 0\n\
                     policyreport_exporter_objects{resource=\"r\"} 7\n";
         let r = parse_results(text);
         assert_eq!(r.len(), 1);
         let (k, v) = r.iter().next().unwrap();
         assert_eq!(k[2], "C, D");
         assert_eq!(*v, 3);
-        assert_eq!(
-            sample_value(text, "policyreport_exporter_objects", &[("resource", "r")]),
-            Some(7.0)
-        );
-        assert_eq!(
-            sum_results_with(text.as_bytes(), &["policy=\"p\"", "result=\"fail\""]),
-            3
-        );
-        assert_eq!(sum_results_with(text.as_bytes(), &["result=\"pass\""]), 0);
     }
 }

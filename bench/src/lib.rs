@@ -29,7 +29,6 @@ pub mod floor;
 pub mod glue;
 pub mod kubectl;
 pub mod memory;
-pub mod procfs;
 pub mod prometheus;
 pub mod real;
 pub mod realrow;

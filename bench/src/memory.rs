@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use fake_apiserver::ResourceDef;
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::metrics::sample_value;
+use policyreport_test_support::procfs::{self, mib};
 
 use crate::admission::{self, EventSpec};
 use crate::cluster::Cluster;
-use crate::exporter::{Exporter, parse_results, sample_value};
-use crate::procfs::{self, mib};
+use crate::exporter::parse_results;
 use crate::reportgen::{self, Spec};
 use crate::run::thousands;
 

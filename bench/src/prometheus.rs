@@ -10,9 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use policyreport_test_support::http::{get_once, urlencode};
 use serde_json::{Value, json};
-
-use crate::exporter::get_once;
 
 /// The scrape job, as the rules of `deploy/` and the dashboards expect it.
 pub const JOB: &str = "policyreport-exporter";
@@ -212,18 +211,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Percent-encodes all but the unreserved characters of a query string.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The rules as `deploy/` ships them (the PrometheusRule's `spec`), written

@@ -19,6 +19,8 @@ use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
+use policyreport_test_support::http::get_once;
+use policyreport_test_support::metrics::samples;
 use serde_json::Value;
 
 use policyreport_exporter::kind::Kind;
@@ -666,11 +668,10 @@ impl RealCluster {
             Duration::from_secs(180),
             Duration::from_millis(500),
             || {
-                let (_, body) =
-                    crate::exporter::get_once(([127, 0, 0, 1], port).into(), "/metrics")
-                        .map_err(|e| e.to_string())?;
+                let (_, body) = get_once(([127, 0, 0, 1], port).into(), "/metrics")
+                    .map_err(|e| e.to_string())?;
                 let text = String::from_utf8_lossy(&body);
-                let rules = crate::exporter::samples(&text, "kyverno_policy_rule_info_total");
+                let rules = samples(&text, "kyverno_policy_rule_info_total");
                 for (name, mode) in policies {
                     let is = |l: &BTreeMap<String, String>, k: &str, v: &str| {
                         l.get(k).is_some_and(|x| x == v)

@@ -9,10 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::procfs::{self, children_cpu, mib};
 use serde_json::Value;
 
-use crate::exporter::{Exporter, parse_results};
-use crate::procfs::{self, mib};
+use crate::exporter::parse_results;
 use crate::real::{RealCluster, kubectl_binary};
 use crate::reportgen::{self, Spec};
 
@@ -125,17 +126,6 @@ fn time_kubectl(cluster: &RealCluster) -> Result<(Duration, Duration)> {
         bail!("kubectl get policyreports failed: {status}");
     }
     Ok((wall, children_cpu().saturating_sub(before)))
-}
-
-/// User + system CPU of the waited-for children of this process.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage writes into the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 impl RealResult {

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::metrics::sample_value;
+use policyreport_test_support::procfs::{self, mib};
+use policyreport_test_support::rng::Rng;
 
 use crate::cluster::Cluster;
-use crate::exporter::{Exporter, parse_results, sample_value};
-use crate::procfs::{self, mib};
-use crate::reportgen::{self, Counts, GenKind, Generated, Rng, Spec};
+use crate::exporter::parse_results;
+use crate::reportgen::{self, Counts, GenKind, Generated, Spec};
 
 /// What to run.
 #[derive(Clone, Debug)]

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use fake_apiserver::ReportsServerMode;
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::metrics::{sample_value, sum_results_with};
+use policyreport_test_support::procfs::{self, mib};
 use serde_json::json;
 
 use crate::cluster::Cluster;
-use crate::exporter::{Exporter, parse_results, sample_value, sum_results_with};
-use crate::procfs::{self, mib};
+use crate::exporter::parse_results;
 use crate::reportgen::{self, Counts, GenKind, Spec};
 use crate::run::{targets, time_floor};
 

@@ -16,9 +16,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use policyreport_bench::exporter::{Build, Exporter, exporter_binary, samples};
+use policyreport_bench::exporter::{Build, exporter_binary};
 use policyreport_bench::prometheus::{Prometheus, deploy_rules_waiting};
 use policyreport_bench::real::{RealCluster, eventually};
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::metrics::samples;
 use serde_json::{Value, json};
 
 const NS: &str = "burst";

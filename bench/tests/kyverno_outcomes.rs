@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use policyreport_bench::exporter::{Build, Exporter, exporter_binary, samples};
+use policyreport_bench::exporter::{Build, exporter_binary};
 use policyreport_bench::prometheus::{Prometheus, deploy_rules};
 use policyreport_bench::real::{RealCluster, eventually};
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::metrics::samples;
 use serde_json::{Value, json};
 
 const NS: &str = "mixed";

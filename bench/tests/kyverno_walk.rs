@@ -32,14 +32,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
-use policyreport_bench::exporter::{
-    Build, Exporter, exporter_binary, get_once, parse_results, samples, workspace_root,
-};
+use policyreport_bench::exporter::{Build, exporter_binary, parse_results, workspace_root};
 use policyreport_bench::prometheus::{
     Prometheus, Sample, dashboard_queries, deploy_rules, substitute,
 };
 use policyreport_bench::real::{RealCluster, crosscheck, eventually};
 use policyreport_bench::reportgen::Counts;
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::http::get_once;
+use policyreport_test_support::metrics::samples;
 use serde_json::{Value, json};
 
 /// The namespaces the walk creates Pods in.
@@ -1144,10 +1145,6 @@ fn kyverno_apply(c: &RealCluster, dir: &Path, pods: &[Value], out: &Path) -> Res
 
 // ------------------------------------------------------------------ the walk
 
-fn tail(lines: &[String], n: usize) -> String {
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// Polls until the exporter, `summary` and Prometheus agree with the truth,
 /// collecting reports of deleted Pods on the way as the garbage collector
 /// would; returns the summary.
@@ -1167,7 +1164,7 @@ fn settled(
         summary_matches(&s, truth)?;
         Ok(s)
     })
-    .map_err(|err| anyhow!("{err:#}\nexporter logs:\n{}", tail(&e.logs(), 20)))?;
+    .map_err(|err| anyhow!("{err:#}\nexporter logs:\n{}", e.log_tail(20)))?;
     eventually(
         &format!("{what}: Prometheus"),
         Duration::from_secs(60),

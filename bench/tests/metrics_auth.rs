@@ -13,8 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use policyreport_bench::exporter::{Build, Exporter, exporter_binary, workspace_root};
+use policyreport_bench::exporter::{Build, exporter_binary, workspace_root};
 use policyreport_bench::real::{RealCluster, eventually, kubectl_binary};
+use policyreport_test_support::exporter::Exporter;
 
 /// The ClusterRoles and ClusterRoleBindings `deploy/components/metrics-auth`
 /// adds, rendered through an overlay as a user's would be.

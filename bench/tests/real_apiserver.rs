@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use policyreport_bench::exporter::{
-    Build, Exporter, exporter_binary, sample_value, workspace_root,
-};
+use policyreport_bench::exporter::{Build, exporter_binary, workspace_root};
 use policyreport_bench::real::{Proxy, RealCluster, crosscheck, eventually, without_server_fields};
 use policyreport_bench::reportgen::{self, Spec};
+use policyreport_test_support::exporter::Exporter;
+use policyreport_test_support::http::get_once;
+use policyreport_test_support::metrics::sample_value;
 use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_secs(180);
@@ -42,17 +43,13 @@ fn settles(c: &RealCluster, e: &Exporter, what: &str) -> String {
         let metrics = e.metrics().map_err(|e| e.to_string())?;
         crosscheck(&snap, &metrics)
     })
-    .unwrap_or_else(|err| panic!("{err}\nexporter logs:\n{}", tail(&e.logs(), 30)));
+    .unwrap_or_else(|err| panic!("{err}\nexporter logs:\n{}", e.log_tail(30)));
     eprintln!(
         "{what}: exact within {:.1} s ({})",
         start.elapsed().as_secs_f64(),
         report.trim()
     );
     report
-}
-
-fn tail(lines: &[String], n: usize) -> String {
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn value(e: &Exporter, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -637,7 +634,7 @@ fn v1beta1_reports_a_real_410_and_a_missing_permission() -> Result<()> {
             .then_some(())
             .ok_or_else(|| "no watch error yet".to_owned())
     })?;
-    let (status, body) = policyreport_bench::exporter::get_once(e.addr, "/readyz")?;
+    let (status, body) = get_once(e.addr, "/readyz")?;
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("namespaces"), "{body}");
@@ -645,7 +642,7 @@ fn v1beta1_reports_a_real_410_and_a_missing_permission() -> Result<()> {
     assert!(
         logs.contains("namespaces") && logs.to_lowercase().contains("forbidden"),
         "the log names the forbidden resource:\n{}",
-        tail(&e.logs(), 20)
+        e.log_tail(20)
     );
     eventually("reports served without namespaces", SETTLE, POLL, || {
         let v = value(

@@ -1,35 +1,82 @@
-//! Shared helpers for integration tests: run the real binary, talk to it
-//! over real HTTP, and parse what it serves.
+//! Helpers of the integration tests alone: the exporter with the tests'
+//! conveniences, generated objects and workloads, a fake cluster, fixtures.
+//! What the benchmark uses too (the exporter process, HTTP, `/metrics`
+//! parsing, `/proc`, the RNG) is in `test-support/`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use policyreport_test_support as support;
+use support::exporter::Logging;
+use support::http::http_get;
+use support::metrics::{Metrics, render_family};
+use support::procfs;
+use support::rng::Rng;
 
 pub mod e2e_fixtures;
 pub mod monitoring;
 pub mod prometheus;
 
-/// A running exporter process, killed on drop.
-pub struct Exporter {
-    child: Child,
-    pub addr: SocketAddr,
-    pub logs: Arc<Mutex<Vec<String>>>,
+/// The exporter process of `policyreport_test_support`, started with the
+/// tests' [`Logging`], with the conveniences of the tests: they panic rather
+/// than return errors, and [`metrics`](Self::metrics) and
+/// [`wait_ready`](Self::wait_ready) here parse and panic where the shared
+/// methods of the same names return text and errors. Everything else
+/// (`addr`, `pid`, `logs`, `exited`…) is the shared type's, through `Deref`.
+pub struct Exporter(support::exporter::Exporter);
+
+impl Deref for Exporter {
+    type Target = support::exporter::Exporter;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Exporter {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Exporter {
     /// Start `policyreport-exporter serve ARGS` on a free loopback port.
     pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Exporter {
+        Self::serve_with(args, env, |_| {})
+    }
+
+    /// Start `serve ARGS` like [`Exporter::serve`], letting `configure`
+    /// adjust the command first (for example to run as another user).
+    pub fn serve_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
         Self::serve_program(
             Path::new(env!("CARGO_BIN_EXE_policyreport-exporter")),
             args,
             env,
-            |_| {},
+            configure,
         )
+    }
+
+    /// Like [`Exporter::serve_with`], running `program` (a copy of the
+    /// binary, say) instead of the one cargo built.
+    pub fn serve_program(
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
+        let e =
+            support::exporter::Exporter::spawn_with(program, args, env, Logging::TESTS, configure)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        Exporter(e)
     }
 
     /// GET a path; returns status and body.
@@ -57,17 +104,12 @@ impl Exporter {
 
     /// Wait until /readyz answers 200.
     pub fn wait_ready(&self, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if let Ok((200, _, _)) = self.get_with("/readyz", &[]) {
-                return;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "not ready after {timeout:?}; logs: {:#?}",
-                self.logs.lock().expect("log lock")
-            );
-            std::thread::sleep(Duration::from_millis(25));
+        if self
+            .0
+            .wait_ready(timeout, Duration::from_millis(25))
+            .is_err()
+        {
+            panic!("not ready after {timeout:?}; logs: {:#?}", self.logs());
         }
     }
 
@@ -94,146 +136,81 @@ impl Exporter {
     }
 
     /// Send SIGTERM and wait for the exit status.
-    pub fn terminate(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        // SAFETY-free: use the kill command rather than libc.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    pub fn terminate(self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.0.terminate(timeout)
     }
 
-    /// Log lines (JSON) seen so far.
-    pub fn log_lines(&self) -> Vec<String> {
-        self.logs.lock().expect("log lock").clone()
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 GET over a fresh connection: status, content type
-/// and the (de-chunked) body as text.
-pub fn http_get(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<(u16, String, String)> {
-    let (status, fields, body) = http_get_bytes(addr, path, headers)?;
-    let content_type = fields
-        .into_iter()
-        .find_map(|(k, v)| (k == "content-type").then_some(v))
-        .unwrap_or_default();
-    Ok((
-        status,
-        content_type,
-        String::from_utf8_lossy(&body).into_owned(),
-    ))
-}
-
-/// Parsed samples: metric name → (sorted labels → value).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Metrics(pub BTreeMap<String, BTreeMap<Vec<(String, String)>, f64>>);
-
-impl Metrics {
-    /// Parse Prometheus text (or OpenMetrics) samples.
-    pub fn parse(text: &str) -> Metrics {
-        let mut out = Metrics::default();
-        for line in text.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
-            let value: f64 = value.parse().expect("numeric sample value");
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (
-                    n,
-                    parse_labels(rest.strip_suffix('}').expect("closing brace")),
-                ),
-                None => (series, Vec::new()),
-            };
-            out.0
-                .entry(name.to_owned())
-                .or_default()
-                .insert(labels, value);
-        }
-        out
+    /// A `kB` field of `/proc/PID/status`, such as `VmRSS` or `VmHWM` (peak RSS).
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
+        procfs::status_bytes(self.pid, field).map(|b| b / 1024)
     }
 
-    /// Samples of one metric.
-    pub fn family(&self, name: &str) -> BTreeMap<Vec<(String, String)>, f64> {
-        self.0.get(name).cloned().unwrap_or_default()
-    }
-
-    /// The value of a sample given as `name{a="b",...}` label pairs.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut key: Vec<(String, String)> = labels
+    /// Log lines parsed as JSON (lines that are not JSON are skipped).
+    pub fn log_json(&self) -> Vec<serde_json::Value> {
+        self.logs()
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        key.sort();
-        self.0.get(name)?.get(&key).copied()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
-    /// Sum of all samples of a metric.
-    pub fn sum(&self, name: &str) -> f64 {
-        self.family(name).values().sum()
+    /// Log lines at `level` (`WARN`, `INFO`, …) whose message contains `text`.
+    pub fn count_logs(&self, level: &str, text: &str) -> usize {
+        self.log_json()
+            .iter()
+            .filter(|v| {
+                v["level"] == level && v["message"].as_str().is_some_and(|m| m.contains(text))
+            })
+            .count()
     }
 
-    /// `policyreport_results` in a stable text form, for diffs.
-    pub fn render_results(&self) -> String {
-        render_family("policyreport_results", &self.family("policyreport_results"))
-    }
-}
-
-/// Render samples sorted, one per line, labels sorted by name.
-pub fn render_family(name: &str, samples: &BTreeMap<Vec<(String, String)>, f64>) -> String {
-    let mut out = String::new();
-    for (labels, v) in samples {
-        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        out.push_str(&format!("{name}{{{}}} {v}\n", l.join(",")));
-    }
-    out
-}
-
-fn parse_labels(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() {
-            break;
-        }
-        assert_eq!(chars.next(), Some('"'), "label value starts with a quote");
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(c) => value.push(c),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
+    /// Wait until a log line satisfies `pred`; returns it.
+    pub fn wait_log(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = self.log_json().into_iter().find(|v| pred(v)) {
+                return v;
             }
-        }
-        out.push((name.trim_start_matches(',').to_owned(), value));
-        if chars.peek() == Some(&',') {
-            chars.next();
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for a log line: {what}; logs:\n{}",
+                self.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
-    out.sort();
-    out
+
+    /// Wait until the data families served equal `want` (see [`data_text`]);
+    /// returns how long it took. Fails with a diff.
+    pub fn wait_data(&self, what: &str, want: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let got = data_text(&self.metrics());
+            if got == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: served metrics differ from the from-scratch computation after {timeout:?}:\n{}",
+                text_diff(want, &got, 40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `policyreport_exporter_synced` value of one target.
+    pub fn synced(&self, m: &Metrics, target: &str) -> Option<f64> {
+        m.value("policyreport_exporter_synced", &[("resource", target)])
+    }
+
+    /// The `/readyz` status code.
+    pub fn ready_status(&self) -> u16 {
+        self.get_with("/readyz", &[]).map(|r| r.0).unwrap_or(0)
+    }
 }
 
 /// Copy a folder tree (for tests that edit files).
@@ -367,195 +344,6 @@ pub fn crosscheck(
         Ok(text)
     } else {
         Err(text)
-    }
-}
-
-impl Exporter {
-    /// Start `serve ARGS` like [`Exporter::serve`], letting `configure`
-    /// adjust the command first (for example to run as another user).
-    pub fn serve_with(
-        args: &[&str],
-        env: &[(&str, &str)],
-        configure: impl FnOnce(&mut Command),
-    ) -> Exporter {
-        Self::serve_program(
-            Path::new(env!("CARGO_BIN_EXE_policyreport-exporter")),
-            args,
-            env,
-            configure,
-        )
-    }
-
-    /// Like [`Exporter::serve_with`], running `program` (a copy of the
-    /// binary, say) instead of the one cargo built.
-    pub fn serve_program(
-        program: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-        configure: impl FnOnce(&mut Command),
-    ) -> Exporter {
-        let mut cmd = Command::new(program);
-        cmd.args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info,policyreport_exporter=debug",
-            "serve",
-        ])
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        configure(&mut cmd);
-        let mut child = cmd.spawn().expect("start the exporter binary");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "listening"
-                {
-                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().expect("log lock").push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "exporter did not start listening; logs: {:#?}",
-                    logs.lock().expect("log lock")
-                );
-            }
-        };
-        Exporter { child, addr, logs }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A `kB` field of `/proc/PID/status`, such as `VmRSS` or `VmHWM` (peak RSS).
-    pub fn status_kib(&self, field: &str) -> Option<u64> {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    }
-
-    /// The exit status if the process has exited.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// Log lines parsed as JSON (lines that are not JSON are skipped).
-    pub fn log_json(&self) -> Vec<serde_json::Value> {
-        self.log_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Log lines at `level` (`WARN`, `INFO`, …) whose message contains `text`.
-    pub fn count_logs(&self, level: &str, text: &str) -> usize {
-        self.log_json()
-            .iter()
-            .filter(|v| {
-                v["level"] == level && v["message"].as_str().is_some_and(|m| m.contains(text))
-            })
-            .count()
-    }
-
-    /// Wait until a log line satisfies `pred`; returns it.
-    pub fn wait_log(
-        &self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = self.log_json().into_iter().find(|v| pred(v)) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out after {timeout:?} waiting for a log line: {what}; logs:\n{}",
-                self.log_lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// Wait until the data families served equal `want` (see [`data_text`]);
-    /// returns how long it took. Fails with a diff.
-    pub fn wait_data(&self, what: &str, want: &str, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let got = data_text(&self.metrics());
-            if got == want {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{what}: served metrics differ from the from-scratch computation after {timeout:?}:\n{}",
-                text_diff(want, &got, 40)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The `policyreport_exporter_synced` value of one target.
-    pub fn synced(&self, m: &Metrics, target: &str) -> Option<f64> {
-        m.value("policyreport_exporter_synced", &[("resource", target)])
-    }
-
-    /// The `/readyz` status code.
-    pub fn ready_status(&self) -> u16 {
-        self.get_with("/readyz", &[]).map(|r| r.0).unwrap_or(0)
-    }
-}
-
-/// A small deterministic random generator (splitmix64), so tests need no
-/// extra dependency and print a seed that reproduces them.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
     }
 }
 
@@ -1105,62 +893,6 @@ impl Workload {
             }
         }
     }
-}
-
-/// An HTTP answer: status, headers (names lowercased) and body.
-pub type RawAnswer = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// A minimal HTTP/1.1 GET over a fresh connection, keeping the body as
-/// bytes (for compressed answers), de-chunked.
-pub fn http_get_bytes(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<RawAnswer> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let fields: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    if fields
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
-    {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = String::from_utf8_lossy(&rest[..eol]);
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || rest.len() < eol + 2 + n {
-                break;
-            }
-            out.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
-            rest = rest.get(eol + 4 + n..).unwrap_or_default();
-        }
-        body = out;
-    }
-    Ok((status, fields, body))
 }
 
 // ---------------------------------------------------------------------------

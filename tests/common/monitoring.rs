@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
+use policyreport_test_support::metrics::Metrics;
 use serde_json::Value;
 
 use super::e2e_fixtures::NS;
-use super::{Metrics, repo};
+use super::repo;
 
 /// The scrape job, as the rules expect it.
 pub const JOB: &str = "policyreport-exporter";

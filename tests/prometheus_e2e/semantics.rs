@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use policyreport_test_support::metrics::Metrics;
 use serde_json::Value;
 
-use crate::common::Metrics;
 use crate::common::e2e_fixtures::{NS, NS_AUDITED};
 use crate::common::monitoring::{panel_expr, panel_exprs, substitute, variables};
 use crate::common::prometheus::{Prometheus, value};

@@ -1,4 +1,6 @@
-//! Process and machine measurements from `/proc`.
+//! Process and machine measurements from `/proc` (and `getrusage`): CPU
+//! time and memory of a process, of this thread and of waited-for children,
+//! and the machine the numbers were taken on.
 
 use std::time::Duration;
 
@@ -113,4 +115,15 @@ pub fn thread_cpu() -> Duration {
 /// Mebibytes, for display.
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// User + system CPU time of this process's waited-for children (jq,
+/// kubectl), from `getrusage`: a child's CPU can be read this way after it
+/// exited, when its `/proc` entry is gone.
+pub fn children_cpu() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
