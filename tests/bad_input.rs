@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Exporter, data_text, from_scratch};
+use common::{Exporter, data_text, independent_count};
 use policyreport_exporter::kind::Kind;
 use policyreport_test_support::metrics::{Metrics, render_family};
 use policyreport_test_support::rng::Rng;
@@ -56,7 +56,9 @@ impl Good {
     }
 
     fn expected(&self) -> String {
-        data_text(&from_scratch(self.objects.iter().map(|(k, v)| (*k, v))))
+        data_text(&independent_count(
+            self.objects.iter().map(|(k, v)| (*k, v)),
+        ))
     }
 }
 
@@ -357,7 +359,7 @@ fn small_files(test: &str, files: usize) {
         std::fs::write(sub.join(name), text).expect("write");
         objects.push((kind, r));
     }
-    let want = data_text(&from_scratch(objects.iter().map(|(k, v)| (*k, v))));
+    let want = data_text(&independent_count(objects.iter().map(|(k, v)| (*k, v))));
     let start = Instant::now();
     let mut e = Exporter::serve(&["--files", &path_str(dir.path())], &[]);
     e.wait_ready(READY);
@@ -605,7 +607,7 @@ fn files_deleted_while_being_read_do_not_crash_or_linger() {
     }
     assert!(e.exited().is_none(), "still running");
     // The end state is what is on disk: the good files and the kept ones.
-    let want = data_text(&from_scratch(objects.iter().map(|(k, v)| (*k, v))));
+    let want = data_text(&independent_count(objects.iter().map(|(k, v)| (*k, v))));
     let settled = e.wait_data("what is on disk", &want, Duration::from_secs(45));
     let m = e.metrics();
     assert_eq!(

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Exporter, FakeCluster, Workload, assert_objects_held, data_text, from_scratch, poll_until,
+    Exporter, FakeCluster, Workload, assert_objects_held, data_text, independent_count, poll_until,
     unsynced,
 };
 use fake_apiserver::ReportsServerMode;
@@ -235,7 +235,7 @@ fn reports_deleted_and_modified_while_the_watch_was_down() {
     // are still counted (the stale state a replay leaves).
     let mut stale: Vec<_> = c.objects();
     stale.extend(deleted.iter().cloned());
-    let stale_text = data_text(&from_scratch(stale.iter().map(|(k, v)| (*k, v))));
+    let stale_text = data_text(&independent_count(stale.iter().map(|(k, v)| (*k, v))));
     let seen = poll_until(interval, || {
         let m = e.metrics();
         relists(&m, "interval") == 0.0 && data_text(&m) == stale_text

@@ -241,13 +241,21 @@ pub fn repo() -> &'static Path {
 // Reliability helpers (faults, bad input, HTTP load, soak). Appended only.
 // ---------------------------------------------------------------------------
 
-/// The four families computed from objects (not the exporter's own
-/// self-observation), in a stable text form for comparisons.
-pub const DATA_FAMILIES: [&str; 4] = [
+/// Every family `serve` computes from objects under its default flags (not
+/// the exporter's own self-observation), in a stable text form for
+/// comparisons: the families the independent count
+/// (`tests/crosscheck/crosscheck.py`) computes. `--namespace-labels` and
+/// `--compat` add families of their own, which their tests check.
+pub const DATA_FAMILIES: [&str; 9] = [
     "policyreport_results",
     "policyreport_control_resources",
     "policyreport_admission_blocked_total",
+    "policyreport_admission_audit_failures_total",
     "policyreport_policy_info",
+    "policyreport_policy_namespace_mode",
+    "policyreport_reports",
+    "policyreport_reports_stale",
+    "policyreport_report_oldest_refresh_timestamp_seconds",
 ];
 
 /// [`DATA_FAMILIES`] of `m`, sorted, one sample per line.
@@ -273,23 +281,41 @@ pub fn text_diff(want: &str, got: &str, limit: usize) -> String {
     out.join("\n")
 }
 
-/// Compute the served metrics from scratch: a fresh aggregate with the
-/// default configuration, fed one `Apply` per object, then rendered.
-pub fn from_scratch<'a>(
+/// What the exporter must serve for `objects`, counted independently of
+/// its code by `tests/crosscheck/crosscheck.py --print` (written to a
+/// temporary folder as one JSON `List` per kind): the [`DATA_FAMILIES`].
+pub fn independent_count<'a>(
     objects: impl IntoIterator<Item = (policyreport_exporter::kind::Kind, &'a serde_json::Value)>,
 ) -> Metrics {
-    use policyreport_exporter::aggregate::{Aggregate, Config};
-    use policyreport_exporter::source::{Origin, SourceEvent};
-    let mut agg = Aggregate::new(Config::default());
-    for (kind, value) in objects {
-        let object = source_object(kind, value);
-        agg.handle(SourceEvent::Apply {
-            origin: Origin::Watch(kind),
-            object,
-        });
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_lists(dir.path(), objects);
+    let out = Command::new("python3")
+        .arg(repo().join("tests/crosscheck/crosscheck.py"))
+        .arg("--print")
+        .arg(dir.path())
+        .output()
+        .expect("python3 (apt-get install python3)");
+    assert!(
+        out.status.success(),
+        "crosscheck.py --print: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Metrics::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Writes `objects` into `dir` as one JSON `List` per kind.
+fn write_lists<'a>(
+    dir: &Path,
+    objects: impl IntoIterator<Item = (policyreport_exporter::kind::Kind, &'a serde_json::Value)>,
+) {
+    let mut by_kind: BTreeMap<&str, Vec<&serde_json::Value>> = BTreeMap::new();
+    for (kind, v) in objects {
+        by_kind.entry(kind.kind()).or_default().push(v);
     }
-    let snapshot = policyreport_exporter::metrics::Snapshot::render(&agg);
-    Metrics::parse(&String::from_utf8_lossy(&snapshot.prometheus))
+    for (kind, items) in by_kind {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        std::fs::write(dir.join(format!("{kind}.json")), list.to_string()).expect("write a List");
+    }
 }
 
 /// An object as the watch source hands it over.
@@ -317,15 +343,7 @@ pub fn crosscheck(
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let objects_dir = dir.path().join("objects");
     std::fs::create_dir(&objects_dir).map_err(|e| e.to_string())?;
-    let mut by_kind: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
-    for (kind, v) in objects {
-        by_kind.entry(kind.kind()).or_default().push(v.clone());
-    }
-    for (kind, items) in by_kind {
-        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-        std::fs::write(objects_dir.join(format!("{kind}.json")), list.to_string())
-            .map_err(|e| e.to_string())?;
-    }
+    write_lists(&objects_dir, objects.iter().map(|(k, v)| (*k, v)));
     let metrics_file = dir.path().join("metrics.txt");
     std::fs::write(&metrics_file, metrics).map_err(|e| e.to_string())?;
     let out = Command::new("python3")
@@ -648,7 +666,7 @@ impl FakeCluster {
     /// (served kinds only), as [`data_text`].
     pub fn expected(&self) -> String {
         let objects = self.objects();
-        data_text(&from_scratch(objects.iter().map(|(k, v)| (*k, v))))
+        data_text(&independent_count(objects.iter().map(|(k, v)| (*k, v))))
     }
 
     pub fn stop(&self) {

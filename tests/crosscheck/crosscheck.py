@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Independent cross-check of the exporter's report, control, admission, policy and namespace-mode metrics.
+"""Independent cross-check of the exporter's report, control, admission, policy, namespace-mode and freshness metrics.
 
 Usage:
   python3 tests/crosscheck/crosscheck.py --metrics METRICS_FILE PATH...
   python3 tests/crosscheck/crosscheck.py --print PATH...
 
 PATHs are files or folders (searched recursively for *.yaml, *.yml, *.json).
-Six families are computed from the objects in them, independently of the
-Rust code: policyreport_results, policyreport_control_resources,
+Nine families, every family `serve` computes from objects under its default
+flags, are computed from the objects in them, independently of the Rust
+code: policyreport_results, policyreport_control_resources,
 policyreport_admission_blocked_total,
-policyreport_admission_audit_failures_total, policyreport_policy_info and
-policyreport_policy_namespace_mode. With --metrics, the samples of those
-families in METRICS_FILE (Prometheus text format; labels in any order; other
-metrics ignored) are compared with the expected ones: exit 0 when every
-series matches, 1 otherwise, 2 on usage or I/O errors. With --print, the
-expected series of all six families are printed in Prometheus text form,
-sorted, and nothing is compared.
+policyreport_admission_audit_failures_total, policyreport_policy_info,
+policyreport_policy_namespace_mode, policyreport_reports,
+policyreport_reports_stale and
+policyreport_report_oldest_refresh_timestamp_seconds. With --metrics, the
+samples of those families in METRICS_FILE (Prometheus text format; labels in
+any order; other metrics ignored) are compared with the expected ones: exit 0
+when every series matches, 1 otherwise, 2 on usage or I/O errors. With
+--print, the expected series of all nine families are printed in Prometheus
+text form, sorted, and nothing is compared.
 
 Objects:
 - A YAML file may hold several documents; a document is one object or a list
@@ -44,6 +47,16 @@ policyreport_results{namespace, policy, category, severity, source, result}:
   cluster kinds), policy, category and severity as written ("" if absent),
   source (the result's, else the report's top-level `source`, else ""),
   result. The value is the sum of counts; zero-valued series are not emitted.
+
+policyreport_reports, policyreport_reports_stale,
+policyreport_report_oldest_refresh_timestamp_seconds{namespace, source}:
+- Per valid report and each source its results have (as for
+  policyreport_results), the refresh time is the newest `timestamp.seconds`
+  of that source's results: a number (a float rounded down) above 0, later
+  than 2106 read as 2106; anything else is no timestamp.
+- reports: how many reports per (namespace, source). stale: how many of them
+  were refreshed more than 3h (the default --stale-after) before now, 0 too.
+  oldest: the earliest refresh time, absent when none has one.
 
 Controls (the defaults; all three count subjects of kind `Pod` only):
   resource-limits     policy globs require-requests-limits
@@ -172,6 +185,7 @@ import math
 import os
 import re
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -188,6 +202,13 @@ BLOCKED = "policyreport_admission_blocked_total"
 AUDIT_FAILURES = "policyreport_admission_audit_failures_total"
 POLICY_INFO = "policyreport_policy_info"
 NAMESPACE_MODE = "policyreport_policy_namespace_mode"
+REPORTS = "policyreport_reports"
+STALE = "policyreport_reports_stale"
+OLDEST = "policyreport_report_oldest_refresh_timestamp_seconds"
+# The exporter's default --stale-after, in seconds.
+STALE_AFTER = 3 * 3600
+# Refresh times are kept as unsigned 32-bit seconds: later ones read as the last of them.
+LAST_STAMP = 2**32 - 1
 # sample name -> label names, in printing order
 FAMILIES = {
     RESULTS: ("namespace", "policy", "category", "severity", "source", "result"),
@@ -196,6 +217,9 @@ FAMILIES = {
     AUDIT_FAILURES: ("namespace", "policy", "rule", "kind", "control"),
     POLICY_INFO: ("policy", "mode", "category", "severity", "title", "background"),
     NAMESPACE_MODE: ("policy", "namespace", "mode"),
+    REPORTS: ("namespace", "source"),
+    STALE: ("namespace", "source"),
+    OLDEST: ("namespace", "source"),
 }
 
 # The kinds come from the exporter's one table (src/kind.rs, read by scripts/kinds.py); what is counted
@@ -385,6 +409,29 @@ def report_series(obj, namespaced):
                   source, r["result"])
         resources = r.get("resources") or []
         yield labels, max(1, len(resources))
+
+
+def _seconds(timestamp):
+    """A result's refresh time: `timestamp.seconds` rounded down when it is a number above 0, else None."""
+    if not isinstance(timestamp, dict):
+        return None
+    s = timestamp.get("seconds")
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+        return None
+    s = math.floor(s)
+    return min(s, LAST_STAMP) if s > 0 else None
+
+
+def refresh_times(obj):
+    """{source: newest refresh time of that source's results, or None} of one valid report."""
+    top_source = obj.get("source") if isinstance(obj.get("source"), str) else ""
+    out = {}
+    for r in obj.get("results") or []:
+        source = r["source"] if _present(r, "source") else top_source
+        t = _seconds(r.get("timestamp"))
+        old = out.get(source)
+        out[source] = t if old is None else old if t is None else max(old, t)
+    return out
 
 
 # --------------------------------------------------------------------------- controls
@@ -740,7 +787,7 @@ def read_objects(paths, stats, log):
 
 
 def expected_series(paths, log=None):
-    """{(family, labels tuple): value} for all six families, and counting statistics."""
+    """{(family, labels tuple): value} for every family in FAMILIES, and counting statistics."""
     stats = defaultdict(int)
     results = defaultdict(int)
     controls = ControlState()
@@ -750,6 +797,7 @@ def expected_series(paths, log=None):
     routings = {}             # policy -> routing of its first valid copy
     namespace_labels = {}     # namespace -> labels of its first copy
     events = []
+    freshness = defaultdict(list)  # (namespace, source) -> refresh time (or None) of each report
 
     def skipped(what, obj, path):
         stats[f"invalid {what}"] += 1
@@ -769,6 +817,8 @@ def expected_series(paths, log=None):
                 if r.get("category"):
                     result_category.setdefault(r["policy"], r["category"])
             controls.add_report(obj, namespaced)
+            for source, refreshed in refresh_times(obj).items():
+                freshness[(report_namespace(obj, namespaced), source)].append(refreshed)
         elif role == "event":
             if not event_is_wellformed(obj):
                 skipped("events", obj, path)
@@ -835,7 +885,15 @@ def expected_series(paths, log=None):
             mode = "none" if not modes else modes.pop() if len(modes) == 1 else "mixed"
             if mode != "none":
                 out[(NAMESPACE_MODE, (policy, ns, mode))] = 1
-    return {k: v for k, v in out.items() if v != 0}, stats
+    cutoff = time.time() - STALE_AFTER
+    for labels, times in freshness.items():
+        known = [t for t in times if t is not None]
+        out[(REPORTS, labels)] = len(times)
+        out[(STALE, labels)] = sum(1 for t in known if t < cutoff)
+        if known:
+            out[(OLDEST, labels)] = min(known)
+    # A stale count of 0 is served (the gauge exists for every namespace and source with reports).
+    return {k: v for k, v in out.items() if v != 0 or k[0] == STALE}, stats
 
 
 # --------------------------------------------------------------------------- Prometheus text
