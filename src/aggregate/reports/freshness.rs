@@ -242,6 +242,11 @@ fn stale_below(times: &BTreeMap<Stamp, u32>, cutoff: i64) -> u64 {
     counts.map(|(_, n)| u64::from(*n)).sum()
 }
 
+/// `--stale-after`'s default: two of Kyverno's background scan intervals
+/// (`--backgroundScanInterval`, 1h by default) plus an hour of margin. The
+/// flag shows it as `cli` renders it.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3 * 3600);
+
 /// `--stale-after` as a whole number of seconds, `None` when off (zero).
 pub fn stale_seconds(stale_after: Duration) -> Option<i64> {
     (!stale_after.is_zero()).then(|| i64::try_from(stale_after.as_secs()).unwrap_or(i64::MAX))
@@ -295,11 +300,9 @@ impl Aggregate {
             .stale_after
             .map(|a| self.reports.now.saturating_sub(a));
         let mut rows = Vec::new();
-        self.reports.freshness.for_each(
-            cutoff,
-            |s| self.reports.series.resolve(s),
-            |r| rows.push(r),
-        );
+        self.reports
+            .freshness
+            .for_each(cutoff, |s| self.strings.resolve(s), |r| rows.push(r));
         rows.sort_unstable_by(|a, b| (a.namespace, a.source).cmp(&(b.namespace, b.source)));
         rows.into_iter().for_each(&mut f);
     }

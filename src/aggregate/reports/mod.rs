@@ -16,16 +16,17 @@ pub(super) mod tallies;
 pub(super) mod worklist;
 
 use std::collections::BTreeMap;
-
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use tracing::warn;
 
 use super::contribution::Contribution;
-use super::labels::{ExtraLabel, KIND, LINEAR, LabelOptions, NAMESPACE, RESULT, Row, Rows};
-use super::policy_reporter;
-use super::series::{SLOTS, SeriesId, SeriesTable};
-use super::{Aggregate, Config, Map};
+use super::labels::{ExtraLabel, KIND, LabelOptions, NAMESPACE, RESULT, Row, Rows};
+use super::policy_reporter::PolicyReporterTable;
+use super::series::{SLOTS, SeriesId, SeriesTable, Strings};
+use super::short_list::ShortList;
+use super::{Aggregate, Config};
 use crate::controls::Controls;
 use crate::exposition::{Family, Type, always};
 use crate::report::{Outcome, Report};
@@ -38,14 +39,14 @@ use worklist::FailingEntry;
 pub(super) struct Reports {
     pub(super) labels: LabelOptions,
     pub(super) controls: Arc<Controls>,
-    /// `policyreport_results`; its interner also holds the namespaces of
-    /// object ids and the labels of admission counters.
-    pub(super) series: SeriesTable,
+    /// `policyreport_results`, its labels in the aggregate's shared
+    /// [`Strings`].
+    series: SeriesTable,
     /// Policy Reporter's `policy_report_result` and
     /// `cluster_policy_report_result`, with `--compat policy-reporter`:
     /// slots as in [`LABEL_NAMES`](super::LABEL_NAMES), with Policy
     /// Reporter's values.
-    pub(super) policy_reporter: Option<SeriesTable>,
+    pub(super) policy_reporter: Option<PolicyReporterTable>,
     /// Per control, its resource tallies (see [`tallies`]).
     pub(super) control_state: Vec<ControlState>,
     matcher: Matcher,
@@ -103,7 +104,10 @@ impl Reports {
             labels: config.outputs.labels,
             controls: Arc::clone(&config.controls),
             series: SeriesTable::default(),
-            policy_reporter: config.outputs.policy_reporter.then(SeriesTable::default),
+            policy_reporter: config
+                .outputs
+                .policy_reporter
+                .then(PolicyReporterTable::default),
             control_state: config
                 .controls
                 .iter()
@@ -118,20 +122,23 @@ impl Reports {
         }
     }
 
-    /// Decode a report into its contribution, series references taken.
-    pub(super) fn contribution(&mut self, report: &Report, namespace: &str) -> ReportPart {
+    /// Decode a report into its contribution, series references taken and
+    /// its strings interned in `strings`.
+    pub(super) fn contribution(
+        &mut self,
+        report: &Report,
+        namespace: &str,
+        strings: &mut Strings,
+    ) -> ReportPart {
         let rows = count_rows(&self.series, report, namespace, self.labels);
         let mut series: Vec<(SeriesId, u32)> = rows
             .into_iter()
-            .map(|(hash, labels, n)| (self.series.acquire_hashed(hash, &labels), n))
+            .map(|(hash, labels, n)| (self.series.acquire_hashed(strings, hash, &labels), n))
             .collect();
         let policy_reporter = series.len() as u32;
-        policy_reporter::acquire(
-            self.policy_reporter.as_mut(),
-            report,
-            namespace,
-            &mut series,
-        );
+        if let Some(table) = &mut self.policy_reporter {
+            table.acquire(report, namespace, &mut series);
+        }
         let mut sources = newest_per_source(report);
         if sources.len() > usize::from(u16::MAX) {
             warn!(
@@ -143,9 +150,9 @@ impl Reports {
             sources.truncate(usize::from(u16::MAX));
         }
         let fresh = sources.len() as u16;
-        let ns = self.series.intern(namespace);
+        let ns = strings.intern(namespace);
         for (source, newest) in sources {
-            let source = self.series.intern(source);
+            let source = strings.intern(source);
             let id = self.freshness.acquire(ns, source);
             series.push((id, freshness::stamp(newest)));
         }
@@ -154,7 +161,7 @@ impl Reports {
             &mut self.matcher,
             report,
             namespace,
-            &mut self.series,
+            strings,
         );
         let failing = if self.keep_failing {
             worklist::entries(&self.controls, &mut self.matcher, report, namespace)
@@ -204,10 +211,10 @@ impl Reports {
     }
 
     /// Drop the references of a contribution that is not visible.
-    pub(super) fn release(&mut self, c: ReportPart) {
+    pub(super) fn release(&mut self, strings: &Strings, c: ReportPart) {
         let (series, compat, fresh) = c.parts();
         for (s, _) in series {
-            self.series.release(*s);
+            self.series.release(strings, *s);
         }
         if let Some(table) = &mut self.policy_reporter {
             for (s, _) in compat {
@@ -218,6 +225,16 @@ impl Reports {
             self.freshness.release(*id);
         }
     }
+
+    /// Visit every `policyreport_results` series with a non-zero count: the
+    /// values of all label slots, and the count.
+    pub(super) fn for_each_series<'s>(
+        &self,
+        strings: &'s Strings,
+        f: impl FnMut([&'s str; SLOTS], u64),
+    ) {
+        self.series.for_each(strings, f);
+    }
 }
 
 impl Aggregate {
@@ -226,7 +243,7 @@ impl Aggregate {
     pub fn for_each_result(&self, mut f: impl FnMut(&[&str], u64)) {
         let labels = self.reports.labels;
         let mut buf: Vec<&str> = Vec::with_capacity(SLOTS);
-        self.reports.series.for_each(|values, n| {
+        self.reports.for_each_series(&self.strings, |values, n| {
             buf.clear();
             buf.extend(
                 values
@@ -243,7 +260,7 @@ impl Aggregate {
     /// pass, fail, warn, error, skip.
     pub fn results_by_namespace(&self) -> BTreeMap<String, [u64; 5]> {
         let mut out: BTreeMap<String, [u64; 5]> = BTreeMap::new();
-        self.reports.series.for_each(|values, n| {
+        self.reports.for_each_series(&self.strings, |values, n| {
             let i = Outcome::ALL
                 .iter()
                 .position(|o| o.as_str() == values[RESULT])
@@ -287,12 +304,10 @@ fn count_rows<'a>(
     opts: LabelOptions,
 ) -> Vec<Row<'a>> {
     let mut rows = Rows::new(series);
-    let top_source = report.source();
     let scope_kind = report.scope().map_or("", |s| s.kind);
     let by_kind = opts.has(ExtraLabel::Kind);
     for r in report.results() {
-        let source = r.source.or(top_source).unwrap_or("");
-        let mut labels = opts.values(namespace, &r, source);
+        let mut labels = opts.values(namespace, &r);
         let subjects = r.subject_count();
         if subjects == 0 {
             if by_kind {
@@ -308,40 +323,29 @@ fn count_rows<'a>(
             }
         }
     }
-    rows.rows
+    rows.into_rows()
 }
 
-/// Each source a report has results from (the result's `source`, else the
-/// report's, else empty, as in `policyreport_results`), once, with the
-/// newest timestamp among that source's results.
+/// Each source a report has results from
+/// ([`source_or_report`](crate::report::ResultView::source_or_report), as in `policyreport_results`), once,
+/// with the newest timestamp among that source's results.
 fn newest_per_source(report: &Report) -> Vec<(&str, Option<i64>)> {
-    let top_source = report.source();
-    // Reports hold one source, rarely a few: a list, searched linearly
-    // until a crafted report makes it long.
-    let mut out: Vec<(&str, Option<i64>)> = Vec::with_capacity(1);
-    let mut index: Map<&str, usize> = Map::default();
+    // Reports hold one source, rarely a few.
+    let mut out: ShortList<(&str, Option<i64>)> = ShortList::with_capacity(1);
+    let hasher = foldhash::fast::RandomState::default();
     for r in report.results() {
-        let source = r.source.or(top_source).unwrap_or("");
-        let found = if index.is_empty() {
-            out.iter().position(|(s, _)| *s == source)
-        } else {
-            index.get(source).copied()
-        };
-        match found {
-            Some(i) => out[i].1 = out[i].1.max(r.timestamp),
+        let source = r.source_or_report();
+        match out.find(|| hasher.hash_one(source), |(s, _)| *s == source) {
+            Some(i) => {
+                let newest = &mut out.get_mut(i).1;
+                *newest = (*newest).max(r.timestamp);
+            }
             None => {
-                out.push((source, r.timestamp));
-                if out.len() > LINEAR {
-                    if index.is_empty() {
-                        index.extend(out.iter().enumerate().map(|(i, (s, _))| (*s, i)));
-                    } else {
-                        index.insert(source, out.len() - 1);
-                    }
-                }
+                out.push((source, r.timestamp), |(s, _)| hasher.hash_one(*s));
             }
         }
     }
-    out
+    out.into_vec()
 }
 
 /// The families this index serves, in serving order.
