@@ -7,7 +7,7 @@
 
 use super::Aggregate;
 use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SLOTS, SOURCE};
-use super::series::{SeriesId, SeriesTable, Strings};
+use super::series::{SeriesCount, SeriesId, SeriesTable, Strings};
 use crate::exposition::{Family, Samples, Type};
 use crate::report::Report;
 
@@ -78,21 +78,16 @@ pub(super) struct PolicyReporterTable {
 }
 
 impl PolicyReporterTable {
-    /// Append a report's Policy Reporter series and counts to `series`,
-    /// their references taken.
-    pub(super) fn acquire(
-        &mut self,
-        report: &Report,
-        namespace: &str,
-        series: &mut Vec<(SeriesId, u32)>,
-    ) {
+    /// A report's Policy Reporter series and counts, their references
+    /// taken.
+    pub(super) fn acquire(&mut self, report: &Report, namespace: &str) -> Box<[SeriesCount]> {
         let rows = policy_reporter_rows(&self.series, report, namespace);
-        series.extend(rows.into_iter().map(|(hash, labels, n)| {
-            (
-                self.series.acquire_hashed(&mut self.strings, hash, &labels),
-                n,
-            )
-        }));
+        rows.into_iter()
+            .map(|(hash, labels, count)| SeriesCount {
+                series: self.series.acquire_hashed(&mut self.strings, hash, &labels),
+                count,
+            })
+            .collect()
     }
 
     /// Add to a series' value.

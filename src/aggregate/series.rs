@@ -26,6 +26,15 @@ pub type SeriesKey = [DefaultSymbol; SLOTS];
 /// Index of a series in the table.
 pub type SeriesId = u32;
 
+/// A series and the count one report adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesCount {
+    /// The series, in the table the list belongs to.
+    pub series: SeriesId,
+    /// What the report adds to its value.
+    pub count: u32,
+}
+
 /// Interned strings: each distinct string stored once, named by a
 /// 4-byte symbol. Symbols are never freed.
 #[derive(Debug)]

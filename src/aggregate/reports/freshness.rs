@@ -3,8 +3,8 @@
 //! (its refresh time: Kyverno's background scan rewrites every result's
 //! timestamp on each rescan).
 //!
-//! A report contributes one `(FreshId, Stamp)` pair per source it has
-//! results from. The index keeps, per (namespace, source), the number of
+//! A report contributes one [`Refresh`] (entry and refresh time) per source
+//! it has results from ([`Refreshes`]). The index keeps, per (namespace, source), the number of
 //! reports and an ordered multiset of their refresh times, so that stale
 //! counts follow the clock without rescanning any report.
 //!
@@ -42,6 +42,45 @@ pub fn stamp(newest: Option<i64>) -> Stamp {
     match newest {
         Some(s) if s > 0 => Stamp::try_from(s).unwrap_or(Stamp::MAX),
         _ => NO_STAMP,
+    }
+}
+
+/// A report's refresh time in one (namespace, source) entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refresh {
+    /// The entry.
+    pub entry: FreshId,
+    /// The report's newest result timestamp from that source.
+    pub stamp: Stamp,
+}
+
+/// A report's refreshes, one per source it has results from. Most reports
+/// have one, kept inline; none or several take a box (none allocates
+/// nothing). 16 bytes either way: a box's pointer is never null, which
+/// tells the two apart.
+#[derive(Debug)]
+pub enum Refreshes {
+    /// The one source of most reports.
+    One(Refresh),
+    /// No source, or several.
+    Many(Box<[Refresh]>),
+}
+
+impl Refreshes {
+    /// These refreshes, kept in the form that fits.
+    pub fn new(refreshes: Vec<Refresh>) -> Self {
+        match refreshes[..] {
+            [one] => Self::One(one),
+            _ => Self::Many(refreshes.into_boxed_slice()),
+        }
+    }
+
+    /// The refreshes, in order.
+    pub fn as_slice(&self) -> &[Refresh] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
     }
 }
 

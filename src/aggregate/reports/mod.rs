@@ -24,13 +24,13 @@ use tracing::warn;
 use super::contribution::Contribution;
 use super::labels::{ExtraLabel, KIND, LabelOptions, NAMESPACE, RESULT, Row, Rows};
 use super::policy_reporter::PolicyReporterTable;
-use super::series::{SLOTS, SeriesId, SeriesTable, Strings};
+use super::series::{SLOTS, SeriesCount, SeriesTable, Strings};
 use super::short_list::ShortList;
 use super::{Aggregate, Config};
 use crate::controls::Controls;
 use crate::exposition::{Family, Type, always};
 use crate::report::{Outcome, Report};
-use freshness::{Clock, FreshId, FreshnessTable, Stamp};
+use freshness::{Clock, FreshnessTable, Refresh, Refreshes};
 use tallies::{ControlDelta, ControlState, Matcher};
 use worklist::FailingEntry;
 
@@ -62,38 +62,51 @@ pub(super) struct Reports {
     pub(super) now: i64,
 }
 
-/// What one report contributes: its series counts and its per-control
-/// resource tallies; its failing entries only when kept (`summary
-/// --failing`), else empty. With `--compat policy-reporter`, `series` goes
-/// on with its counts in the Policy Reporter table from index
-/// `policy_reporter`; its last `fresh` entries are one (freshness entry,
-/// refresh time) pair per source the report has results from. (One list,
-/// not three, and a 16-bit count keep a contribution at 56 bytes: see
-/// [`ReportPart::parts`].)
+/// What one report contributes, each part a list of its own type: its
+/// `policyreport_results` counts, its per-control resource tallies, its
+/// refresh time per source, and what only some runs keep ([`Optional`]).
+///
+/// 56 bytes, as a contribution (`a_contribution_stays_56_bytes`): three
+/// 16-byte lists and a pointer. A part of every report goes inline and
+/// costs its list's 16 bytes (72 with one more: the size test fails first);
+/// a part only some runs keep goes in [`Optional`], allocated only when one
+/// of its lists is not empty. Against one heap list of 8-byte pairs for
+/// the counts, Policy Reporter's and the refreshes, split by offsets: the
+/// single refresh of most reports is inline rather than 8 bytes of that
+/// chunk, and with `--compat policy-reporter` each report allocates an
+/// [`Optional`] (a 48-byte glibc chunk) and its Policy Reporter counts in a
+/// chunk of their own (8 to 16 bytes of header and rounding): about 60
+/// bytes more per report in that mode, by glibc's chunk sizes.
 #[derive(Debug)]
 pub(super) struct ReportPart {
-    series: Box<[(SeriesId, u32)]>,
+    /// Its `policyreport_results` series and counts.
+    results: Box<[SeriesCount]>,
+    /// Its tallies, per control and resource.
     controls: Box<[ControlDelta]>,
-    pub(super) failing: Box<[FailingEntry]>,
-    policy_reporter: u32,
-    fresh: u16,
+    /// Its refresh time per source it has results from.
+    refreshes: Refreshes,
+    /// `None` when every list of it would be empty.
+    optional: Option<Box<Optional>>,
 }
 
-/// A report's `series` list split into its own series, Policy Reporter's,
-/// and its freshness pairs.
-type Parts<'a> = (
-    &'a [(SeriesId, u32)],
-    &'a [(SeriesId, u32)],
-    &'a [(FreshId, Stamp)],
-);
+/// What a report contributes only in some runs.
+#[derive(Debug)]
+struct Optional {
+    /// Policy Reporter's series and counts (`--compat policy-reporter`).
+    policy_reporter: Box<[SeriesCount]>,
+    /// Its failing entries (`summary --failing`).
+    failing: Box<[FailingEntry]>,
+}
 
 impl ReportPart {
-    fn parts(&self) -> Parts<'_> {
-        let (rest, fresh) = self
-            .series
-            .split_at(self.series.len() - usize::from(self.fresh));
-        let (own, compat) = rest.split_at(self.policy_reporter as usize);
-        (own, compat, fresh)
+    /// Its Policy Reporter counts; empty unless `--compat policy-reporter`.
+    fn policy_reporter(&self) -> &[SeriesCount] {
+        self.optional.as_ref().map_or(&[], |o| &o.policy_reporter)
+    }
+
+    /// Its failing entries; empty unless kept (`summary --failing`).
+    pub(super) fn failing(&self) -> &[FailingEntry] {
+        self.optional.as_ref().map_or(&[], |o| &o.failing)
     }
 }
 
@@ -131,15 +144,20 @@ impl Reports {
         strings: &mut Strings,
     ) -> ReportPart {
         let rows = count_rows(&self.series, report, namespace, self.labels);
-        let mut series: Vec<(SeriesId, u32)> = rows
+        let results = rows
             .into_iter()
-            .map(|(hash, labels, n)| (self.series.acquire_hashed(strings, hash, &labels), n))
+            .map(|(hash, labels, count)| SeriesCount {
+                series: self.series.acquire_hashed(strings, hash, &labels),
+                count,
+            })
             .collect();
-        let policy_reporter = series.len() as u32;
-        if let Some(table) = &mut self.policy_reporter {
-            table.acquire(report, namespace, &mut series);
-        }
+        let policy_reporter = match &mut self.policy_reporter {
+            Some(table) => table.acquire(report, namespace),
+            None => Box::new([]),
+        };
         let mut sources = newest_per_source(report);
+        // One freshness entry per source: a crafted report with sources by
+        // the million would otherwise add as many.
         if sources.len() > usize::from(u16::MAX) {
             warn!(
                 namespace,
@@ -149,13 +167,14 @@ impl Reports {
             );
             sources.truncate(usize::from(u16::MAX));
         }
-        let fresh = sources.len() as u16;
         let ns = strings.intern(namespace);
-        for (source, newest) in sources {
-            let source = strings.intern(source);
-            let id = self.freshness.acquire(ns, source);
-            series.push((id, freshness::stamp(newest)));
-        }
+        let refreshes = sources
+            .into_iter()
+            .map(|(source, newest)| Refresh {
+                entry: self.freshness.acquire(ns, strings.intern(source)),
+                stamp: freshness::stamp(newest),
+            })
+            .collect();
         let controls = tallies::deltas(
             &self.controls,
             &mut self.matcher,
@@ -168,40 +187,44 @@ impl Reports {
         } else {
             Box::new([])
         };
+        let optional = (!policy_reporter.is_empty() || !failing.is_empty()).then(|| {
+            Box::new(Optional {
+                policy_reporter,
+                failing,
+            })
+        });
         ReportPart {
-            series: series.into_boxed_slice(),
+            results,
             controls,
-            failing,
-            policy_reporter,
-            fresh,
+            refreshes: Refreshes::new(refreshes),
+            optional,
         }
     }
 
     /// Add a report's counts (`visible`), or take them away: its series,
-    /// Policy Reporter's, its freshness pairs and its control tallies.
+    /// Policy Reporter's, its refreshes and its control tallies.
     pub(super) fn count(&mut self, c: &ReportPart, visible: bool) {
-        let (series, compat, fresh) = c.parts();
-        for (s, n) in series {
+        for s in &c.results {
             if visible {
-                self.series.add(*s, *n);
+                self.series.add(s.series, s.count);
             } else {
-                self.series.sub(*s, *n);
+                self.series.sub(s.series, s.count);
             }
         }
         if let Some(table) = &mut self.policy_reporter {
-            for (s, n) in compat {
+            for s in c.policy_reporter() {
                 if visible {
-                    table.add(*s, *n);
+                    table.add(s.series, s.count);
                 } else {
-                    table.sub(*s, *n);
+                    table.sub(s.series, s.count);
                 }
             }
         }
-        for (id, stamp) in fresh {
+        for r in c.refreshes.as_slice() {
             if visible {
-                self.freshness.add(*id, *stamp);
+                self.freshness.add(r.entry, r.stamp);
             } else {
-                self.freshness.sub(*id, *stamp);
+                self.freshness.sub(r.entry, r.stamp);
             }
         }
         let sign = if visible { 1 } else { -1 };
@@ -212,17 +235,16 @@ impl Reports {
 
     /// Drop the references of a contribution that is not visible.
     pub(super) fn release(&mut self, strings: &Strings, c: ReportPart) {
-        let (series, compat, fresh) = c.parts();
-        for (s, _) in series {
-            self.series.release(strings, *s);
+        for s in &c.results {
+            self.series.release(strings, s.series);
         }
         if let Some(table) = &mut self.policy_reporter {
-            for (s, _) in compat {
-                table.release(*s);
+            for s in c.policy_reporter() {
+                table.release(s.series);
             }
         }
-        for (id, _) in fresh {
-            self.freshness.release(*id);
+        for r in c.refreshes.as_slice() {
+            self.freshness.release(r.entry);
         }
     }
 
