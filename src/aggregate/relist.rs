@@ -2,8 +2,9 @@
 //! source's changes take effect at once, while a relist's objects are held
 //! aside until the relist completes and then replace the origin's whole set
 //! atomically. [`Store`] keeps the contributions of each origin and of each
-//! relist in progress; what a contribution does when it becomes visible,
-//! is retired or is dropped is the [`Index`]'s.
+//! relist in progress, each origin's in a [`Table`] (insertion-ordered for
+//! objects, a plain hash map for Events); what a contribution does when it
+//! becomes visible, is retired or is dropped is the [`Index`]'s.
 //!
 //! Every step makes the new contribution visible before it retires the one
 //! it replaces, so a reader never sees an object's counts missing between

@@ -392,7 +392,7 @@ fn freshness_labels<'a>(r: &FreshnessRow<'a>) -> [(&'static str, &'a str); 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use string_interner::{DefaultBackend, StringInterner};
+    use crate::aggregate::series::Strings;
 
     #[test]
     fn stamps_keep_whole_seconds_after_the_epoch() {
@@ -405,11 +405,8 @@ mod tests {
 
     #[test]
     fn stale_counts_are_range_sums_below_the_cutoff() {
-        let mut strings: StringInterner<DefaultBackend> = StringInterner::new();
-        let (ns, src) = (
-            strings.get_or_intern("shop"),
-            strings.get_or_intern("kyverno"),
-        );
+        let mut strings = Strings::default();
+        let (ns, src) = (strings.intern("shop"), strings.intern("kyverno"));
         let mut t = FreshnessTable::default();
         let id = t.acquire(ns, src);
         for s in [100, 100, 200, 300, NO_STAMP] {
@@ -417,7 +414,7 @@ mod tests {
         }
         let rows = |t: &FreshnessTable, cutoff| {
             let mut out = Vec::new();
-            let resolve = |s| strings.resolve(s).unwrap_or("");
+            let resolve = |s| strings.resolve(s);
             t.for_each(cutoff, resolve, |r| {
                 out.push((r.namespace.to_owned(), r.reports, r.stale, r.oldest))
             });
