@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -172,11 +173,22 @@ pub struct SourceArgs {
     #[arg(
         long,
         value_name = "DURATION",
-        default_value = "3h",
+        default_value = STALE_AFTER_DEFAULT.as_str(),
         value_parser = parse_duration,
         env = "POLICYREPORT_EXPORTER_STALE_AFTER"
     )]
     pub stale_after: Duration,
+}
+
+/// `--stale-after`'s default ([`aggregate::DEFAULT_STALE_AFTER`]) as
+/// `--help` shows it.
+static STALE_AFTER_DEFAULT: LazyLock<String> =
+    LazyLock::new(|| duration_text(aggregate::DEFAULT_STALE_AFTER));
+
+/// A duration in jiff's friendly format, which [`parse_duration`] reads.
+fn duration_text(d: Duration) -> String {
+    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    format!("{d:#}")
 }
 
 /// Parse a duration such as `10m`, `90s`, `1h30m` or `0`.

@@ -10,6 +10,7 @@ use super::namespaces::Namespaces;
 use super::policies::Policies;
 use super::relist::{Index, Store};
 use super::reports::{ReportPart, Reports};
+use super::series::Strings;
 use super::stats::Stats;
 use super::uid::Key;
 use crate::decode::DecodeError;
@@ -18,7 +19,6 @@ use crate::namespace::{self, NamespaceInfo};
 use crate::policy::{self, Policy};
 use crate::source::{Body, Origin, SourceObject};
 use string_interner::DefaultSymbol as Sym;
-use tracing::debug;
 
 /// Identity of an object within its origin: 32 bytes, and no heap for the
 /// name of a report named after its resource's uid, as Kyverno names them.
@@ -81,9 +81,11 @@ impl Aggregate {
         let decoded = match &object.body {
             Body::Report(report) => match report.error() {
                 Some(err) => Err(err.clone()),
-                None => Ok(Some(Contribution::Report(
-                    self.reports.contribution(report, namespace),
-                ))),
+                None => Ok(Some(Contribution::Report(self.reports.contribution(
+                    report,
+                    namespace,
+                    &mut self.strings,
+                )))),
             },
             Body::Object(raw) if object.kind == Kind::Namespace => namespace::decode(raw.raw.get())
                 .map(|n| Some(Contribution::Other(Other::Namespace(Box::new(n))))),
@@ -104,7 +106,7 @@ impl Aggregate {
         let (namespace, name) = object.id();
         ObjectId {
             kind: object.kind,
-            namespace: self.reports.series.intern(namespace),
+            namespace: self.strings.intern(namespace),
             name: Key::new(name),
         }
     }
@@ -120,11 +122,7 @@ impl Aggregate {
             .objects
             .get(origin, id)
             .is_some_and(|c| matches!(c, Contribution::Other(Other::Invalid)));
-        if was_invalid {
-            debug!(kind = %object.kind, name = %object.id().1, "object still invalid");
-            return;
-        }
-        self.count_invalid(origin, object, err);
+        self.count_invalid(was_invalid, origin, object, err);
     }
 
     /// The object store, and apart from it the indexes its contributions
@@ -135,6 +133,7 @@ impl Aggregate {
             policies: &mut self.policies,
             namespaces: &mut self.namespaces,
             stats: &mut self.stats,
+            strings: &self.strings,
         };
         (&mut self.objects, index)
     }
@@ -147,10 +146,12 @@ pub(super) struct Indexes<'a> {
     policies: &'a mut Policies,
     namespaces: &'a mut Namespaces,
     stats: &'a mut Stats,
+    /// The shared strings, which releasing a series reads.
+    strings: &'a Strings,
 }
 
 impl Index<ObjectId, Contribution> for Indexes<'_> {
-    fn activate(&mut self, new: &Contribution) {
+    fn activate(&mut self, new: &mut Contribution, _old: Option<&Contribution>) {
         match new {
             Contribution::Report(r) => self.reports.count(r, true),
             Contribution::Other(Other::Policy(p)) => self.policies.apply(p),
@@ -171,7 +172,7 @@ impl Index<ObjectId, Contribution> for Indexes<'_> {
 
     fn release(&mut self, c: Contribution) {
         if let Contribution::Report(r) = c {
-            self.reports.release(r);
+            self.reports.release(self.strings, r);
         }
     }
 

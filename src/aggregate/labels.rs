@@ -4,9 +4,8 @@
 //! looked up in a [`SeriesTable`]. Policy Reporter's families use the same
 //! slots with their own values.
 
-use hashbrown::HashTable;
-
 use super::series::{self, SeriesTable};
+use super::short_list::ShortList;
 use crate::report::ResultView;
 
 /// An optional label of `policyreport_results`, turned on with
@@ -114,14 +113,9 @@ impl LabelOptions {
         self.enabled[slot]
     }
 
-    /// A result's label values, those off empty; `source` is the result's
-    /// source or its report's. `kind` is left empty: it is a subject's.
-    pub(super) fn values<'a>(
-        &self,
-        namespace: &'a str,
-        r: &ResultView<'a>,
-        source: &'a str,
-    ) -> [&'a str; SLOTS] {
+    /// A result's label values, those off empty. `kind` is left empty: it
+    /// is a subject's.
+    pub(super) fn values<'a>(&self, namespace: &'a str, r: &ResultView<'a>) -> [&'a str; SLOTS] {
         // An optional slot's value goes through `on`. Filling the array
         // first and blanking the slots that are off afterwards made
         // `handle(Apply)` about 5% slower (docs/benchmarks.md,
@@ -132,7 +126,7 @@ impl LabelOptions {
         values[POLICY] = r.policy;
         values[CATEGORY] = r.category;
         values[SEVERITY] = r.severity;
-        values[SOURCE] = source;
+        values[SOURCE] = r.source_or_report();
         values[RESULT] = r.outcome.as_str();
         values[RULE] = on(RULE, r.rule);
         values
@@ -146,63 +140,33 @@ pub(super) type Row<'a> = (u64, [&'a str; SLOTS], u32);
 /// [`SeriesTable::acquire_hashed`]), each distinct label set once.
 pub(super) struct Rows<'a, 't> {
     table: &'t SeriesTable,
-    pub(super) rows: Vec<Row<'a>>,
-    index: HashTable<usize>,
+    rows: ShortList<Row<'a>>,
 }
 
 impl<'a, 't> Rows<'a, 't> {
     pub(super) fn new(table: &'t SeriesTable) -> Self {
         Self {
             table,
-            rows: Vec::new(),
-            index: HashTable::new(),
+            rows: ShortList::with_capacity(0),
         }
     }
 
     /// Add `n` to the row of `labels`.
     pub(super) fn add(&mut self, labels: [&'a str; SLOTS], n: u32) {
-        // Most reports hold few distinct rows: a list beats a map, until it
-        // grows long.
         let hash = self.table.hash(&labels);
-        let rows = &mut self.rows;
         let same = |row: &Row<'_>| {
             row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
         };
-        let found = if self.index.is_empty() {
-            rows.iter().position(same)
-        } else {
-            self.index.find(hash, |&i| same(&rows[i])).copied()
-        };
-        match found {
-            Some(i) => rows[i].2 += n,
+        match self.rows.find(|| hash, same) {
+            Some(i) => self.rows.get_mut(i).2 += n,
             None => {
-                rows.push((hash, labels, n));
-                index_long_list(&mut self.index, rows.len(), |i| rows[i].0);
+                self.rows.push((hash, labels, n), |row| row.0);
             }
         }
     }
-}
 
-/// Entries a list is searched linearly before [`index_long_list`] indexes it.
-/// Reports with few resources keep no index (docs/benchmarks.md); the value
-/// was not tuned separately.
-pub(super) const LINEAR: usize = 16;
-
-/// Keep `index` over a list of `len` entries, which just grew by one: empty
-/// while the list is short, then holding every position by its hash.
-pub(super) fn index_long_list(
-    index: &mut HashTable<usize>,
-    len: usize,
-    hash: impl Fn(usize) -> u64,
-) {
-    if len <= LINEAR {
-        return;
-    }
-    if index.is_empty() {
-        for i in 0..len {
-            index.insert_unique(hash(i), i, |&j| hash(j));
-        }
-    } else {
-        index.insert_unique(hash(len - 1), len - 1, |&j| hash(j));
+    /// The rows, in the order their label sets first came.
+    pub(super) fn into_rows(self) -> Vec<Row<'a>> {
+        self.rows.into_vec()
     }
 }

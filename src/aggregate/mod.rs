@@ -12,11 +12,13 @@
 //! - `policy_reporter`: Policy Reporter's families (`--compat`);
 //! - `readiness` and `stats`: sync targets and self-observation.
 //!
-//! This module holds the shared types and dispatches each event. Objects
-//! other than Events are reduced to contributions (`contribution`), which
-//! a generic store (`relist`) applies: an update makes the new one visible
-//! and retires the old one, a delete retires, and a relist replaces an
-//! origin's whole set atomically when it completes. Readers see the state only
+//! This module holds the shared types, the interned strings every index
+//! shares (`series::Strings`, lent to each index beside its own state), and
+//! dispatches each event. Objects other than Events are reduced to
+//! contributions (`contribution`), Events to what they add (`events`), and
+//! a generic store (`relist`) applies both: an update makes the new one
+//! visible and retires the old one, a delete retires, and a relist replaces
+//! an origin's whole set atomically when it completes. Readers see the state only
 //! through the read methods, and [`run()`] hands it to a publisher after each
 //! batch of changes.
 
@@ -31,6 +33,7 @@ mod relist;
 mod reports;
 mod run;
 pub mod series;
+mod short_list;
 mod stats;
 mod uid;
 
@@ -38,7 +41,7 @@ pub use labels::{ExtraLabel, LABEL_NAMES, LabelOptions};
 pub use namespaces::namespace_label_name;
 pub use policy_reporter::{POLICY_REPORTER_NO_CATEGORY, PolicyReporterLabels};
 pub use readiness::SyncState;
-pub use reports::freshness::{Clock, FreshnessRow};
+pub use reports::freshness::{Clock, DEFAULT_STALE_AFTER, FreshnessRow};
 pub use reports::tallies::ControlStatus;
 pub use reports::worklist::{FailingEntry, MESSAGE_CHARS};
 pub use run::{Publisher, run};
@@ -56,12 +59,13 @@ use crate::kind::Kind;
 use crate::namespace_filter::NamespaceFilter;
 use crate::source::{Origin, SourceEvent, SourceObject};
 use contribution::{Contribution, ObjectId};
-use events::{Admissions, EventTables};
+use events::{Admissions, EventStore};
 use namespaces::Namespaces;
 use policies::Policies;
 use readiness::Readiness;
 use relist::Store;
 use reports::Reports;
+use series::Strings;
 
 /// Every family the indexes serve, in serving order; each index declares
 /// its own beside its state.
@@ -82,10 +86,6 @@ pub static FAMILIES: &[&[Family<Aggregate>]] = &[
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// An insertion-ordered [`Map`].
 type OrderedMap<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
-
-/// `--stale-after`'s default: two of Kyverno's background scan intervals
-/// (`--backgroundScanInterval`, 1h by default) plus an hour of margin.
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3 * 3600);
 
 /// What the aggregate keeps beyond what every command needs: what
 /// `serve`'s flags add (`ServeArgs::outputs` maps them).
@@ -133,13 +133,16 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Aggregate {
     namespace_filter: NamespaceFilter,
+    /// The strings every index interns and resolves (see `series`), lent
+    /// to each through [`Aggregate::split`] or read beside it.
+    strings: Strings,
     /// The report index (see `reports`).
     reports: Reports,
     /// The admission counters (see `events`).
     admissions: Admissions,
     /// Live Events, apart from the other objects: they are many, and each
-    /// needs only its uid and what it added.
-    events: EventTables,
+    /// needs only its uid and what it added (see `events`).
+    events: EventStore,
     /// The policy index (see `policies`).
     policies: Policies,
     /// The Namespace index (see `namespaces`).
@@ -158,10 +161,11 @@ impl Aggregate {
     /// An empty aggregate.
     pub fn new(config: Config) -> Self {
         Self {
+            strings: Strings::default(),
             reports: Reports::new(&config),
             namespace_filter: config.namespace_filter,
             admissions: Admissions::default(),
-            events: EventTables::default(),
+            events: EventStore::default(),
             policies: Policies::default(),
             namespaces: Namespaces::new(&config.outputs.namespace_labels),
             objects: Store::default(),
@@ -231,7 +235,7 @@ impl Aggregate {
 
     /// A relist of `origin` begins; an unfinished one is abandoned.
     fn start_resync(&mut self, origin: Origin) {
-        self.events.resync_start(&origin);
+        self.start_admission_resync(origin.clone());
         let (store, mut index) = self.split();
         store.start(&mut index, origin);
     }
@@ -245,7 +249,7 @@ impl Aggregate {
 
     /// The relist of `origin` is complete.
     fn finish_resync(&mut self, origin: Origin) {
-        self.finish_admission_resync(&origin);
+        self.finish_admission_resync(origin.clone());
         let (store, mut index) = self.split();
         store.finish(&mut index, origin);
     }

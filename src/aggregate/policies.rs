@@ -56,7 +56,7 @@ impl Aggregate {
     /// Each policy's category: from policy objects first, else from results.
     pub(super) fn policy_categories(&self) -> Map<&str, &str> {
         let mut out: Map<&str, &str> = Map::default();
-        self.reports.series.for_each(|values, _| {
+        self.reports.for_each_series(&self.strings, |values, _| {
             if !values[CATEGORY].is_empty() {
                 out.entry(values[POLICY]).or_insert(values[CATEGORY]);
             }
@@ -127,7 +127,7 @@ impl Aggregate {
             }
             targets.insert(policy, (copies, namespaces, cluster_wide));
         }
-        self.reports.series.for_each(|values, _| {
+        self.reports.for_each_series(&self.strings, |values, _| {
             if let Some((_, namespaces, true)) = targets.get_mut(values[POLICY]) {
                 namespaces.insert(values[NAMESPACE]);
             }

@@ -1,13 +1,13 @@
 //! Policy Reporter compatibility (`--compat policy-reporter`): its
-//! simple-mode counting and the table it fills, [`Aggregate`]'s
-//! `policy_reporter` field, which reports' contributions add to like
+//! simple-mode counting and the table it fills ([`PolicyReporterTable`],
+//! kept by the report index), which reports' contributions add to like
 //! `policyreport_results`.
 //!
 //! Serves `policy_report_result` and `cluster_policy_report_result`.
 
 use super::Aggregate;
 use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SLOTS, SOURCE};
-use super::series::{SeriesId, SeriesTable};
+use super::series::{SeriesCount, SeriesId, SeriesTable, Strings};
 use crate::exposition::{Family, Samples, Type};
 use crate::report::Report;
 
@@ -63,23 +63,52 @@ fn policy_reporter_rows<'a>(
         labels[RESULT] = r.outcome.as_str();
         rows.add(labels, 1);
     }
-    rows.rows
+    rows.into_rows()
 }
 
-/// Append a report's Policy Reporter series and counts to `series`, their
-/// references taken; nothing unless enabled.
-pub(super) fn acquire(
-    table: Option<&mut SeriesTable>,
-    report: &Report,
-    namespace: &str,
-    series: &mut Vec<(SeriesId, u32)>,
-) {
-    if let Some(table) = table {
-        let rows = policy_reporter_rows(table, report, namespace);
-        series.extend(
-            rows.into_iter()
-                .map(|(hash, labels, n)| (table.acquire_hashed(hash, &labels), n)),
-        );
+/// Policy Reporter's series. Their label values are interned apart from
+/// the aggregate's shared [`Strings`]: its values (`Other`, the first
+/// result's source) would otherwise take symbols among the shared ones, and
+/// `policyreport_control_resources` orders its samples by those symbols, so
+/// turning `--compat policy-reporter` on would reorder it.
+#[derive(Debug, Default)]
+pub(super) struct PolicyReporterTable {
+    strings: Strings,
+    series: SeriesTable,
+}
+
+impl PolicyReporterTable {
+    /// A report's Policy Reporter series and counts, their references
+    /// taken.
+    pub(super) fn acquire(&mut self, report: &Report, namespace: &str) -> Box<[SeriesCount]> {
+        let rows = policy_reporter_rows(&self.series, report, namespace);
+        rows.into_iter()
+            .map(|(hash, labels, count)| SeriesCount {
+                series: self.series.acquire_hashed(&mut self.strings, hash, &labels),
+                count,
+            })
+            .collect()
+    }
+
+    /// Add to a series' value.
+    pub(super) fn add(&mut self, id: SeriesId, n: u32) {
+        self.series.add(id, n);
+    }
+
+    /// Subtract from a series' value.
+    pub(super) fn sub(&mut self, id: SeriesId, n: u32) {
+        self.series.sub(id, n);
+    }
+
+    /// Drop a reference taken by [`acquire`](Self::acquire).
+    pub(super) fn release(&mut self, id: SeriesId) {
+        self.series.release(&self.strings, id);
+    }
+
+    /// Number of live series.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.series.len()
     }
 }
 
@@ -100,7 +129,7 @@ impl Aggregate {
         let Some(table) = &self.reports.policy_reporter else {
             return;
         };
-        table.for_each(|v, n| {
+        table.series.for_each(&table.strings, |v, n| {
             let labels = PolicyReporterLabels {
                 namespace: v[NAMESPACE],
                 policy: v[POLICY],

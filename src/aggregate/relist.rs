@@ -2,22 +2,28 @@
 //! source's changes take effect at once, while a relist's objects are held
 //! aside until the relist completes and then replace the origin's whole set
 //! atomically. [`Store`] keeps the contributions of each origin and of each
-//! relist in progress; what a contribution does when it becomes visible,
-//! is retired or is dropped is the [`Index`]'s.
+//! relist in progress, each origin's in a [`Table`] (insertion-ordered for
+//! objects, a plain hash map for Events); what a contribution does when it
+//! becomes visible, is retired or is dropped is the [`Index`]'s.
 //!
 //! Every step makes the new contribution visible before it retires the one
 //! it replaces, so a reader never sees an object's counts missing between
 //! two versions of it.
 
+use std::collections::HashMap;
 use std::hash::Hash;
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
 
 use super::{Map, OrderedMap};
 use crate::source::Origin;
 
 /// What the contributions of a [`Store`] apply to.
 pub(super) trait Index<K, C> {
-    /// Make a contribution visible.
-    fn activate(&mut self, new: &C);
+    /// Make a contribution visible; `old`, the one it replaces, is still
+    /// visible and is deactivated right after.
+    fn activate(&mut self, new: &mut C, old: Option<&C>);
     /// Take a visible contribution away and drop what it holds.
     fn deactivate(&mut self, old: C);
     /// Drop what a contribution that never became visible holds.
@@ -26,26 +32,124 @@ pub(super) trait Index<K, C> {
     fn counted(&mut self, id: &K, delta: i64);
 }
 
-/// The contributions of each origin, and of each relist in progress.
-/// Insertion-ordered, so a relist activates its objects in the order the
-/// source listed them: results are then the same for the same input,
-/// whatever the hash seeds.
-#[derive(Debug)]
-pub(super) struct Store<K, C> {
-    live: Map<Origin, OrderedMap<K, C>>,
-    pending: Map<Origin, OrderedMap<K, C>>,
+/// The map a [`Store`] keeps one origin's contributions in: an
+/// insertion-ordered [`OrderedMap`], or a plain [`Map`] for contributions
+/// whose activation order cannot change the state.
+pub(super) trait Table<K, C>: Default + IntoIterator<Item = (K, C)> {
+    /// The contribution of `id`.
+    fn get(&self, id: &K) -> Option<&C>;
+    /// Hold `c` as `id`'s contribution; returns the one it replaces, whose
+    /// place it takes.
+    fn insert(&mut self, id: K, c: C) -> Option<C>;
+    /// Take out `id`'s contribution; the others may change order.
+    fn take(&mut self, id: &K) -> Option<C>;
+    /// Take out `id`'s contribution, the others kept in order.
+    fn take_in_order(&mut self, id: &K) -> Option<C>;
+    /// Whether it holds nothing.
+    fn is_empty(&self) -> bool;
+    /// Every contribution.
+    fn values<'a>(&'a self) -> impl Iterator<Item = &'a C>
+    where
+        C: 'a;
+    /// Every identity and contribution, in order.
+    fn iter_mut<'a>(&'a mut self) -> impl Iterator<Item = (&'a K, &'a mut C)>
+    where
+        K: 'a,
+        C: 'a;
+    /// Give back room grown for entries no longer there.
+    fn shrink_to_fit(&mut self);
 }
 
-impl<K, C> Default for Store<K, C> {
+impl<K: Hash + Eq, C> Table<K, C> for OrderedMap<K, C> {
+    fn get(&self, id: &K) -> Option<&C> {
+        IndexMap::get(self, id)
+    }
+    fn insert(&mut self, id: K, c: C) -> Option<C> {
+        IndexMap::insert(self, id, c)
+    }
+    fn take(&mut self, id: &K) -> Option<C> {
+        self.swap_remove(id)
+    }
+    fn take_in_order(&mut self, id: &K) -> Option<C> {
+        self.shift_remove(id)
+    }
+    fn is_empty(&self) -> bool {
+        IndexMap::is_empty(self)
+    }
+    fn values<'a>(&'a self) -> impl Iterator<Item = &'a C>
+    where
+        C: 'a,
+    {
+        IndexMap::values(self)
+    }
+    fn iter_mut<'a>(&'a mut self) -> impl Iterator<Item = (&'a K, &'a mut C)>
+    where
+        K: 'a,
+        C: 'a,
+    {
+        IndexMap::iter_mut(self)
+    }
+    fn shrink_to_fit(&mut self) {
+        IndexMap::shrink_to_fit(self);
+    }
+}
+
+impl<K: Hash + Eq, C> Table<K, C> for Map<K, C> {
+    fn get(&self, id: &K) -> Option<&C> {
+        HashMap::get(self, id)
+    }
+    fn insert(&mut self, id: K, c: C) -> Option<C> {
+        HashMap::insert(self, id, c)
+    }
+    fn take(&mut self, id: &K) -> Option<C> {
+        self.remove(id)
+    }
+    fn take_in_order(&mut self, id: &K) -> Option<C> {
+        self.remove(id)
+    }
+    fn is_empty(&self) -> bool {
+        HashMap::is_empty(self)
+    }
+    fn values<'a>(&'a self) -> impl Iterator<Item = &'a C>
+    where
+        C: 'a,
+    {
+        HashMap::values(self)
+    }
+    fn iter_mut<'a>(&'a mut self) -> impl Iterator<Item = (&'a K, &'a mut C)>
+    where
+        K: 'a,
+        C: 'a,
+    {
+        HashMap::iter_mut(self)
+    }
+    fn shrink_to_fit(&mut self) {
+        HashMap::shrink_to_fit(self);
+    }
+}
+
+/// The contributions of each origin, and of each relist in progress, each
+/// origin's in a [`Table`]. By default insertion-ordered, so a relist
+/// activates its objects in the order the source listed them: results are
+/// then the same for the same input, whatever the hash seeds.
+#[derive(Debug)]
+pub(super) struct Store<K, C, T = OrderedMap<K, C>> {
+    live: Map<Origin, T>,
+    pending: Map<Origin, T>,
+    contributions: PhantomData<(K, C)>,
+}
+
+impl<K, C, T> Default for Store<K, C, T> {
     fn default() -> Self {
         Self {
             live: Map::default(),
             pending: Map::default(),
+            contributions: PhantomData,
         }
     }
 }
 
-impl<K: Hash + Eq, C> Store<K, C> {
+impl<K: Hash + Eq, C, T: Table<K, C>> Store<K, C, T> {
     /// The visible contribution of `id` in `origin`.
     pub(super) fn get(&self, origin: &Origin, id: &K) -> Option<&C> {
         self.live.get(origin).and_then(|m| m.get(id))
@@ -65,10 +169,10 @@ impl<K: Hash + Eq, C> Store<K, C> {
         id: K,
         new: Option<C>,
     ) {
-        let old = self.live.get_mut(&origin).and_then(|m| m.swap_remove(&id));
+        let old = self.live.get_mut(&origin).and_then(|m| m.take(&id));
         match new {
-            Some(new) => {
-                index.activate(&new);
+            Some(mut new) => {
+                index.activate(&mut new, old.as_ref());
                 match old {
                     Some(old) => index.deactivate(old),
                     None => index.counted(&id, 1),
@@ -86,7 +190,14 @@ impl<K: Hash + Eq, C> Store<K, C> {
 
     /// An object was deleted.
     pub(super) fn delete(&mut self, index: &mut impl Index<K, C>, origin: &Origin, id: &K) {
-        if let Some(old) = self.live.get_mut(origin).and_then(|m| m.swap_remove(id)) {
+        let Some(table) = self.live.get_mut(origin) else {
+            return;
+        };
+        let old = table.take(id);
+        if table.is_empty() {
+            self.live.remove(origin);
+        }
+        if let Some(old) = old {
             index.deactivate(old);
             index.counted(id, -1);
         }
@@ -94,8 +205,8 @@ impl<K: Hash + Eq, C> Store<K, C> {
 
     /// A relist of `origin` begins; an unfinished one is abandoned.
     pub(super) fn start(&mut self, index: &mut impl Index<K, C>, origin: Origin) {
-        if let Some(stale) = self.pending.insert(origin, OrderedMap::default()) {
-            stale.into_values().for_each(|c| index.release(c));
+        if let Some(stale) = self.pending.insert(origin, T::default()) {
+            stale.into_iter().for_each(|(_, c)| index.release(c));
         }
     }
 
@@ -111,7 +222,7 @@ impl<K: Hash + Eq, C> Store<K, C> {
         let pending = self.pending.entry(origin).or_default();
         let dup = match new {
             Some(new) => pending.insert(id, new),
-            None => pending.shift_remove(&id),
+            None => pending.take_in_order(&id),
         };
         if let Some(dup) = dup {
             index.release(dup);
@@ -123,9 +234,9 @@ impl<K: Hash + Eq, C> Store<K, C> {
     pub(super) fn finish(&mut self, index: &mut impl Index<K, C>, origin: Origin) {
         let mut fresh = self.pending.remove(&origin).unwrap_or_default();
         let mut old = self.live.remove(&origin).unwrap_or_default();
-        for (id, new) in fresh.iter() {
-            let prev = old.swap_remove(id);
-            index.activate(new);
+        for (id, new) in fresh.iter_mut() {
+            let prev = old.take(id);
+            index.activate(new, prev.as_ref());
             match prev {
                 Some(prev) => index.deactivate(prev),
                 None => index.counted(id, 1),
@@ -137,7 +248,8 @@ impl<K: Hash + Eq, C> Store<K, C> {
         }
         if !fresh.is_empty() {
             // Its entries grew by doubling: up to half of them spare room,
-            // 96 bytes each: at 150k reports, about 50 bytes per report.
+            // 96 bytes each in an ordered table: at 150k reports, about 50
+            // bytes per report.
             fresh.shrink_to_fit();
             self.live.insert(origin, fresh);
         }
@@ -156,7 +268,7 @@ mod tests {
     struct Log(Vec<String>);
 
     impl Index<&'static str, String> for Log {
-        fn activate(&mut self, new: &String) {
+        fn activate(&mut self, new: &mut String, _old: Option<&String>) {
             self.0.push(format!("activate {new}"));
         }
         fn deactivate(&mut self, old: String) {
@@ -180,7 +292,7 @@ mod tests {
 
     #[test]
     fn changes_apply_at_once_the_new_before_the_old_goes() {
-        let (mut store, mut log) = (Store::default(), Log::default());
+        let (mut store, mut log): (Store<_, _>, _) = (Store::default(), Log::default());
         store.apply(&mut log, file("f"), "a", Some("a0".to_owned()));
         store.apply(&mut log, file("f"), "a", Some("a1".to_owned()));
         store.apply(&mut log, file("f"), "a", None);
@@ -207,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_its_origin_alone_and_only_when_it_ends() {
-        let (mut store, mut log) = (Store::default(), Log::default());
+        let (mut store, mut log): (Store<_, _>, _) = (Store::default(), Log::default());
         store.apply(&mut log, file("f"), "a", Some("a0".to_owned()));
         store.apply(&mut log, file("f"), "gone", Some("g0".to_owned()));
         store.apply(&mut log, file("other"), "a", Some("o0".to_owned()));
@@ -244,7 +356,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_relist_is_released_and_an_empty_one_empties_the_origin() {
-        let (mut store, mut log) = (Store::default(), Log::default());
+        let (mut store, mut log): (Store<_, _>, _) = (Store::default(), Log::default());
         store.apply(&mut log, file("f"), "a", Some("a0".to_owned()));
         store.start(&mut log, file("f"));
         store.relisted(&mut log, file("f"), "a", Some("a1".to_owned()));

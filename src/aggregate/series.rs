@@ -1,9 +1,13 @@
-//! The table of label sets (series) and their current values.
+//! The strings the indexes share ([`Strings`]) and the table of label
+//! sets (series) and their current values ([`SeriesTable`]).
 //!
-//! Label values are interned once; a series is a fixed array of symbols.
-//! Contributions refer to series by [`SeriesId`] and hold a reference, so a
-//! series lives exactly as long as some report (committed or in a pending
-//! relist) mentions it, and its slot is reused afterwards.
+//! Label values are interned once, in the [`Strings`] the aggregate owns
+//! and lends each index (the namespaces of object ids, admission counters,
+//! control tallies and freshness entries are interned there too); a series
+//! is a fixed array of symbols. Contributions refer to series by
+//! [`SeriesId`] and hold a reference, so a series lives exactly as long as
+//! some report (committed or in a pending relist) mentions it, and its slot
+//! is reused afterwards.
 //!
 //! Series are found by one hash of their label strings, compared against
 //! the interned strings, so finding an existing series interns nothing.
@@ -22,6 +26,48 @@ pub type SeriesKey = [DefaultSymbol; SLOTS];
 /// Index of a series in the table.
 pub type SeriesId = u32;
 
+/// A series and the count one report adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesCount {
+    /// The series, in the table the list belongs to.
+    pub series: SeriesId,
+    /// What the report adds to its value.
+    pub count: u32,
+}
+
+/// Interned strings: each distinct string stored once, named by a
+/// 4-byte symbol. Symbols are never freed.
+#[derive(Debug)]
+pub struct Strings(StringInterner<DefaultBackend, RandomState>);
+
+impl Default for Strings {
+    fn default() -> Self {
+        Self(StringInterner::with_hasher(RandomState::default()))
+    }
+}
+
+impl Strings {
+    /// The symbol of a string, interned when new.
+    pub fn intern(&mut self, s: &str) -> DefaultSymbol {
+        self.0.get_or_intern(s)
+    }
+
+    /// The string of a symbol.
+    pub fn resolve(&self, sym: DefaultSymbol) -> &str {
+        self.0.resolve(sym).unwrap_or("")
+    }
+
+    /// Number of distinct strings ever interned.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no string was interned.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     key: SeriesKey,
@@ -29,10 +75,10 @@ struct Slot {
     refs: u32,
 }
 
-/// Interned label values and the series built from them.
+/// Series built from interned label values (the [`Strings`] each method
+/// that reads or writes labels is lent), and their values.
 #[derive(Debug)]
 pub struct SeriesTable {
-    strings: StringInterner<DefaultBackend, RandomState>,
     hasher: RandomState,
     index: HashTable<SeriesId>,
     slots: Vec<Slot>,
@@ -42,7 +88,6 @@ pub struct SeriesTable {
 impl Default for SeriesTable {
     fn default() -> Self {
         Self {
-            strings: StringInterner::with_hasher(RandomState::default()),
             hasher: RandomState::default(),
             index: HashTable::new(),
             slots: Vec::new(),
@@ -59,15 +104,19 @@ impl SeriesTable {
 
     /// Find or create the series for these label values and take a reference.
     #[cfg(test)]
-    pub fn acquire(&mut self, labels: &[&str; SLOTS]) -> SeriesId {
-        self.acquire_hashed(self.hash(labels), labels)
+    pub fn acquire(&mut self, strings: &mut Strings, labels: &[&str; SLOTS]) -> SeriesId {
+        self.acquire_hashed(strings, self.hash(labels), labels)
     }
 
     /// Find or create the series for these label values, whose
     /// [`hash`](Self::hash) is `hash`, and take a reference.
-    pub fn acquire_hashed(&mut self, hash: u64, labels: &[&str; SLOTS]) -> SeriesId {
+    pub fn acquire_hashed(
+        &mut self,
+        strings: &mut Strings,
+        hash: u64,
+        labels: &[&str; SLOTS],
+    ) -> SeriesId {
         let Self {
-            strings,
             hasher,
             index,
             slots,
@@ -77,14 +126,14 @@ impl SeriesTable {
             let key = &slots[*id as usize].key;
             key.iter()
                 .zip(labels)
-                .all(|(sym, label)| strings.resolve(*sym).is_some_and(|s| same(s, label)))
+                .all(|(sym, label)| strings.0.resolve(*sym).is_some_and(|s| same(s, label)))
         };
         if let Some(&id) = index.find(hash, same) {
             slots[id as usize].refs += 1;
             return id;
         }
         let slot = Slot {
-            key: labels.map(|s| strings.get_or_intern(s)),
+            key: labels.map(|s| strings.intern(s)),
             value: 0,
             refs: 1,
         };
@@ -104,24 +153,13 @@ impl SeriesTable {
         id
     }
 
-    /// Intern a string that is not a series label (namespaces and kinds of
-    /// control resources, blocked-admission keys).
-    pub fn intern(&mut self, s: &str) -> DefaultSymbol {
-        self.strings.get_or_intern(s)
-    }
-
-    /// The string of an interned symbol.
-    pub fn resolve(&self, sym: DefaultSymbol) -> &str {
-        self.strings.resolve(sym).unwrap_or("")
-    }
-
     /// Drop a reference taken by [`acquire_hashed`](Self::acquire_hashed).
-    pub fn release(&mut self, id: SeriesId) {
+    pub fn release(&mut self, strings: &Strings, id: SeriesId) {
         let slot = &mut self.slots[id as usize];
         slot.refs -= 1;
         if slot.refs == 0 {
             debug_assert_eq!(slot.value, 0, "released series still has a value");
-            let hash = key_hash(&self.hasher, &self.strings, &slot.key);
+            let hash = key_hash(&self.hasher, strings, &slot.key);
             if let Ok(entry) = self.index.find_entry(hash, |x| *x == id) {
                 entry.remove();
             }
@@ -142,16 +180,13 @@ impl SeriesTable {
     }
 
     /// Visit every series with a non-zero value.
-    pub fn for_each<'s>(&'s self, mut f: impl FnMut([&'s str; SLOTS], u64)) {
+    pub fn for_each<'s>(&self, strings: &'s Strings, mut f: impl FnMut([&'s str; SLOTS], u64)) {
         for slot in &self.slots {
             // Freed slots have refs == 0; pending-only series have value 0.
             if slot.value == 0 || slot.refs == 0 {
                 continue;
             }
-            f(
-                slot.key.map(|s| self.strings.resolve(s).unwrap_or("")),
-                slot.value,
-            );
+            f(slot.key.map(|s| strings.resolve(s)), slot.value);
         }
     }
 
@@ -163,11 +198,6 @@ impl SeriesTable {
     /// Whether the table holds no series.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
-    }
-
-    /// Number of distinct label strings ever interned.
-    pub fn strings(&self) -> usize {
-        self.strings.len()
     }
 }
 
@@ -193,12 +223,8 @@ pub fn same(a: &str, b: &str) -> bool {
 }
 
 /// The hash of a stored key: the same as [`SeriesTable::hash`] of its strings.
-fn key_hash(
-    hasher: &RandomState,
-    strings: &StringInterner<DefaultBackend, RandomState>,
-    key: &SeriesKey,
-) -> u64 {
-    hasher.hash_one(key.map(|s| strings.resolve(s).unwrap_or("")))
+fn key_hash(hasher: &RandomState, strings: &Strings, key: &SeriesKey) -> u64 {
+    hasher.hash_one(key.map(|s| strings.resolve(s)))
 }
 
 #[cfg(test)]
@@ -208,9 +234,9 @@ mod tests {
     const A: [&str; SLOTS] = ["ns", "p", "", "", "", "pass", "", ""];
     const B: [&str; SLOTS] = ["ns", "p", "", "", "", "fail", "", ""];
 
-    fn values(t: &SeriesTable) -> Vec<(String, u64)> {
+    fn values(t: &SeriesTable, strings: &Strings) -> Vec<(String, u64)> {
         let mut v = Vec::new();
-        t.for_each(|k, n| v.push((k.join("|"), n)));
+        t.for_each(strings, |k, n| v.push((k.join("|"), n)));
         v.sort();
         v
     }
@@ -239,25 +265,28 @@ mod tests {
 
     #[test]
     fn acquire_release_reuses_slots() {
-        let mut t = SeriesTable::default();
-        let a = t.acquire(&A);
-        assert_eq!(t.acquire(&A), a);
+        let (mut t, mut s) = (SeriesTable::default(), Strings::default());
+        let a = t.acquire(&mut s, &A);
+        assert_eq!(t.acquire(&mut s, &A), a);
         t.add(a, 3);
-        let b = t.acquire(&B);
+        let b = t.acquire(&mut s, &B);
         t.add(b, 1);
         assert_eq!(
-            values(&t),
+            values(&t, &s),
             vec![("ns|p||||fail||".into(), 1), ("ns|p||||pass||".into(), 3)]
         );
         t.sub(b, 1);
-        t.release(b);
+        t.release(&s, b);
         assert_eq!(t.len(), 1);
-        assert_eq!(t.acquire(&B), b, "freed slot is reused");
+        assert_eq!(t.acquire(&mut s, &B), b, "freed slot is reused");
         t.sub(a, 3);
-        assert!(values(&t).is_empty(), "zero-valued series are not visited");
-        t.release(a);
-        t.release(a);
-        t.release(b);
+        assert!(
+            values(&t, &s).is_empty(),
+            "zero-valued series are not visited"
+        );
+        t.release(&s, a);
+        t.release(&s, a);
+        t.release(&s, b);
         assert!(t.is_empty());
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::Aggregate;
 use crate::decode::DecodeError;
@@ -112,14 +112,22 @@ impl Aggregate {
         *self.stats.watch_errors.entry(resource).or_default() += 1;
     }
 
-    /// Log and count an object that newly became invalid.
+    /// Log and count an object that could not be decoded, unless the
+    /// version of it held could not either (`was_invalid`): an object
+    /// rewritten while still invalid counts once, and later versions are
+    /// logged at debug level only.
     pub(super) fn count_invalid(
         &mut self,
+        was_invalid: bool,
         origin: &Origin,
         object: &SourceObject,
         err: &DecodeError,
     ) {
         let (namespace, name) = object.id();
+        if was_invalid {
+            debug!(kind = %object.kind, name = %name, "object still invalid");
+            return;
+        }
         warn!(
             kind = %object.kind,
             namespace = %namespace,

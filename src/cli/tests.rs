@@ -51,7 +51,11 @@ fn parses_durations() {
         Command::Serve(s) => s.source.stale_after,
         Command::Summary(s) => s.source.stale_after,
     };
-    assert_eq!(stale_after(&["x", "serve"]), Duration::from_secs(3 * 3600));
+    assert_eq!(stale_after(&["x", "serve"]), aggregate::DEFAULT_STALE_AFTER);
+    assert_eq!(
+        parse_duration(&duration_text(aggregate::DEFAULT_STALE_AFTER)),
+        Ok(aggregate::DEFAULT_STALE_AFTER)
+    );
     assert_eq!(
         stale_after(&["x", "summary", "--stale-after", "90m"]),
         Duration::from_secs(5400)

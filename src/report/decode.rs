@@ -114,6 +114,12 @@ impl<'a> ResultView<'a> {
         self.subjects.iter().map(move |s| report.subject(s))
     }
 
+    /// The source the result counts under: its own `source`, else its
+    /// report's top-level one, else empty.
+    pub fn source_or_report(&self) -> &'a str {
+        self.source.or(self.report.source()).unwrap_or("")
+    }
+
     /// How many subjects the result lists.
     pub fn subject_count(&self) -> usize {
         self.subjects.len()

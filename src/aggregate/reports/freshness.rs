@@ -3,8 +3,8 @@
 //! (its refresh time: Kyverno's background scan rewrites every result's
 //! timestamp on each rescan).
 //!
-//! A report contributes one `(FreshId, Stamp)` pair per source it has
-//! results from. The index keeps, per (namespace, source), the number of
+//! A report contributes one [`Refresh`] (entry and refresh time) per source
+//! it has results from ([`Refreshes`]). The index keeps, per (namespace, source), the number of
 //! reports and an ordered multiset of their refresh times, so that stale
 //! counts follow the clock without rescanning any report.
 //!
@@ -42,6 +42,45 @@ pub fn stamp(newest: Option<i64>) -> Stamp {
     match newest {
         Some(s) if s > 0 => Stamp::try_from(s).unwrap_or(Stamp::MAX),
         _ => NO_STAMP,
+    }
+}
+
+/// A report's refresh time in one (namespace, source) entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refresh {
+    /// The entry.
+    pub entry: FreshId,
+    /// The report's newest result timestamp from that source.
+    pub stamp: Stamp,
+}
+
+/// A report's refreshes, one per source it has results from. Most reports
+/// have one, kept inline; none or several take a box (none allocates
+/// nothing). 16 bytes either way: a box's pointer is never null, which
+/// tells the two apart.
+#[derive(Debug)]
+pub enum Refreshes {
+    /// The one source of most reports.
+    One(Refresh),
+    /// No source, or several.
+    Many(Box<[Refresh]>),
+}
+
+impl Refreshes {
+    /// These refreshes, kept in the form that fits.
+    pub fn new(refreshes: Vec<Refresh>) -> Self {
+        match refreshes[..] {
+            [one] => Self::One(one),
+            _ => Self::Many(refreshes.into_boxed_slice()),
+        }
+    }
+
+    /// The refreshes, in order.
+    pub fn as_slice(&self) -> &[Refresh] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
     }
 }
 
@@ -242,6 +281,11 @@ fn stale_below(times: &BTreeMap<Stamp, u32>, cutoff: i64) -> u64 {
     counts.map(|(_, n)| u64::from(*n)).sum()
 }
 
+/// `--stale-after`'s default: two of Kyverno's background scan intervals
+/// (`--backgroundScanInterval`, 1h by default) plus an hour of margin. The
+/// flag shows it as `cli` renders it.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3 * 3600);
+
 /// `--stale-after` as a whole number of seconds, `None` when off (zero).
 pub fn stale_seconds(stale_after: Duration) -> Option<i64> {
     (!stale_after.is_zero()).then(|| i64::try_from(stale_after.as_secs()).unwrap_or(i64::MAX))
@@ -295,11 +339,9 @@ impl Aggregate {
             .stale_after
             .map(|a| self.reports.now.saturating_sub(a));
         let mut rows = Vec::new();
-        self.reports.freshness.for_each(
-            cutoff,
-            |s| self.reports.series.resolve(s),
-            |r| rows.push(r),
-        );
+        self.reports
+            .freshness
+            .for_each(cutoff, |s| self.strings.resolve(s), |r| rows.push(r));
         rows.sort_unstable_by(|a, b| (a.namespace, a.source).cmp(&(b.namespace, b.source)));
         rows.into_iter().for_each(&mut f);
     }
@@ -350,7 +392,7 @@ fn freshness_labels<'a>(r: &FreshnessRow<'a>) -> [(&'static str, &'a str); 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use string_interner::{DefaultBackend, StringInterner};
+    use crate::aggregate::series::Strings;
 
     #[test]
     fn stamps_keep_whole_seconds_after_the_epoch() {
@@ -363,11 +405,8 @@ mod tests {
 
     #[test]
     fn stale_counts_are_range_sums_below_the_cutoff() {
-        let mut strings: StringInterner<DefaultBackend> = StringInterner::new();
-        let (ns, src) = (
-            strings.get_or_intern("shop"),
-            strings.get_or_intern("kyverno"),
-        );
+        let mut strings = Strings::default();
+        let (ns, src) = (strings.intern("shop"), strings.intern("kyverno"));
         let mut t = FreshnessTable::default();
         let id = t.acquire(ns, src);
         for s in [100, 100, 200, 300, NO_STAMP] {
@@ -375,7 +414,7 @@ mod tests {
         }
         let rows = |t: &FreshnessTable, cutoff| {
             let mut out = Vec::new();
-            let resolve = |s| strings.resolve(s).unwrap_or("");
+            let resolve = |s| strings.resolve(s);
             t.for_each(cutoff, resolve, |r| {
                 out.push((r.namespace.to_owned(), r.reports, r.stale, r.oldest))
             });

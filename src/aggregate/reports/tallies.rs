@@ -18,7 +18,8 @@ use string_interner::DefaultSymbol as Sym;
 
 use crate::aggregate::Aggregate;
 use crate::aggregate::Map;
-use crate::aggregate::series::{SeriesTable, same};
+use crate::aggregate::series::{Strings, same};
+use crate::aggregate::short_list::ShortList;
 use crate::aggregate::uid::{Key, KeyRef};
 use crate::controls::Controls;
 use crate::exposition::{Family, Type, always};
@@ -229,15 +230,12 @@ pub(super) fn deltas(
     matcher: &mut Matcher,
     report: &Report,
     namespace: &str,
-    strings: &mut SeriesTable,
+    strings: &mut Strings,
 ) -> Box<[ControlDelta]> {
     if controls.is_empty() {
         return Box::new([]);
     }
-    // Most reports hold few (control, resource) pairs: a list beats a map,
-    // until it grows long.
-    let mut acc: Vec<ControlDelta> = Vec::new();
-    let mut index: HashTable<usize> = HashTable::new();
+    let mut acc: ShortList<ControlDelta> = ShortList::with_capacity(0);
     let hasher = RandomState::default();
     let hash = |control: u16, resource: KeyRef<'_>| hasher.hash_one((control, resource));
     let mut key = String::new();
@@ -270,15 +268,11 @@ pub(super) fn deltas(
                 }
                 let resource = KeyRef::of(&key);
                 let same = |d: &ControlDelta| d.control == i && d.resource.as_ref() == resource;
-                let found = if index.is_empty() {
-                    acc.iter().position(same)
-                } else {
-                    index.find(hash(i, resource), |&n| same(&acc[n])).copied()
-                };
-                let d = match found {
-                    Some(at) => &mut acc[at],
-                    None => {
-                        acc.push(ControlDelta {
+                let found = acc.find(|| hash(i, resource), same);
+                let at = match found {
+                    Some(at) => at,
+                    None => acc.push(
+                        ControlDelta {
                             control: i,
                             resource: resource.to_key(),
                             namespace: strings.intern(ns),
@@ -286,14 +280,11 @@ pub(super) fn deltas(
                             pass: 0,
                             bad: 0,
                             skip: 0,
-                        });
-                        crate::aggregate::labels::index_long_list(&mut index, acc.len(), |n| {
-                            hash(acc[n].control, acc[n].resource.as_ref())
-                        });
-                        let last = acc.len() - 1;
-                        &mut acc[last]
-                    }
+                        },
+                        |d| hash(d.control, d.resource.as_ref()),
+                    ),
                 };
+                let d = acc.get_mut(at);
                 d.pass += pass;
                 d.bad += bad;
                 d.skip += skip;
@@ -305,7 +296,7 @@ pub(super) fn deltas(
             }
         }
     }
-    acc.into_boxed_slice()
+    acc.into_vec().into_boxed_slice()
 }
 
 impl Aggregate {
@@ -321,8 +312,8 @@ impl Aggregate {
             state.for_each(|ns, kind, status, n| {
                 f(
                     &control.name,
-                    self.reports.series.resolve(ns),
-                    self.reports.series.resolve(kind),
+                    self.strings.resolve(ns),
+                    self.strings.resolve(kind),
                     status,
                     n,
                 )

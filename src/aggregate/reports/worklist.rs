@@ -99,7 +99,7 @@ impl Aggregate {
             .objects
             .values()
             .flat_map(|c| match c {
-                Contribution::Report(r) => &r.failing[..],
+                Contribution::Report(r) => r.failing(),
                 _ => &[],
             })
             .collect();

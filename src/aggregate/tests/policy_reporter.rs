@@ -79,13 +79,10 @@ fn policy_reporter_counts_results_not_subjects() {
     });
     assert!(policy_reporter_snapshot(&agg).is_empty());
     assert_eq!(
-        agg.reports
-            .policy_reporter
-            .as_ref()
-            .map(series::SeriesTable::len),
+        agg.reports.policy_reporter.as_ref().map(|t| t.len()),
         Some(0)
     );
-    assert_eq!(agg.reports.series.len(), 0);
+    assert_eq!(agg.series_count(), 0);
 
     // Off by default: nothing is kept.
     let mut off = new_agg(LabelOptions::default());
