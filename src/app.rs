@@ -129,14 +129,11 @@ pub fn load_controls(path: Option<&std::path::Path>) -> Result<Arc<Controls>, Co
 }
 
 /// Build the aggregate for this configuration and these outputs and start
-/// the sources feeding `tx`. With `messages`, reports keep each result's
-/// message (the work list of `summary`); with `follow`, file sources keep
-/// watching for changes.
+/// the sources feeding `tx`, read as `reading` says.
 pub async fn start(
     config: &StartConfig,
     outputs: Outputs,
-    messages: bool,
-    follow: bool,
+    reading: source::Reading,
     tx: mpsc::Sender<SourceEvent>,
 ) -> Result<Aggregate, AppError> {
     crate::memory::tune();
@@ -161,7 +158,7 @@ pub async fn start(
         clock: aggregate::Clock::system(),
     });
     info!(labels = ?labels.names(), "policyreport_results labels");
-    let input = source::select(&config.source, follow, messages).await?;
+    let input = source::select(&config.source, reading).await?;
     aggregate.expect_sync(input.sync_target());
     input.start(tx)?;
     Ok(aggregate)
@@ -174,7 +171,11 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let access = access(&config).await?;
     let (tx, rx) = mpsc::channel(CHANNEL);
-    let aggregate = start(&config.start, config.outputs, false, true, tx).await?;
+    let reading = source::Reading {
+        follow: true,
+        keep_messages: false,
+    };
+    let aggregate = start(&config.start, config.outputs, reading, tx).await?;
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::render(&aggregate)));
     tokio::spawn(aggregate::run(aggregate, rx, PUBLISH_INTERVAL, {

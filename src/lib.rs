@@ -1,6 +1,6 @@
 //! policyreport-exporter: a Prometheus exporter for Kyverno's PolicyReports.
 //!
-//! Data flows one way: [`source`]s emit apply, delete and resync events; the
+//! Data flows one way: [`source`]s emit apply, delete and relist events; the
 //! [`aggregate`] owns the state; [`metrics`] renders it; [`server`] serves
 //! the rendering. [`app`] wires them together for the `serve` command;
 //! [`summary`] prints a one-shot rollout report.

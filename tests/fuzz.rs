@@ -1213,7 +1213,7 @@ enum Op {
     /// Delete it.
     Delete { origin: u8, slot: u8 },
     /// A relist of an origin, possibly after an interrupted one.
-    Resync {
+    Relist {
         origin: u8,
         objects: Vec<(u8, u64, bool)>,
         interrupted: Vec<(u8, u64, bool)>,
@@ -1227,7 +1227,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
             .prop_map(|(origin, slot, seed, invalid)| Op::Apply { origin, slot, seed, invalid }),
         2 => (0..3u8, 0..SLOTS).prop_map(|(origin, slot)| Op::Delete { origin, slot }),
         1 => (0..3u8, vec(entry(), 0..10), vec(entry(), 0..4))
-            .prop_map(|(origin, objects, interrupted)| Op::Resync { origin, objects, interrupted }),
+            .prop_map(|(origin, objects, interrupted)| Op::Relist { origin, objects, interrupted }),
     ]
 }
 
@@ -1353,14 +1353,14 @@ fn the_aggregate_always_equals_a_from_scratch_count_of_the_valid_objects() {
                             });
                         }
                     }
-                    Op::Resync {
+                    Op::Relist {
                         origin: o,
                         objects,
                         interrupted,
                     } => {
                         // An interrupted relist: started, some objects, never ended.
                         if !interrupted.is_empty() {
-                            agg.handle(SourceEvent::ResyncStart { origin: origin(*o) });
+                            agg.handle(SourceEvent::RelistStart { origin: origin(*o) });
                             for (slot, seed, invalid) in interrupted {
                                 let mut scratch = Model {
                                     event_gen: model.event_gen.clone(),
@@ -1368,7 +1368,7 @@ fn the_aggregate_always_equals_a_from_scratch_count_of_the_valid_objects() {
                                     ..Model::default()
                                 };
                                 let (kind, v, _) = scratch.object(*o, *slot, *seed, *invalid);
-                                agg.handle(SourceEvent::ResyncApply {
+                                agg.handle(SourceEvent::RelistApply {
                                     origin: origin(*o),
                                     object: common::source_object(kind, &v),
                                 });
@@ -1386,7 +1386,7 @@ fn the_aggregate_always_equals_a_from_scratch_count_of_the_valid_objects() {
                             model.objects.remove(&key);
                             model.deleted(key.0, key.1);
                         }
-                        agg.handle(SourceEvent::ResyncStart { origin: origin(*o) });
+                        agg.handle(SourceEvent::RelistStart { origin: origin(*o) });
                         let mut pending: BTreeMap<u8, (Kind, Value, bool)> = BTreeMap::new();
                         for (slot, seed, invalid) in objects {
                             let (kind, v, valid) = model.object(*o, *slot, *seed, *invalid);
@@ -1397,13 +1397,13 @@ fn the_aggregate_always_equals_a_from_scratch_count_of_the_valid_objects() {
                                     v["series"]["count"].as_u64().expect("count"),
                                 );
                             }
-                            agg.handle(SourceEvent::ResyncApply {
+                            agg.handle(SourceEvent::RelistApply {
                                 origin: origin(*o),
                                 object: common::source_object(kind, &v),
                             });
                             pending.insert(*slot, (kind, v, valid));
                         }
-                        agg.handle(SourceEvent::ResyncEnd { origin: origin(*o) });
+                        agg.handle(SourceEvent::RelistEnd { origin: origin(*o) });
                         for (slot, entry) in pending {
                             if entry.0 == Kind::Event {
                                 model.counted(*o, slot, &entry.1);

@@ -66,15 +66,15 @@ pub fn initial_list(aggregate: &mut Aggregate, objects: impl IntoIterator<Item =
     for object in objects {
         let origin = Origin::Watch(object.kind);
         if !origins.contains(&origin) {
-            aggregate.handle(SourceEvent::ResyncStart {
+            aggregate.handle(SourceEvent::RelistStart {
                 origin: origin.clone(),
             });
             origins.push(origin.clone());
         }
-        aggregate.handle(SourceEvent::ResyncApply { origin, object });
+        aggregate.handle(SourceEvent::RelistApply { origin, object });
     }
     for origin in origins {
-        aggregate.handle(SourceEvent::ResyncEnd { origin });
+        aggregate.handle(SourceEvent::RelistEnd { origin });
     }
 }
 

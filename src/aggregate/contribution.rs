@@ -7,7 +7,7 @@
 
 use super::Aggregate;
 use super::namespaces::Namespaces;
-use super::policies::Policies;
+use super::policy_modes::Policies;
 use super::relist::{Index, Store};
 use super::reports::{ReportPart, Reports};
 use super::series::Strings;
@@ -153,7 +153,7 @@ pub(super) struct Indexes<'a> {
 impl Index<ObjectId, Contribution> for Indexes<'_> {
     fn activate(&mut self, new: &mut Contribution, _old: Option<&Contribution>) {
         match new {
-            Contribution::Report(r) => self.reports.count(r, true),
+            Contribution::Report(r) => self.reports.add(r),
             Contribution::Other(Other::Policy(p)) => self.policies.apply(p),
             Contribution::Other(Other::Namespace(n)) => self.namespaces.apply(n),
             Contribution::Other(Other::Invalid) => {}
@@ -162,7 +162,7 @@ impl Index<ObjectId, Contribution> for Indexes<'_> {
 
     fn deactivate(&mut self, old: Contribution) {
         match &old {
-            Contribution::Report(r) => self.reports.count(r, false),
+            Contribution::Report(r) => self.reports.remove(r),
             Contribution::Other(Other::Policy(p)) => self.policies.delete(p),
             Contribution::Other(Other::Namespace(n)) => self.namespaces.delete(n),
             Contribution::Other(Other::Invalid) => {}

@@ -1,6 +1,6 @@
 //! The label schema of `policyreport_results`: its label slots, which of
 //! them are optional (`--extra-labels`), the values a result gives them,
-//! and [`Rows`], which gathers one report's label sets before they are
+//! and [`SampleRows`], which gathers one report's label sets before they are
 //! looked up in a [`SeriesTable`]. Policy Reporter's families use the same
 //! slots with their own values.
 
@@ -133,17 +133,17 @@ impl LabelOptions {
     }
 }
 
-/// One row of [`Rows`]: the label hash, the label values and the count.
-pub(super) type Row<'a> = (u64, [&'a str; SLOTS], u32);
+/// One row of [`SampleRows`]: the label hash, the label values and the count.
+pub(super) type SampleRow<'a> = (u64, [&'a str; SLOTS], u32);
 
 /// Rows of label values with their counts and label hashes (for
 /// [`SeriesTable::acquire_hashed`]), each distinct label set once.
-pub(super) struct Rows<'a, 't> {
+pub(super) struct SampleRows<'a, 't> {
     table: &'t SeriesTable,
-    rows: ShortList<Row<'a>>,
+    rows: ShortList<SampleRow<'a>>,
 }
 
-impl<'a, 't> Rows<'a, 't> {
+impl<'a, 't> SampleRows<'a, 't> {
     pub(super) fn new(table: &'t SeriesTable) -> Self {
         Self {
             table,
@@ -154,7 +154,7 @@ impl<'a, 't> Rows<'a, 't> {
     /// Add `n` to the row of `labels`.
     pub(super) fn add(&mut self, labels: [&'a str; SLOTS], n: u32) {
         let hash = self.table.hash(&labels);
-        let same = |row: &Row<'_>| {
+        let same = |row: &SampleRow<'_>| {
             row.0 == hash && row.1.iter().zip(&labels).all(|(a, b)| series::same(a, b))
         };
         match self.rows.find(|| hash, same) {
@@ -166,7 +166,7 @@ impl<'a, 't> Rows<'a, 't> {
     }
 
     /// The rows, in the order their label sets first came.
-    pub(super) fn into_rows(self) -> Vec<Row<'a>> {
+    pub(super) fn into_rows(self) -> Vec<SampleRow<'a>> {
         self.rows.into_vec()
     }
 }

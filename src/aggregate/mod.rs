@@ -22,11 +22,11 @@
 //! through the read methods, and [`run()`] hands it to a publisher after each
 //! batch of changes.
 
+mod admissions;
 mod contribution;
-mod events;
 mod labels;
 mod namespaces;
-mod policies;
+mod policy_modes;
 mod policy_reporter;
 mod readiness;
 mod relist;
@@ -58,10 +58,10 @@ use crate::exposition::Family;
 use crate::kind::Kind;
 use crate::namespace_filter::NamespaceFilter;
 use crate::source::{Origin, SourceEvent, SourceObject};
+use admissions::{Admissions, EventStore};
 use contribution::{Contribution, ObjectId};
-use events::{Admissions, EventStore};
 use namespaces::Namespaces;
-use policies::Policies;
+use policy_modes::Policies;
 use readiness::Readiness;
 use relist::Store;
 use reports::Reports;
@@ -72,8 +72,8 @@ use series::Strings;
 pub static FAMILIES: &[&[Family<Aggregate>]] = &[
     reports::FAMILIES,
     reports::tallies::FAMILIES,
-    events::FAMILIES,
-    policies::FAMILIES,
+    admissions::FAMILIES,
+    policy_modes::FAMILIES,
     namespaces::FAMILIES,
     reports::freshness::FAMILIES,
     policy_reporter::FAMILIES,
@@ -194,14 +194,14 @@ impl Aggregate {
             SourceEvent::Delete { origin, object } if object.kind == Kind::Event => {
                 self.delete_admission(&origin, &object)
             }
-            SourceEvent::ResyncApply { origin, object } if object.kind == Kind::Event => {
-                self.resync_admission(origin, &object)
+            SourceEvent::RelistApply { origin, object } if object.kind == Kind::Event => {
+                self.admission_relist_apply(origin, &object)
             }
             SourceEvent::Apply { origin, object } => self.apply_object(origin, &object),
             SourceEvent::Delete { origin, object } => self.delete_object(&origin, &object),
-            SourceEvent::ResyncStart { origin } => self.start_resync(origin),
-            SourceEvent::ResyncApply { origin, object } => self.resync_object(origin, &object),
-            SourceEvent::ResyncEnd { origin } => self.finish_resync(origin),
+            SourceEvent::RelistStart { origin } => self.relist_start(origin),
+            SourceEvent::RelistApply { origin, object } => self.relist_apply(origin, &object),
+            SourceEvent::RelistEnd { origin } => self.relist_end(origin),
             SourceEvent::ExpectSync { target } => self.readiness.expect(target),
             SourceEvent::Forget { target } => self.readiness.forget(&target),
             SourceEvent::Synced { target } => self.readiness.synced(target),
@@ -211,7 +211,7 @@ impl Aggregate {
                 location,
                 reason,
             } => self.refused(resource, location, reason),
-            SourceEvent::Relist { resource, reason } => self.count_relist(resource, reason),
+            SourceEvent::RelistCause { resource, reason } => self.count_relist(resource, reason),
             SourceEvent::WatchError { resource } => {
                 self.count_watch_error(resource);
                 self.readiness.failed(resource);
@@ -234,24 +234,24 @@ impl Aggregate {
     }
 
     /// A relist of `origin` begins; an unfinished one is abandoned.
-    fn start_resync(&mut self, origin: Origin) {
-        self.start_admission_resync(origin.clone());
+    fn relist_start(&mut self, origin: Origin) {
+        self.admission_relist_start(origin.clone());
         let (store, mut index) = self.split();
-        store.start(&mut index, origin);
+        store.relist_start(&mut index, origin);
     }
 
     /// An object other than an Event of the relist in progress.
-    fn resync_object(&mut self, origin: Origin, object: &SourceObject) {
+    fn relist_apply(&mut self, origin: Origin, object: &SourceObject) {
         let (id, new) = self.prepare(&origin, object);
         let (store, mut index) = self.split();
-        store.relisted(&mut index, origin, id, new);
+        store.relist_apply(&mut index, origin, id, new);
     }
 
     /// The relist of `origin` is complete.
-    fn finish_resync(&mut self, origin: Origin) {
-        self.finish_admission_resync(origin.clone());
+    fn relist_end(&mut self, origin: Origin) {
+        self.admission_relist_end(origin.clone());
         let (store, mut index) = self.split();
-        store.finish(&mut index, origin);
+        store.relist_end(&mut index, origin);
     }
 
     /// The optional labels in use.

@@ -6,7 +6,9 @@
 //! Serves `policy_report_result` and `cluster_policy_report_result`.
 
 use super::Aggregate;
-use super::labels::{CATEGORY, NAMESPACE, POLICY, RESULT, Row, Rows, SEVERITY, SLOTS, SOURCE};
+use super::labels::{
+    CATEGORY, NAMESPACE, POLICY, RESULT, SEVERITY, SLOTS, SOURCE, SampleRow, SampleRows,
+};
 use super::series::{SeriesCount, SeriesId, SeriesTable, Strings};
 use crate::exposition::{Family, Samples, Type};
 use crate::report::Report;
@@ -42,12 +44,12 @@ fn policy_reporter_rows<'a>(
     table: &SeriesTable,
     report: &'a Report,
     namespace: &'a str,
-) -> Vec<Row<'a>> {
+) -> Vec<SampleRow<'a>> {
     let nonempty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
     let report_source = nonempty(report.source())
         .or_else(|| report.results().next().and_then(|r| r.source))
         .unwrap_or("");
-    let mut rows = Rows::new(table);
+    let mut rows = SampleRows::new(table);
     for r in report.results() {
         let category = if r.category.is_empty() {
             POLICY_REPORTER_NO_CATEGORY

@@ -204,7 +204,7 @@ impl<K: Hash + Eq, C, T: Table<K, C>> Store<K, C, T> {
     }
 
     /// A relist of `origin` begins; an unfinished one is abandoned.
-    pub(super) fn start(&mut self, index: &mut impl Index<K, C>, origin: Origin) {
+    pub(super) fn relist_start(&mut self, index: &mut impl Index<K, C>, origin: Origin) {
         if let Some(stale) = self.pending.insert(origin, T::default()) {
             stale.into_iter().for_each(|(_, c)| index.release(c));
         }
@@ -212,7 +212,7 @@ impl<K: Hash + Eq, C, T: Table<K, C>> Store<K, C, T> {
 
     /// An object of the relist in progress: held, not visible, until the
     /// relist completes; a later copy replaces an earlier one.
-    pub(super) fn relisted(
+    pub(super) fn relist_apply(
         &mut self,
         index: &mut impl Index<K, C>,
         origin: Origin,
@@ -231,7 +231,7 @@ impl<K: Hash + Eq, C, T: Table<K, C>> Store<K, C, T> {
 
     /// The relist of `origin` is complete: its objects replace the
     /// origin's, then those that vanished are retired.
-    pub(super) fn finish(&mut self, index: &mut impl Index<K, C>, origin: Origin) {
+    pub(super) fn relist_end(&mut self, index: &mut impl Index<K, C>, origin: Origin) {
         let mut fresh = self.pending.remove(&origin).unwrap_or_default();
         let mut old = self.live.remove(&origin).unwrap_or_default();
         for (id, new) in fresh.iter_mut() {
@@ -325,10 +325,10 @@ mod tests {
         store.apply(&mut log, file("other"), "a", Some("o0".to_owned()));
         take(&mut log);
 
-        store.start(&mut log, file("f"));
-        store.relisted(&mut log, file("f"), "a", Some("a1".to_owned()));
-        store.relisted(&mut log, file("f"), "new", Some("n0".to_owned()));
-        store.relisted(&mut log, file("f"), "new", Some("n1".to_owned()));
+        store.relist_start(&mut log, file("f"));
+        store.relist_apply(&mut log, file("f"), "a", Some("a1".to_owned()));
+        store.relist_apply(&mut log, file("f"), "new", Some("n0".to_owned()));
+        store.relist_apply(&mut log, file("f"), "new", Some("n1".to_owned()));
         assert_eq!(
             take(&mut log),
             ["release n0"],
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(store.get(&file("f"), &"a").map(String::as_str), Some("a0"));
         assert_eq!(store.get(&file("f"), &"new"), None, "held, not visible");
 
-        store.finish(&mut log, file("f"));
+        store.relist_end(&mut log, file("f"));
         assert_eq!(
             take(&mut log),
             [
@@ -358,12 +358,12 @@ mod tests {
     fn an_abandoned_relist_is_released_and_an_empty_one_empties_the_origin() {
         let (mut store, mut log): (Store<_, _>, _) = (Store::default(), Log::default());
         store.apply(&mut log, file("f"), "a", Some("a0".to_owned()));
-        store.start(&mut log, file("f"));
-        store.relisted(&mut log, file("f"), "a", Some("a1".to_owned()));
-        store.relisted(&mut log, file("f"), "b", Some("b1".to_owned()));
-        store.relisted(&mut log, file("f"), "b", None);
-        store.start(&mut log, file("f"));
-        store.finish(&mut log, file("f"));
+        store.relist_start(&mut log, file("f"));
+        store.relist_apply(&mut log, file("f"), "a", Some("a1".to_owned()));
+        store.relist_apply(&mut log, file("f"), "b", Some("b1".to_owned()));
+        store.relist_apply(&mut log, file("f"), "b", None);
+        store.relist_start(&mut log, file("f"));
+        store.relist_end(&mut log, file("f"));
         assert_eq!(
             take(&mut log),
             [

@@ -44,7 +44,7 @@ fn handle(
 ) {
     if matches!(
         event,
-        SourceEvent::ResyncEnd { .. } | SourceEvent::Delete { .. }
+        SourceEvent::RelistEnd { .. } | SourceEvent::Delete { .. }
     ) {
         trimmer.freed();
     }

@@ -247,11 +247,11 @@ async fn reconcile(
             );
             handle.abort();
             let origin = Origin::Watch(kind);
-            tx.send(SourceEvent::ResyncStart {
+            tx.send(SourceEvent::RelistStart {
                 origin: origin.clone(),
             })
             .await?;
-            tx.send(SourceEvent::ResyncEnd { origin }).await?;
+            tx.send(SourceEvent::RelistEnd { origin }).await?;
             let target = kind.resource().to_owned();
             tx.send(SourceEvent::Forget { target }).await?;
         }

@@ -67,14 +67,24 @@ pub struct Config {
     pub max_file_size: u64,
 }
 
-/// The source `config` selects: its files (followed with `follow`) when it
-/// names any, else the cluster of the kubeconfig. Its reports keep each
-/// result's message with `keep_messages`.
-pub async fn select(
-    config: &Config,
-    follow: bool,
-    keep_messages: bool,
-) -> Result<Box<dyn Source>, SourceError> {
+/// How a command reads its source.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    /// Keep following changes after the first listing (`serve`), or stop
+    /// there (`summary`). Only files look at it: a watch always follows.
+    pub follow: bool,
+    /// Keep each result's message (`summary --failing`), which `serve` never
+    /// serves.
+    pub keep_messages: bool,
+}
+
+/// The source `config` selects: its files when it names any, else the
+/// cluster of the kubeconfig, read as `reading` says.
+pub async fn select(config: &Config, reading: Reading) -> Result<Box<dyn Source>, SourceError> {
+    let Reading {
+        follow,
+        keep_messages,
+    } = reading;
     if config.files.is_empty() {
         Ok(Box::new(
             kube::KubeSource::connect(config, keep_messages).await?,
@@ -88,7 +98,7 @@ pub async fn select(
 /// source stops.
 struct Closed;
 
-/// Where an object came from. A resync replaces everything of one origin.
+/// Where an object came from. A relist replaces everything of one origin.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// A Kubernetes watch on one kind.
@@ -178,20 +188,20 @@ pub enum SourceEvent {
         /// The deleted object (only its identity is used).
         object: SourceObject,
     },
-    /// A full relist of `origin` begins; objects follow as `ResyncApply`.
-    ResyncStart {
+    /// A full relist of `origin` begins; objects follow as `RelistApply`.
+    RelistStart {
         /// The origin being relisted.
         origin: Origin,
     },
     /// An object of the relist in progress.
-    ResyncApply {
+    RelistApply {
         /// The origin being relisted.
         origin: Origin,
         /// The object.
         object: SourceObject,
     },
     /// The relist is complete: its objects replace the origin's atomically.
-    ResyncEnd {
+    RelistEnd {
         /// The origin being relisted.
         origin: Origin,
     },
@@ -229,9 +239,9 @@ pub enum SourceEvent {
         /// The resource whose watch failed.
         resource: &'static str,
     },
-    /// A watched resource is listed again from scratch (a `ResyncStart`
+    /// A watched resource is listed again from scratch (a `RelistStart`
     /// follows); counted in `policyreport_exporter_relists_total`.
-    Relist {
+    RelistCause {
         /// The resource listed again.
         resource: &'static str,
         /// Why.

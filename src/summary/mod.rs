@@ -24,7 +24,7 @@ use crate::aggregate::{self, Aggregate, FailingEntry, Problem, Publisher};
 use crate::app::{self, AppError, StartConfig};
 use crate::kind::FILE_RESOURCE;
 use crate::policy::Mode;
-use crate::source::{Origin, SourceEvent};
+use crate::source::{self, Origin, SourceEvent};
 
 pub use worklist::{FailingFilter, work_list};
 
@@ -318,7 +318,7 @@ struct FilesSeen(std::collections::BTreeSet<String>);
 
 impl FilesSeen {
     fn observe(&mut self, event: &SourceEvent) {
-        if let SourceEvent::ResyncStart {
+        if let SourceEvent::RelistStart {
             origin: Origin::File(path),
         } = event
         {
@@ -428,14 +428,11 @@ pub async fn run(options: Options) -> Result<u8, SummaryError> {
     let (tx, rx) = mpsc::channel(app::CHANNEL);
     // Markdown always shows the first entries of the work list.
     let work = options.failing.failing || options.output == Output::Markdown;
-    let mut agg = app::start(
-        &options.start,
-        aggregate::Outputs::default(),
-        work,
-        false,
-        tx,
-    )
-    .await?;
+    let reading = source::Reading {
+        follow: false,
+        keep_messages: work,
+    };
+    let mut agg = app::start(&options.start, aggregate::Outputs::default(), reading, tx).await?;
     agg.keep_problems();
     if work {
         agg.keep_failing();

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::contribution::Contribution;
-use super::labels::{ExtraLabel, KIND, LabelOptions, NAMESPACE, RESULT, Row, Rows};
+use super::labels::{ExtraLabel, KIND, LabelOptions, NAMESPACE, RESULT, SampleRow, SampleRows};
 use super::policy_reporter::PolicyReporterTable;
 use super::series::{SLOTS, SeriesCount, SeriesTable, Strings};
 use super::short_list::ShortList;
@@ -202,9 +202,19 @@ impl Reports {
         }
     }
 
-    /// Add a report's counts (`visible`), or take them away: its series,
-    /// Policy Reporter's, its refreshes and its control tallies.
-    pub(super) fn count(&mut self, c: &ReportPart, visible: bool) {
+    /// Add a report's counts: its series, Policy Reporter's, its refreshes
+    /// and its control tallies.
+    pub(super) fn add(&mut self, c: &ReportPart) {
+        self.count(c, true);
+    }
+
+    /// Take a report's counts away, as [`add`](Self::add) added them.
+    pub(super) fn remove(&mut self, c: &ReportPart) {
+        self.count(c, false);
+    }
+
+    /// Add a report's counts (`visible`), or take them away.
+    fn count(&mut self, c: &ReportPart, visible: bool) {
         for s in &c.results {
             if visible {
                 self.series.add(s.series, s.count);
@@ -318,15 +328,15 @@ impl Aggregate {
 }
 
 /// Apply the counting rules to one report: each result counts once per
-/// listed subject, or once when it lists none. Rows come with their label
+/// listed subject, or once when it lists none. SampleRows come with their label
 /// hash, for [`SeriesTable::acquire_hashed`].
 fn count_rows<'a>(
     series: &SeriesTable,
     report: &'a Report,
     namespace: &'a str,
     opts: LabelOptions,
-) -> Vec<Row<'a>> {
-    let mut rows = Rows::new(series);
+) -> Vec<SampleRow<'a>> {
+    let mut rows = SampleRows::new(series);
     let scope_kind = report.scope().map_or("", |s| s.kind);
     let by_kind = opts.has(ExtraLabel::Kind);
     for r in report.results() {

@@ -174,8 +174,8 @@ fn blocked_admissions_survive_expiry_and_relists() {
         origin: ev.clone(),
         object: blocked_event("e3", "u3", "Policy", "require-team", "", json!({})),
     });
-    agg.handle(SourceEvent::ResyncStart { origin: ev.clone() });
-    agg.handle(SourceEvent::ResyncApply {
+    agg.handle(SourceEvent::RelistStart { origin: ev.clone() });
+    agg.handle(SourceEvent::RelistApply {
         origin: ev.clone(),
         object: blocked_event(
             "e1",
@@ -186,7 +186,7 @@ fn blocked_admissions_survive_expiry_and_relists() {
             json!({"series": {"count": 5}}),
         ),
     });
-    agg.handle(SourceEvent::ResyncEnd { origin: ev.clone() });
+    agg.handle(SourceEvent::RelistEnd { origin: ev.clone() });
     assert_eq!(blocked_of(&agg), expected);
     assert_eq!(
         agg.stats().objects["events"],

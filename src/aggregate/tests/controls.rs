@@ -201,15 +201,15 @@ fn relists_activate_in_listing_order() {
     for _ in 0..20 {
         let mut agg = new_agg(LabelOptions::default());
         let f = Origin::File(Arc::from(Path::new("/f.yaml")));
-        agg.handle(SourceEvent::ResyncStart { origin: f.clone() });
+        agg.handle(SourceEvent::RelistStart { origin: f.clone() });
         for (ns, r) in [("q8a", "pass"), ("q8b", "fail")] {
             let results = json!([{"policy": "require-requests-limits", "result": r}]);
-            agg.handle(SourceEvent::ResyncApply {
+            agg.handle(SourceEvent::RelistApply {
                 origin: f.clone(),
                 object: pod_report(ns, "same-uid", results),
             });
         }
-        agg.handle(SourceEvent::ResyncEnd { origin: f });
+        agg.handle(SourceEvent::RelistEnd { origin: f });
         assert_eq!(
             controls_of(&agg),
             BTreeMap::from([ctl("resource-limits", "q8a", "Pod", BAD, 1)])

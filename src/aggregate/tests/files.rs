@@ -31,9 +31,9 @@ fn scan_into(
     let mut seen = Vec::new();
     while let Ok(event) = rx.try_recv() {
         seen.push(match &event {
-            SourceEvent::ResyncStart { origin } => format!("start {origin}"),
-            SourceEvent::ResyncApply { object, .. } => format!("apply {}", object.id().1),
-            SourceEvent::ResyncEnd { origin } => format!("end {origin}"),
+            SourceEvent::RelistStart { origin } => format!("start {origin}"),
+            SourceEvent::RelistApply { object, .. } => format!("apply {}", object.id().1),
+            SourceEvent::RelistEnd { origin } => format!("end {origin}"),
             SourceEvent::Invalid { location, .. } => format!("invalid {location}"),
             other => format!("{other:?}"),
         });

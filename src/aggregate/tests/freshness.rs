@@ -126,8 +126,8 @@ fn freshness_follows_rescans_deletes_and_relists() {
     );
 
     // A relist replaces an origin's reports at once.
-    agg.handle(SourceEvent::ResyncStart { origin: c.clone() });
-    agg.handle(SourceEvent::ResyncApply {
+    agg.handle(SourceEvent::RelistStart { origin: c.clone() });
+    agg.handle(SourceEvent::RelistApply {
         origin: c.clone(),
         object: timed_report("", "cluster", vec![timed("n", "", Some(T - 4 * H))]),
     });
@@ -135,13 +135,13 @@ fn freshness_follows_rescans_deletes_and_relists() {
         freshness_of(&agg)[0],
         row("", "", 1, Some(0), Some(T - 2 * H))
     );
-    agg.handle(SourceEvent::ResyncEnd { origin: c.clone() });
+    agg.handle(SourceEvent::RelistEnd { origin: c.clone() });
     assert_eq!(
         freshness_of(&agg)[0],
         row("", "", 1, Some(1), Some(T - 4 * H))
     );
-    agg.handle(SourceEvent::ResyncStart { origin: c.clone() });
-    agg.handle(SourceEvent::ResyncEnd { origin: c });
+    agg.handle(SourceEvent::RelistStart { origin: c.clone() });
+    agg.handle(SourceEvent::RelistEnd { origin: c });
     assert_eq!(freshness_of(&agg)[0].0, "dev", "the emptied entry is gone");
 }
 

@@ -271,28 +271,28 @@ proptest! {
                     model.remove(&key(o, ns, n));
                 }
                 Op::Relist(o, entries) => {
-                    agg.handle(SourceEvent::ResyncStart { origin: origins[o].clone() });
+                    agg.handle(SourceEvent::RelistStart { origin: origins[o].clone() });
                     model.retain(|(mo, _, _), _| *mo != o);
                     for (ns, n, r) in entries {
-                        agg.handle(SourceEvent::ResyncApply { origin: origins[o].clone(), object: obj(o, ns, n, &r) });
+                        agg.handle(SourceEvent::RelistApply { origin: origins[o].clone(), object: obj(o, ns, n, &r) });
                         model.insert(key(o, ns, n), r);
                     }
-                    agg.handle(SourceEvent::ResyncEnd { origin: origins[o].clone() });
+                    agg.handle(SourceEvent::RelistEnd { origin: origins[o].clone() });
                 }
                 Op::AbandonedRelist(o, entries) => {
                     // A relist interrupted by a new one: only the second counts.
-                    agg.handle(SourceEvent::ResyncStart { origin: origins[o].clone() });
+                    agg.handle(SourceEvent::RelistStart { origin: origins[o].clone() });
                     for (ns, n, r) in entries {
-                        agg.handle(SourceEvent::ResyncApply { origin: origins[o].clone(), object: obj(o, ns, n, &r) });
+                        agg.handle(SourceEvent::RelistApply { origin: origins[o].clone(), object: obj(o, ns, n, &r) });
                     }
-                    agg.handle(SourceEvent::ResyncStart { origin: origins[o].clone() });
+                    agg.handle(SourceEvent::RelistStart { origin: origins[o].clone() });
                     let current: Vec<_> = model.iter().filter(|((mo, _, _), _)| *mo == o)
                         .map(|(k, r)| (k.clone(), r.clone())).collect();
                     for ((_, ns, name), r) in current {
                         let object = object(kind_of(o), &ns, &name, r.json());
-                        agg.handle(SourceEvent::ResyncApply { origin: origins[o].clone(), object });
+                        agg.handle(SourceEvent::RelistApply { origin: origins[o].clone(), object });
                     }
-                    agg.handle(SourceEvent::ResyncEnd { origin: origins[o].clone() });
+                    agg.handle(SourceEvent::RelistEnd { origin: origins[o].clone() });
                 }
             }
             prop_assert_eq!(agg.results_snapshot(), from_scratch(&model));

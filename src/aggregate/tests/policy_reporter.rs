@@ -62,8 +62,8 @@ fn policy_reporter_counts_results_not_subjects() {
         policy_reporter_snapshot(&agg),
         ["prod|p|pass||Other|kyverno 1"]
     );
-    agg.handle(SourceEvent::ResyncStart { origin: W.clone() });
-    agg.handle(SourceEvent::ResyncApply {
+    agg.handle(SourceEvent::RelistStart { origin: W.clone() });
+    agg.handle(SourceEvent::RelistApply {
         origin: W.clone(),
         object: report(json!([{"policy": "p", "result": "warn"}])),
     });
@@ -71,7 +71,7 @@ fn policy_reporter_counts_results_not_subjects() {
         policy_reporter_snapshot(&agg),
         ["prod|p|pass||Other|kyverno 1"]
     );
-    agg.handle(SourceEvent::ResyncEnd { origin: W.clone() });
+    agg.handle(SourceEvent::RelistEnd { origin: W.clone() });
     assert_eq!(policy_reporter_snapshot(&agg), ["prod|p|warn||Other| 1"]);
     agg.handle(SourceEvent::Delete {
         origin: W.clone(),

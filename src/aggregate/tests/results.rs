@@ -171,14 +171,14 @@ fn relist_replaces_atomically_and_drops_what_vanished() {
             object(Kind::PolicyReport, "a", n, body("fail")),
         );
     }
-    agg.handle(SourceEvent::ResyncStart { origin: W });
-    agg.handle(SourceEvent::ResyncApply {
+    agg.handle(SourceEvent::RelistStart { origin: W });
+    agg.handle(SourceEvent::RelistApply {
         origin: W,
         object: object(Kind::PolicyReport, "a", "1", body("pass")),
     });
     // Nothing of the relist is visible before it completes.
     assert_eq!(snapshot(&agg), vec![("a|p||||fail".into(), 3)]);
-    agg.handle(SourceEvent::ResyncEnd { origin: W });
+    agg.handle(SourceEvent::RelistEnd { origin: W });
     assert_eq!(snapshot(&agg), vec![("a|p||||pass".into(), 1)]);
     assert_eq!(agg.stats().objects["policyreports.wgpolicyk8s.io"], 1);
     assert_eq!(agg.series_count(), 1);
@@ -194,19 +194,19 @@ fn relists_of_other_origins_are_independent() {
         &W,
         object(Kind::PolicyReport, "a", "1", body.clone()),
     );
-    agg.handle(SourceEvent::ResyncStart { origin: f.clone() });
-    agg.handle(SourceEvent::ResyncApply {
+    agg.handle(SourceEvent::RelistStart { origin: f.clone() });
+    agg.handle(SourceEvent::RelistApply {
         origin: f.clone(),
         object: object(Kind::PolicyReport, "a", "1", body),
     });
-    agg.handle(SourceEvent::ResyncEnd { origin: f.clone() });
+    agg.handle(SourceEvent::RelistEnd { origin: f.clone() });
     assert_eq!(
         snapshot(&agg),
         vec![("a|p||||pass".into(), 2)],
         "same name, two origins"
     );
-    agg.handle(SourceEvent::ResyncStart { origin: f.clone() });
-    agg.handle(SourceEvent::ResyncEnd { origin: f });
+    agg.handle(SourceEvent::RelistStart { origin: f.clone() });
+    agg.handle(SourceEvent::RelistEnd { origin: f });
     assert_eq!(snapshot(&agg), vec![("a|p||||pass".into(), 1)]);
 }
 

@@ -335,8 +335,8 @@ impl FilesSource {
         for path in gone {
             if let Some(known) = self.known.remove(&path) {
                 debug!(path = %path.display(), "file removed");
-                let _ = self.resync_start(&known.origin).and_then(|()| {
-                    self.send(SourceEvent::ResyncEnd {
+                let _ = self.relist_start(&known.origin).and_then(|()| {
+                    self.send(SourceEvent::RelistEnd {
                         origin: known.origin,
                     })
                 });
@@ -361,7 +361,7 @@ impl FilesSource {
                         None => Origin::File(Arc::from(path.as_path())),
                     };
                     current = Some(origin.clone());
-                    if self.resync_start(&origin).is_err() {
+                    if self.relist_start(&origin).is_err() {
                         return false;
                     }
                     origin
@@ -369,14 +369,14 @@ impl FilesSource {
             };
             let sent = match step {
                 Step::Parsed(Parsed::Object(object)) => {
-                    self.send(SourceEvent::ResyncApply { origin, object })
+                    self.send(SourceEvent::RelistApply { origin, object })
                 }
                 Step::Parsed(Parsed::Bad(bad)) => self.send(SourceEvent::Invalid {
                     resource: bad.kind.resource(),
                     location: path.display().to_string(),
                     reason: bad.reason,
                 }),
-                Step::Parsed(Parsed::Restart) => self.resync_start(&origin),
+                Step::Parsed(Parsed::Restart) => self.relist_start(&origin),
                 Step::End(result) => {
                     current = None;
                     self.known.insert(
@@ -407,14 +407,14 @@ impl FilesSource {
                 location: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            self.resync_start(&origin)?;
+            self.relist_start(&origin)?;
         }
-        self.send(SourceEvent::ResyncEnd { origin })
+        self.send(SourceEvent::RelistEnd { origin })
     }
 
     /// Begin a relist of `origin`; a relist already begun is dropped.
-    fn resync_start(&self, origin: &Origin) -> Result<(), Closed> {
-        self.send(SourceEvent::ResyncStart {
+    fn relist_start(&self, origin: &Origin) -> Result<(), Closed> {
+        self.send(SourceEvent::RelistStart {
             origin: origin.clone(),
         })
     }

@@ -1,4 +1,4 @@
-//! The list-then-watch loop of one kind: each list streamed as a resync,
+//! The list-then-watch loop of one kind: each list streamed as a relist,
 //! watches resumed from the last resourceVersion seen, a relist after a
 //! 410, a failed list and every `--relist-interval`, and failures logged
 //! without flooding.
@@ -25,7 +25,7 @@ use crate::source::{Closed, Origin, RelistReason, SourceEvent, SourceObject};
 
 /// Watch one kind until the aggregator goes away. Every list (the first,
 /// after a 410, after a failed list, and every `relist_interval`) arrives as
-/// `ResyncStart`, `ResyncApply`… and `ResyncEnd`, replacing the kind's
+/// `RelistStart`, `RelistApply`… and `RelistEnd`, replacing the kind's
 /// objects atomically; the first completed list also reports the kind as
 /// synced. Lists and watches carry the row's field selector (Events: reason
 /// `PolicyViolation`) and ask for metadata only where the row says so.
@@ -127,7 +127,7 @@ async fn forward<K>(
                 "listing again"
             );
             if watch
-                .send(SourceEvent::Relist { resource, reason })
+                .send(SourceEvent::RelistCause { resource, reason })
                 .await
                 .is_err()
             {
@@ -201,18 +201,18 @@ where
         self.backoff.next().unwrap_or(Duration::from_secs(30))
     }
 
-    /// List the kind, streamed as `ResyncStart`, `ResyncApply`… and
-    /// `ResyncEnd`: the resourceVersion to watch from, or, when the list
+    /// List the kind, streamed as `RelistStart`, `RelistApply`… and
+    /// `RelistEnd`: the resourceVersion to watch from, or, when the list
     /// failed, why to list again (once the backoff has passed).
     async fn list(&mut self) -> Result<Result<String, RelistReason>, Closed> {
         let (kind, wrap) = (self.kind, self.wrap);
         let origin = Origin::Watch(kind);
-        let start = SourceEvent::ResyncStart {
+        let start = SourceEvent::RelistStart {
             origin: origin.clone(),
         };
         self.send(start).await?;
         let list_origin = origin.clone();
-        let wrap_item = |o: K| SourceEvent::ResyncApply {
+        let wrap_item = |o: K| SourceEvent::RelistApply {
             origin: list_origin.clone(),
             object: wrap(kind, o),
         };
@@ -242,7 +242,7 @@ where
             }
         };
         self.backoff.reset();
-        let end = SourceEvent::ResyncEnd { origin };
+        let end = SourceEvent::RelistEnd { origin };
         self.send(end).await?;
         self.progressed().await?;
         Ok(Ok(version))

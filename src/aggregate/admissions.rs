@@ -223,19 +223,19 @@ impl Aggregate {
 
     /// A relist of `origin` begins (for Events); an unfinished one is
     /// abandoned.
-    pub(super) fn start_admission_resync(&mut self, origin: Origin) {
-        self.with_events(|store, index| store.start(index, origin));
+    pub(super) fn admission_relist_start(&mut self, origin: Origin) {
+        self.with_events(|store, index| store.relist_start(index, origin));
     }
 
     /// An Event of the relist of `origin` in progress.
-    pub(super) fn resync_admission(&mut self, origin: Origin, object: &SourceObject) {
+    pub(super) fn admission_relist_apply(&mut self, origin: Origin, object: &SourceObject) {
         let (id, new) = self.prepare_event(&origin, object);
-        self.with_events(|store, index| store.relisted(index, origin, id, Some(new)));
+        self.with_events(|store, index| store.relist_apply(index, origin, id, Some(new)));
     }
 
     /// The relist of `origin` is complete: its Events replace the origin's.
-    pub(super) fn finish_admission_resync(&mut self, origin: Origin) {
-        self.with_events(|store, index| store.finish(index, origin));
+    pub(super) fn admission_relist_end(&mut self, origin: Origin) {
+        self.with_events(|store, index| store.relist_end(index, origin));
     }
 
     /// An Event's identity and what it adds (admissions are scoped by the
