@@ -100,7 +100,7 @@ fn a_live_admission_event_keeps_at_most_128_bytes() {
     drop(aggregate);
 }
 
-/// What a report keeps, measured at 10k reports: 534 bytes (the map entry of
+/// What a report keeps, measured at 10k reports: 523 bytes (the map entry of
 /// its identity and contribution; its series ids and counts and its
 /// freshness pair; for a Pod, its three control deltas and tallies;
 /// docs/operations.md breaks it down). `HEAP_REPORTS=200000 cargo test
@@ -132,7 +132,7 @@ fn a_report_keeps_at_most_544_bytes_of_heap() {
     if n == 10_000 {
         assert!(
             per_report <= REPORT_HEAP,
-            "{per_report:.1} bytes per report, measured 534 (≤ {REPORT_HEAP})"
+            "{per_report:.1} bytes per report, measured 523 (≤ {REPORT_HEAP})"
         );
     }
     drop(aggregate);
