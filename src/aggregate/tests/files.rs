@@ -5,22 +5,8 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::kind::FILE_RESOURCE;
+use crate::source::files::tests::{kubectl_list, report_json};
 use crate::source::files::{Files, FilesSource};
-
-/// A report as kubectl prints it: `kind` after the other fields.
-fn report_json(ns: &str, name: &str, outcome: &str) -> String {
-    format!(
-        r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","metadata":{{"name":"{name}","namespace":"{ns}"}},"results":[{{"policy":"p","result":"{outcome}"}}],"kind":"PolicyReport"}}"#
-    )
-}
-
-/// A `kubectl get -o json` List: `items` first, `kind: List` last.
-fn kubectl_list(items: &[String]) -> String {
-    format!(
-        r#"{{"apiVersion":"v1","items":[{}],"kind":"List","metadata":{{"resourceVersion":""}}}}"#,
-        items.join(",")
-    )
-}
 
 fn scan_into(
     source: &mut FilesSource,

@@ -444,4 +444,4 @@ fn has_report_extension(path: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

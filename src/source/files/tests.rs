@@ -244,14 +244,14 @@ fn messages_are_kept_on_every_decoding_path_when_asked() {
 }
 
 /// A report as kubectl prints it: `kind` after the other fields.
-fn report_json(ns: &str, name: &str, outcome: &str) -> String {
+pub(crate) fn report_json(ns: &str, name: &str, outcome: &str) -> String {
     format!(
         r#"{{"apiVersion":"wgpolicyk8s.io/v1alpha2","metadata":{{"name":"{name}","namespace":"{ns}"}},"results":[{{"policy":"p","result":"{outcome}"}}],"kind":"PolicyReport"}}"#
     )
 }
 
 /// A `kubectl get -o json` List: `items` first, `kind: List` last.
-fn kubectl_list(items: &[String]) -> String {
+pub(crate) fn kubectl_list(items: &[String]) -> String {
     format!(
         r#"{{"apiVersion":"v1","items":[{}],"kind":"List","metadata":{{"resourceVersion":""}}}}"#,
         items.join(",")
