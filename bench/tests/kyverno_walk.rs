@@ -1236,9 +1236,7 @@ fn the_rollout_guide_walked_with_real_kyverno() -> Result<()> {
         ensure!(truth.verdict(p) == want, "{}: {}", p.name, truth.verdict(p));
     }
     truth.remember_failures();
-    let dir = tmp.path().join("snapshot");
-    c.snapshot(&dir)?;
-    crosscheck(&dir, &e.metrics()?).map_err(|err| anyhow!("cross-check: {err}"))?;
+    crosschecked(&c, &e, &tmp.path().join("snapshot"))?;
 
     // Offline: the CLI on the same policies and Pod manifests.
     let cli_dir = tmp.path().join("cli");
@@ -1410,11 +1408,24 @@ fn the_rollout_guide_walked_with_real_kyverno() -> Result<()> {
             truth.verdict(p)
         );
     }
-    let dir = tmp.path().join("snapshot-enforced");
-    c.snapshot(&dir)?;
-    crosscheck(&dir, &e.metrics()?).map_err(|err| anyhow!("cross-check: {err}"))?;
+    crosschecked(&c, &e, &tmp.path().join("snapshot-enforced"))?;
     eprintln!("the walk took {:.0?}", walk.elapsed());
     Ok(())
+}
+
+/// The exporter's families equal the independent count of a snapshot of
+/// the cluster in `dir`. Retried with a new snapshot and scrape: Kyverno's
+/// background scan rewrites the reports' timestamps (every 30 s here), so a
+/// snapshot and a scrape taken across a rescan differ in the freshness
+/// families.
+fn crosschecked(c: &RealCluster, e: &Exporter, dir: &Path) -> Result<()> {
+    eventually("the independent count of a snapshot", SETTLE, POLL, || {
+        let _ = std::fs::remove_dir_all(dir);
+        c.snapshot(dir).map_err(|e| e.to_string())?;
+        let metrics = e.metrics().map_err(|e| e.to_string())?;
+        crosscheck(dir, &metrics).map(drop)
+    })
+    .map_err(|err| anyhow!("cross-check: {err}"))
 }
 
 // ------------------------------------------------------------------ fixtures
